@@ -1,0 +1,42 @@
+"""Run the embedded registry standalone: ``python -m mesh.registry --http-port 8500``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from ._server import Registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh.registry",
+        description="A Consul-compatible registry on loopback; runs until interrupted.",
+    )
+    parser.add_argument("--http-port", type=int, default=8500, help="HTTP API port (default 8500)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--node", default="workbench", help="node name (default workbench)")
+    parser.add_argument("--datacenter", default="dc1", help="datacenter name (default dc1)")
+    args = parser.parse_args(argv)
+    registry = Registry(http_port=args.http_port, host=args.host, node_name=args.node,
+                        datacenter=args.datacenter)
+    try:
+        registry.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.http_port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"registry: HTTP API on {registry.url} (export CONSUL_HTTP_ADDR={registry.http_address})",
+          flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    registry.stop()
+    print("registry: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
