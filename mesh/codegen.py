@@ -1,11 +1,11 @@
-"""Generate the Python gRPC stubs in ``mesh/_pb`` from the ``.proto`` files in ``protos/``.
+"""Generate the Python gRPC stubs in ``mesh/pb`` from the ``.proto`` files in ``protos/``.
 
 Run ``python -m mesh.codegen`` after editing a proto. The stubs are committed so that an
 installed package works without grpcio-tools at build time; ``tests/test_codegen.py`` proves
 that regenerating changes nothing.
 
-The proto files are mapped onto the virtual path ``mesh/_pb`` so that the generated
-``*_pb2_grpc.py`` imports its sibling as ``from mesh._pb import x_pb2`` instead of the
+The proto files are mapped onto the virtual path ``mesh/pb`` so that the generated
+``*_pb2_grpc.py`` imports its sibling as ``from mesh.pb import x_pb2`` instead of the
 top-level ``import x_pb2`` that plain ``protoc`` writes.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
-PACKAGE_DIR = "mesh/_pb"
+PACKAGE_DIR = "mesh/pb"
 
 
 def proto_files(proto_dir: Path = PROTO_DIR) -> list[Path]:

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from mesh._pb import greeter_pb2 as mesh_dot___pb_dot_greeter__pb2
+from mesh.pb import greeter_pb2 as mesh_dot_pb_dot_greeter__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in mesh/_pb/greeter_pb2_grpc.py depends on'
+        + ' but the generated code in mesh/pb/greeter_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,8 +37,8 @@ class GreeterStub:
         """
         self.SayHello = channel.unary_unary(
                 '/Greeter/SayHello',
-                request_serializer=mesh_dot___pb_dot_greeter__pb2.HelloRequest.SerializeToString,
-                response_deserializer=mesh_dot___pb_dot_greeter__pb2.HelloReply.FromString,
+                request_serializer=mesh_dot_pb_dot_greeter__pb2.HelloRequest.SerializeToString,
+                response_deserializer=mesh_dot_pb_dot_greeter__pb2.HelloReply.FromString,
                 _registered_method=True)
 
 
@@ -58,8 +58,8 @@ def add_GreeterServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SayHello': grpc.unary_unary_rpc_method_handler(
                     servicer.SayHello,
-                    request_deserializer=mesh_dot___pb_dot_greeter__pb2.HelloRequest.FromString,
-                    response_serializer=mesh_dot___pb_dot_greeter__pb2.HelloReply.SerializeToString,
+                    request_deserializer=mesh_dot_pb_dot_greeter__pb2.HelloRequest.FromString,
+                    response_serializer=mesh_dot_pb_dot_greeter__pb2.HelloReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,8 +88,8 @@ class Greeter:
             request,
             target,
             '/Greeter/SayHello',
-            mesh_dot___pb_dot_greeter__pb2.HelloRequest.SerializeToString,
-            mesh_dot___pb_dot_greeter__pb2.HelloReply.FromString,
+            mesh_dot_pb_dot_greeter__pb2.HelloRequest.SerializeToString,
+            mesh_dot_pb_dot_greeter__pb2.HelloReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,117 @@
+"""One replica of a service: a real ``grpc.server`` on loopback with the standard health service.
+
+A stopped ``grpc.server`` cannot be started again, so every (re)start builds a new server object
+and thread pool. ``SO_REUSEPORT`` is turned off so that a revived instance either gets its old
+port back or fails loudly, instead of silently sharing a port with another server.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .services import ServiceKind
+
+SERVED_BY = "x-served-by"
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+class _ServedBy(grpc.ServerInterceptor):
+    """Send ``x-served-by: <instance id>`` in the initial metadata and count served calls."""
+
+    def __init__(self, instance: Instance):
+        self._instance = instance
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(_HEALTH_PREFIX):
+            return handler
+        if handler.unary_unary is None:
+            return handler
+        inner, instance = handler.unary_unary, self._instance
+
+        def behaviour(request, context):
+            context.send_initial_metadata(((SERVED_BY, instance.id),))
+            instance._count()
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class Instance:
+    """A replica of ``kind`` listening on ``host``; its port is kept across kill and revive."""
+
+    def __init__(self, kind: ServiceKind, number: int, host: str = "127.0.0.1", max_workers: int = 8):
+        self.kind = kind
+        self.id = f"{kind.name}-{number}"
+        self.host = host
+        self.port = 0
+        self.max_workers = max_workers
+        self.served = 0
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.health: health.HealthServicer | None = None
+
+    @property
+    def service(self) -> str:
+        return self.kind.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def _count(self) -> None:
+        with self._lock:
+            self.served += 1
+
+    def start(self) -> Instance:
+        """Serve on the instance's port (an ephemeral one the first time). Raise OSError if taken."""
+        if self._server is not None:
+            raise RuntimeError(f"{self.id} is already running")
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc")
+        server = grpc.server(pool, interceptors=[_ServedBy(self)], options=[("grpc.so_reuseport", 0)])
+        self.kind.add_to_server(self.kind.servicer(), server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        try:
+            port = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError as exc:  # grpcio raises when it cannot bind
+            port, reason = 0, str(exc)
+        else:
+            reason = "address in use?"
+        if port == 0:
+            server.stop(None)
+            pool.shutdown(wait=True)
+            raise OSError(f"{self.id} cannot listen on {self.host}:{self.port}: {reason}")
+        server.start()
+        for name in ("", self.kind.grpc_service):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.port, self._server, self._pool, self.health = port, server, pool, health_servicer
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving. ``grace=None`` aborts in-flight calls at once, as a crash would."""
+        server, pool = self._server, self._pool
+        if server is None:
+            return
+        self._server = self._pool = None
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()
+        server.stop(grace).wait()
+        pool.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Instance {self.id} {self.address} {state}>"

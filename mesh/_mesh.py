@@ -1,0 +1,244 @@
+"""``Mesh``: replicas of services as real gRPC servers in this process, registered and discovered.
+
+Every instance listens on its own loopback port, serves ``grpc.health.v1``, and is registered with
+a gRPC health check that the registry runs. Clients find instances only through the registry.
+
+A notebook cell that builds ``Mesh(...)`` again stops the previous mesh of the same name first, so
+re-running cells leaks no ports, threads or registrations.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import consul
+
+from ._channel import BalancedChannel
+from ._instance import Instance
+from .discovery import Discovery, Endpoint
+from .policies import Balancer
+from .registry import Registry
+from .services import KINDS, ServiceKind
+
+_live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MeshEvent:
+    """Something the mesh did to an instance, with the monotonic time it happened."""
+
+    time: float
+    action: str
+    instance: str
+
+
+class Mesh:
+    """Replicas of services, a registry they register with, and clients that discover them.
+
+    ``Mesh({"greeter": 3})`` starts an embedded registry and three Greeter replicas. Pass
+    ``registry=`` a running :class:`Registry` or the ``host:port`` of a Consul agent to use that
+    instead (the mesh then leaves it running when it stops).
+    """
+
+    def __init__(self, services: Mapping[str, int] | None = None, *,
+                 registry: Registry | str | None = None, name: str = "default",
+                 check_interval: str = "1s", check_timeout: str = "1s"):
+        with _live_lock:
+            previous = _live.get(name)
+        if previous is not None:
+            previous.stop()
+        self.name = name
+        self.check_interval = check_interval
+        self.check_timeout = check_timeout
+        self.events: list[MeshEvent] = []
+        self._instances: dict[str, Instance] = {}
+        self._clients: list[BalancedChannel] = []
+        self._stopped = False
+        self._owns_registry = registry is None
+        if registry is None:
+            registry = Registry().start()
+        self.registry = registry
+        if isinstance(registry, Registry):
+            host, port = registry.host, registry.http_port
+        else:
+            host, _, port_text = registry.rpartition(":")
+            port = int(port_text)
+        self.consul = consul.Consul(host=host, port=port)
+        self.discovery = Discovery(self.consul)
+        with _live_lock:
+            _live[name] = self
+        try:
+            for service, replicas in (services or {}).items():
+                self.add_service(service, replicas)
+        except BaseException:
+            self.stop()
+            raise
+
+    # -- instances ------------------------------------------------------------------------------
+    def add_service(self, service: str | ServiceKind, replicas: int = 1) -> list[Instance]:
+        """Start ``replicas`` more instances of a service and register each one."""
+        kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
+        if kind is None:
+            raise KeyError(f"unknown service {service!r}; known: {sorted(KINDS)}")
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas}")
+        existing = sum(1 for i in self._instances.values() if i.kind.name == kind.name)
+        started = []
+        for number in range(existing + 1, existing + replicas + 1):
+            instance = Instance(kind, number).start()
+            self._instances[instance.id] = instance
+            self._register(instance)
+            self._log("start", instance)
+            started.append(instance)
+        return started
+
+    def _register(self, instance: Instance) -> None:
+        self.consul.agent.service.register(
+            instance.service, service_id=instance.id, address=instance.host, port=instance.port,
+            tags=["workbench"], meta={"mesh": self.name},
+            check=consul.Check.grpc(instance.address, self.check_interval,
+                                    timeout=self.check_timeout),
+        )
+
+    def instances(self, service: str | None = None) -> list[Instance]:
+        return [i for i in self._instances.values() if service is None or i.service == service]
+
+    def instance(self, ref: str | Instance) -> Instance:
+        key = ref.id if isinstance(ref, Instance) else ref
+        try:
+            return self._instances[key]
+        except KeyError:
+            raise KeyError(f"no instance {key!r}; the mesh has {sorted(self._instances)}") from None
+
+    def kill(self, ref: str | Instance) -> Instance:
+        """Stop an instance hard, as a crash would: it stays registered until its check fails."""
+        instance = self.instance(ref)
+        instance.stop(grace=None)
+        self._log("kill", instance)
+        return instance
+
+    def revive(self, ref: str | Instance) -> Instance:
+        """Start a killed instance again on the same address; its check finds it healthy again."""
+        instance = self.instance(ref)
+        if not instance.running:
+            instance.start()
+        self._log("revive", instance)
+        return instance
+
+    def _log(self, action: str, instance: Instance) -> None:
+        self.events.append(MeshEvent(time.monotonic(), action, instance.id))
+
+    # -- discovery and calls --------------------------------------------------------------------
+    def client(self, service: str, balancer: Balancer | None = None):
+        """Return a generated stub whose calls are balanced over the passing instances."""
+        kind = KINDS.get(service) or next(
+            (i.kind for i in self._instances.values() if i.service == service), None)
+        if kind is None:
+            raise KeyError(f"no stub known for service {service!r}")
+        channel = BalancedChannel(self.discovery.watch(service), balancer)
+        self._clients.append(channel)
+        return kind.stub(channel)
+
+    def passing(self, service: str) -> list[str]:
+        """Return the ids of the instances discovery currently reports passing."""
+        return [e.id for e in self.discovery.endpoints(service)]
+
+    def endpoints(self, service: str) -> tuple[Endpoint, ...]:
+        return self.discovery.endpoints(service)
+
+    def health(self, service: str | None = None) -> list[dict]:
+        """Return one row per instance: id, address, whether it runs, and its checks' status."""
+        rows = []
+        for name in sorted({i.service for i in self.instances(service)}):
+            _, entries = self.consul.health.service(name)
+            status = {e["Service"]["ID"]: e["Checks"] for e in entries}
+            for instance in self.instances(name):
+                checks = [c for c in status.get(instance.id, []) if c["ServiceID"]]
+                rows.append({
+                    "instance": instance.id,
+                    "address": instance.address,
+                    "running": instance.running,
+                    "status": checks[0]["Status"] if checks else "deregistered",
+                    "output": checks[0]["Output"] if checks else "",
+                })
+        return rows
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 15.0,
+                   poll: float = 0.02) -> float:
+        """Wait until ``condition()`` holds; return the seconds waited, or raise TimeoutError."""
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"condition not met within {timeout:g} s")
+            time.sleep(poll)
+        return time.monotonic() - start
+
+    def wait_until_passing(self, service: str | None = None, timeout: float = 15.0) -> float:
+        """Wait until discovery reports every running instance passing; return seconds waited."""
+        names = sorted({i.service for i in self.instances(service)})
+
+        def all_passing() -> bool:
+            return all(
+                {i.id for i in self.instances(n) if i.running} <= set(self.passing(n)) for n in names
+            )
+
+        return self.wait_until(all_passing, timeout)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Close clients, deregister and stop every instance, stop watches and an owned registry."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for channel in self._clients:
+            channel.close()
+        self._clients.clear()
+        self.discovery.request_stop()
+        for instance in self._instances.values():
+            try:
+                self.consul.agent.service.deregister(instance.id)
+            except Exception:  # the registry may already be gone; the instance must still stop
+                pass
+            instance.stop(grace=None)
+        if self._owns_registry and isinstance(self.registry, Registry):
+            self.registry.stop()
+        self.discovery.stop()
+        self.consul.http.session.close()
+        with _live_lock:
+            if _live.get(self.name) is self:
+                del _live[self.name]
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else "running"
+        counts: dict[str, int] = {}
+        for instance in self._instances.values():
+            counts[instance.service] = counts.get(instance.service, 0) + instance.running
+        services = ", ".join(f"{n}: {c} running" for n, c in counts.items()) or "no services"
+        return f"<Mesh {self.name!r} {state}; {services}; registry {self.registry}>"
+
+
+def stop_all(meshes: Iterable[Mesh] | None = None) -> None:
+    """Stop every live mesh (run at interpreter exit)."""
+    with _live_lock:
+        targets = list(meshes if meshes is not None else _live.values())
+    for mesh in targets:
+        mesh.stop()
+
+
+atexit.register(stop_all)

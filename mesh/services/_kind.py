@@ -1,0 +1,23 @@
+"""What the mesh needs to know to serve, register and call one kind of service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServiceKind:
+    """A gRPC service as the mesh deploys it.
+
+    ``name`` is the name instances register under (``greeter``); ``grpc_service`` is the proto's
+    full service name (``Greeter``), which the health service reports on; ``servicer`` builds a
+    fresh servicer for each instance; ``add_to_server`` and ``stub`` are the generated helpers.
+    """
+
+    name: str
+    grpc_service: str
+    servicer: Callable[[], Any]
+    add_to_server: Callable[[Any, Any], None]
+    stub: type

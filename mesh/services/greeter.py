@@ -1,0 +1,29 @@
+"""The chapter's Greeter service (section 6.6.4), with the printed sample's defects corrected.
+
+The chapter subclasses ``ServerInterfaceServicer`` and sets a field ``int = 24``; the proto it
+compiles generates ``GreeterServicer`` and names the field ``age``.
+"""
+
+from __future__ import annotations
+
+from mesh.pb import greeter_pb2, greeter_pb2_grpc
+
+from ._kind import ServiceKind
+
+
+class GreeterServicer(greeter_pb2_grpc.GreeterServicer):
+    """Answer SayHello with the chapter's reply, greeting the caller by name."""
+
+    def SayHello(self, request: greeter_pb2.HelloRequest, context) -> greeter_pb2.HelloReply:
+        return greeter_pb2.HelloReply(
+            id=1234, name=request.name or "Jason", age=24, title=["apple", "purple"]
+        )
+
+
+GREETER = ServiceKind(
+    name="greeter",
+    grpc_service="Greeter",
+    servicer=GreeterServicer,
+    add_to_server=greeter_pb2_grpc.add_GreeterServicer_to_server,
+    stub=greeter_pb2_grpc.GreeterStub,
+)

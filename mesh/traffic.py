@@ -1,0 +1,47 @@
+"""Send calls through a client and record, for each one, who answered and how it ended."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from ._instance import SERVED_BY
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call: the instance that served it ('' if none did), its status code, its latency."""
+
+    served_by: str
+    code: str
+    latency: float
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+def burst(method: Callable[..., Any], request: Any, calls: int = 30,
+          timeout: float = 2.0) -> list[CallRecord]:
+    """Make ``calls`` sequential calls of a stub method and return one record per call."""
+    records = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        try:
+            _, call = method.with_call(request, timeout=timeout)
+            served = dict(call.initial_metadata()).get(SERVED_BY, "")
+            code = "OK"
+        except grpc.RpcError as exc:
+            served, code = "", exc.code().name
+        records.append(CallRecord(served, code, time.perf_counter() - start))
+    return records
+
+
+def tally(records: Iterable[CallRecord]) -> Counter:
+    """Count calls by the instance that served them; failed calls count under their status code."""
+    return Counter(r.served_by if r.ok else r.code for r in records)
