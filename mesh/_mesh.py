@@ -10,6 +10,7 @@ re-running cells leaks no ports, threads or registrations.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import weakref
@@ -201,10 +202,9 @@ class Mesh:
         self._clients.clear()
         self.discovery.request_stop()
         for instance in self._instances.values():
-            try:
+            # The registry may already be gone; the instance must stop all the same.
+            with contextlib.suppress(Exception):
                 self.consul.agent.service.deregister(instance.id)
-            except Exception:  # the registry may already be gone; the instance must still stop
-                pass
             instance.stop(grace=None)
         if self._owns_registry and isinstance(self.registry, Registry):
             self.registry.stop()

@@ -166,10 +166,8 @@ class ConsulAPI:
             if kind != "ttl" and not c.get("Interval"):
                 raise DecodeError("Invalid check: Interval must be > 0 for Script, HTTP, H2PING, "
                                   "TCP or UDP checks")
-            if len(definitions) == 1:
-                default_id = f"service:{service.id}"
-            else:
-                default_id = f"service:{service.id}:{i + 1}"
+            suffix = "" if len(definitions) == 1 else f":{i + 1}"
+            default_id = f"service:{service.id}{suffix}"
             checks.append(Check(
                 node=self.catalog.node.name, check_id=c.get("CheckID") or default_id,
                 name=c.get("Name") or f"Service '{name}' check", status=c.get("Status") or CRITICAL,
