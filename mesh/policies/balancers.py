@@ -21,8 +21,8 @@ class Balancer(Protocol):
 class RoundRobin:
     """Take the instances in turn.
 
-    The position is kept across changes of the instance list, so an instance that leaves does not
-    make the rotation restart at the first instance (which would overload it).
+    The position is a counter taken modulo the current number of instances, so a change of the
+    list shifts the rotation but never resets it to the first instance on every change.
     """
 
     def __init__(self) -> None:

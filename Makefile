@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make lab` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JUPYTER_ARGS ?=
+
+.PHONY: setup lab test lint protos lock bench clean
+
+# Re-installs only when the project's requirements change, so repeated runs are fast.
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed; found $$($(PYTHON) --version)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	cd notebooks && ../$(BIN)/jupyter lab 00-tour.ipynb $(JUPYTER_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+# Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
+protos: setup
+	$(BIN)/python -m mesh.codegen
+
+# Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
+lock: setup
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 \
+		--no-header --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
+		-o binder/requirements.txt
+
+bench: setup
+	@echo "benchmarks: see bench/README.md"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

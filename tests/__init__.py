@@ -1,0 +1,1 @@
+"""Tests of the workbench: real servers on loopback sockets."""

@@ -1,0 +1,72 @@
+"""Shared fixtures: a running embedded registry, its py-consul client, and leak probes."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import consul
+import psutil
+import pytest
+
+from mesh.registry import Registry
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    with Registry(seed=7) as reg:
+        yield reg
+
+
+@pytest.fixture
+def client(registry: Registry) -> Iterator[consul.Consul]:
+    c = registry.client()
+    yield c
+    c.http.session.close()
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0, poll: float = 0.02) -> float:
+    """Wait for ``condition()``; return the seconds it took, or fail the test."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(poll)
+    return time.monotonic() - start
+
+
+def listening_ports() -> set[int]:
+    """Return the TCP ports this process listens on."""
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp") if c.status == "LISTEN"}
+
+
+def thread_names() -> set[str]:
+    return {t.name for t in threading.enumerate()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TcpListener:
+    """A real TCP server socket that accepts and drops connections, for TCP checks."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def tcp_listener() -> Iterator[TcpListener]:
+    listener = TcpListener()
+    yield listener
+    listener.close()
