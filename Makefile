@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JUPYTER_ARGS ?=
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup lab test lint protos lock bench clean
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 lab: setup
-	cd notebooks && ../$(BIN)/jupyter lab 00-tour.ipynb $(JUPYTER_ARGS)
+	cd notebooks && ../$(BIN)/jupyter lab 00-tour.ipynb $(ROOT_FLAG) $(JUPYTER_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+from IPython.display import HTML
 
 from .traffic import CallRecord, burst, tally
 
@@ -100,7 +101,7 @@ class HealthTimeline:
         return ax
 
 
-def health_table(rows: list[dict]) -> widgets.HTML:
+def health_html(rows: list[dict]) -> str:
     """Return an HTML table of :meth:`Mesh.health` rows, coloured by status."""
     cells = []
     for r in rows:
@@ -112,7 +113,12 @@ def health_table(rows: list[dict]) -> widgets.HTML:
             f"<td><small>{html.escape(r['output'][:90])}</small></td></tr>"
         )
     head = "<tr><th>instance</th><th>address</th><th>process</th><th>check</th><th>output</th></tr>"
-    return widgets.HTML(f"<table>{head}{''.join(cells)}</table>")
+    return f"<table>{head}{''.join(cells)}</table>"
+
+
+def health_table(rows: list[dict]) -> HTML:
+    """Return :meth:`Mesh.health` rows as a table that a notebook displays (and saves)."""
+    return HTML(health_html(rows))
 
 
 class TourPanel(widgets.VBox):
@@ -147,7 +153,7 @@ class TourPanel(widgets.VBox):
         if self.mesh.stopped:
             self._watch.unsubscribe(self._refresh)
             return
-        self._table.value = health_table(self.mesh.health(self.service)).value
+        self._table.value = health_html(self.mesh.health(self.service))
 
     def send(self) -> Counter:
         """Send the calls, redraw the bar chart, and return the tally."""
