@@ -40,11 +40,11 @@ def test_register_lists_and_deregister_removes(client):
     assert (service["Address"], service["Port"]) == ("127.0.0.1", 5001)
     assert service["Tags"] == ["v1"] and service["Meta"] == {"zone": "a"}
     assert service["Weights"] == {"Passing": 3, "Warning": 1}
-    assert client.catalog.services()[1] == {"greeter": ["v1"]}
+    assert client.catalog.services()[1] == {"consul": [], "greeter": ["v1"]}
 
     assert client.agent.service.deregister("greeter-a") is True
     assert client.agent.services() == {}
-    assert client.catalog.services()[1] == {}
+    assert client.catalog.services()[1] == {"consul": []}  # the agent's own service stays
 
 
 def test_service_without_checks_is_passing(client):

@@ -1,11 +1,13 @@
-"""An embedded service registry that speaks Consul's HTTP API, with real health checks.
+"""An embedded service registry that speaks Consul's HTTP API and DNS, with real health checks.
 
 Start it in-process with ``Registry()`` (a context manager), or standalone with
-``python -m mesh.registry --http-port 8500``, which runs until interrupted like ``consul agent -dev``.
+``python -m mesh.registry --http-port 8500 --dns-port 8600``, which runs until interrupted like
+``consul agent -dev``.
 """
 
 from ._catalog import CRITICAL, MAINTENANCE, PASSING, WARNING
 from ._decode import DecodeError, format_duration, parse_duration
+from ._filter import FilterError, compile_filter
 from ._server import Registry
 
 __all__ = [
@@ -14,7 +16,9 @@ __all__ = [
     "PASSING",
     "WARNING",
     "DecodeError",
+    "FilterError",
     "Registry",
+    "compile_filter",
     "format_duration",
     "parse_duration",
 ]

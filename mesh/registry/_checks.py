@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ._catalog import CRITICAL, PASSING, WARNING, Catalog, Check
+from ._catalog import CRITICAL, PASSING, WARNING, Check
 
 MIN_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 10.0
@@ -98,11 +99,19 @@ async def probe_http(session: aiohttp.ClientSession, definition: dict, timeout: 
         return CRITICAL, f'Get "{url}": {exc}'
 
 
-class CheckRunner:
-    """Start, stop and feed the running checks of one catalog."""
+Recorder = Callable[[Check, str, str], None]
 
-    def __init__(self, catalog: Catalog, rng: random.Random):
-        self._catalog = catalog
+
+class CheckRunner:
+    """Start and stop the running checks; report each result through ``record``.
+
+    ``is_current(check)`` tells whether a check is still registered (a probe that ends after its
+    check was deregistered or replaced must not write a result).
+    """
+
+    def __init__(self, record: Recorder, is_current: Callable[[Check], bool], rng: random.Random):
+        self._record = record
+        self._is_current = is_current
         self._rng = rng
         self._tasks: dict[str, asyncio.Task] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="registry-grpc-check")
@@ -125,7 +134,7 @@ class CheckRunner:
 
     def touch_ttl(self, check: Check, status: str, output: str) -> None:
         """Record a TTL update and restart its expiry timer."""
-        self._catalog.set_check_status(check.check_id, status, output)
+        self._record(check, status, output)
         self.start(check)
 
     async def close(self) -> None:
@@ -140,15 +149,16 @@ class CheckRunner:
 
     async def _expire(self, check: Check) -> None:
         await asyncio.sleep(check.definition["TTL"])
-        self._catalog.set_check_status(check.check_id, CRITICAL, TTL_EXPIRED)
+        if self._is_current(check):
+            self._record(check, CRITICAL, TTL_EXPIRED)
 
     async def _loop(self, check: Check) -> None:
         await asyncio.sleep(self._rng.uniform(0, check.interval))
         while True:
             status, output = await self._probe(check)
-            if self._catalog.checks.get(check.check_id) is not check:
+            if not self._is_current(check):
                 return  # deregistered or replaced while the probe ran
-            self._catalog.set_check_status(check.check_id, status, output)
+            self._record(check, status, output)
             await asyncio.sleep(check.interval)
 
     async def _probe(self, check: Check) -> tuple[str, str]:

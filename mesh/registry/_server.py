@@ -1,9 +1,10 @@
 """The embedded registry: a Consul-compatible agent on its own thread and event loop.
 
-``Registry`` owns one thread that runs an asyncio loop with the HTTP API and the health checks.
-Everything the registry holds is touched only from that loop, so it needs no locks. ``start()``
-returns once the port is listening (or raises the bind error); ``stop()`` ends every held
-blocking query at once, cancels the checks, closes the port and joins the thread.
+``Registry`` owns one thread that runs an asyncio loop with the HTTP API, the DNS interface, the
+health checks and a maintenance task (session TTLs, ``DeregisterCriticalServiceAfter``). All state
+is touched only from that loop, so it needs no locks. ``start()`` returns once the ports listen (or
+raises the bind error); ``stop()`` ends every held blocking query at once, cancels the checks,
+closes the ports and joins the thread.
 """
 
 from __future__ import annotations
@@ -15,27 +16,39 @@ import threading
 import consul
 from aiohttp import web
 
-from ._catalog import Catalog
 from ._checks import CheckRunner
-from ._http import ConsulAPI
+from ._context import Context
+from ._dns import DNSProtocol
+from ._http import application
+
+MAINTENANCE_PERIOD = 0.25  # seconds between checks for expired sessions and services to reap
 
 
 class Registry:
-    """An embedded, in-process service registry that speaks Consul's HTTP API.
+    """An embedded, in-process service registry that speaks Consul's HTTP API and DNS.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
-        with Registry() as registry:
+        with Registry(dns_port=0) as registry:
             c = registry.client()          # a py-consul ``consul.Consul``
             c.agent.service.register("greeter", address="127.0.0.1", port=50051)
+
+    ``http_port=0`` and ``dns_port=0`` take free ports (read them back after ``start()``);
+    ``dns_port=None`` runs no DNS server. ``reap_min`` is the floor of
+    ``DeregisterCriticalServiceAfter`` (Consul's is one minute; lessons may lower it).
+    ``dns_only_passing`` answers DNS with passing instances only (Consul's ``only_passing``).
     """
 
     def __init__(self, http_port: int = 0, host: str = "127.0.0.1", node_name: str = "workbench",
-                 datacenter: str = "dc1", seed: int | None = None):
+                 datacenter: str = "dc1", seed: int | None = None, dns_port: int | None = 0,
+                 reap_min: float = 60.0, dns_only_passing: bool = True):
         self.host = host
         self.http_port = http_port
+        self.dns_port = dns_port
         self.node_name = node_name
         self.datacenter = datacenter
+        self.reap_min = reap_min
+        self.dns_only_passing = dns_only_passing
         self._rng = random.Random(seed)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -45,7 +58,7 @@ class Registry:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> Registry:
-        """Start listening; return self. Raise ``OSError`` if the port cannot be bound."""
+        """Start listening; return self. Raise ``OSError`` if a port cannot be bound."""
         if self._thread is not None:
             raise RuntimeError("registry already started")
         self._ready.clear()
@@ -94,7 +107,8 @@ class Registry:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<Registry {self.url} {state}>"
+        dns = f", DNS on {self.host}:{self.dns_port}" if self.dns_port is not None else ""
+        return f"<Registry {self.url}{dns} {state}>"
 
     # -- the loop thread ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -102,7 +116,7 @@ class Registry:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start() or logged by the thread
+        except BaseException as exc:  # reported to start(), or raised in the thread once serving
             if not self._ready.is_set():
                 self._error = exc
             else:
@@ -114,20 +128,39 @@ class Registry:
             self._loop = None
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        api: ConsulAPI | None = None
-        catalog = Catalog(self.node_name, self.host, self.datacenter, on_change=lambda: api.notify())
-        checks = CheckRunner(catalog, self._rng)
-        api = ConsulAPI(catalog, checks, leader=f"{self.host}:8300")
-        runner = web.AppRunner(api.application(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
+        ctx = Context(self.node_name, self.host, self.datacenter, self._rng, loop.time, self.reap_min)
+        runner = CheckRunner(ctx.record_check,
+                             lambda c: ctx.catalog.checks.get((c.node, c.check_id)) is c, self._rng)
+        ctx.runner = runner
+        web_runner = web.AppRunner(application(ctx), access_log=None, shutdown_timeout=2.0)
+        await web_runner.setup()
+        dns_transport = None
+        maintenance = None
         try:
-            site = web.TCPSite(runner, self.host, self.http_port)
+            site = web.TCPSite(web_runner, self.host, self.http_port)
             await site.start()
             self.http_port = site._server.sockets[0].getsockname()[1]
+            if self.dns_port is not None:
+                dns_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: DNSProtocol(ctx, self.dns_only_passing), local_addr=(self.host, self.dns_port))
+                self.dns_port = dns_transport.get_extra_info("sockname")[1]
+            maintenance = asyncio.ensure_future(self._maintain(ctx))
             self._ready.set()
             await self._stopping.wait()
-            api.close()
+            ctx.close()
         finally:
-            await checks.close()
-            await runner.cleanup()
+            if maintenance is not None:
+                maintenance.cancel()
+                await asyncio.gather(maintenance, return_exceptions=True)
+            if dns_transport is not None:
+                dns_transport.close()
+            await runner.close()
+            await web_runner.cleanup()
+
+    @staticmethod
+    async def _maintain(ctx: Context) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_PERIOD)
+            ctx.reap()

@@ -1,0 +1,291 @@
+"""``/v1/agent/*``: the local agent's services and checks, TTL updates, maintenance mode."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ._catalog import (
+    CONSUL_VERSION,
+    CRITICAL,
+    NODE_MAINT_ID,
+    PASSING,
+    SERVICE_MAINT_PREFIX,
+    WARNING,
+    Check,
+    Service,
+)
+from ._checks import check_type
+from ._context import Context, flag, text
+from ._decode import DecodeError, decode_check, decode_service, parse_json
+
+MAINT_DEFAULT_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. "
+                        "This is a default message.")
+NODE_MAINT_DEFAULT_REASON = ("Maintenance mode is enabled for this node, but no reason was provided. "
+                             "This is a default message.")
+
+
+def _unknown_service(service_id: str) -> web.Response:
+    return text(404, f'Unknown service ID "{service_id}". Ensure that the service ID is passed, '
+                     "not the service name.")
+
+
+def _unknown_check(check_id: str) -> web.Response:
+    return text(404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, '
+                     "not the check name.")
+
+
+def build_check(ctx: Context, c: dict[str, Any], default_id: str, default_name: str,
+                service: Service | None) -> Check:
+    """Validate one decoded check definition and return the Check it registers."""
+    kind = check_type(c)
+    if c.get("ScriptArgs"):
+        raise DecodeError("Scripts are disabled on this agent; to enable, configure "
+                          "'enable_script_checks' or 'enable_local_script_checks' to true")
+    if not kind:
+        raise DecodeError("Invalid check: TTL, TCP, HTTP or GRPC must be given "
+                          "(other check kinds are not run by this registry)")
+    if kind != "ttl" and not c.get("Interval"):
+        raise DecodeError("Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks")
+    deregister_after = c.get("DeregisterCriticalServiceAfter") or 0.0
+    if deregister_after:
+        deregister_after = max(deregister_after, ctx.reap_min)
+    return Check(
+        node=ctx.catalog.local, check_id=c.get("CheckID") or default_id,
+        name=c.get("Name") or default_name, status=c.get("Status") or CRITICAL,
+        notes=c.get("Notes") or "", service_id=service.id if service else "",
+        service_name=service.name if service else "", type=kind,
+        interval=c.get("Interval") or 0.0, timeout=c.get("Timeout") or 0.0, definition=c,
+        deregister_after=deregister_after,
+    )
+
+
+def build_service(ctx: Context, d: dict[str, Any], node: str) -> tuple[Service, list[Check]]:
+    name = d.get("Name") or ""
+    if not name:
+        raise DecodeError("Missing service name")
+    port = d.get("Port") or 0
+    if not 0 <= port <= 65535:
+        raise DecodeError(f"Invalid service port {port}")
+    service = Service(
+        id=d.get("ID") or name, name=name, node=node, address=d.get("Address") or "", port=port,
+        tags=list(d.get("Tags") or []), meta=dict(d.get("Meta") or {}),
+        weights={"Passing": 1, "Warning": 1, **(d.get("Weights") or {})},
+        enable_tag_override=bool(d.get("EnableTagOverride")),
+        tagged_addresses=dict(d.get("TaggedAddresses") or {}), kind=d.get("Kind") or "",
+    )
+    definitions = d["Checks"]
+    checks = []
+    for i, c in enumerate(definitions):
+        suffix = "" if len(definitions) == 1 else f":{i + 1}"
+        checks.append(build_check(ctx, c, f"service:{service.id}{suffix}",
+                                  f"Service '{name}' check", service))
+    if len({c.check_id for c in checks}) != len(checks):
+        raise DecodeError("Invalid check: duplicate CheckID")
+    return service, checks
+
+
+class AgentAPI:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    # -- the agent itself --------------------------------------------------------------------
+    def _member(self) -> dict[str, Any]:
+        node = self.ctx.catalog.node
+        return {
+            "Name": node.name, "Addr": node.address, "Port": 8301,
+            "Tags": {"dc": node.datacenter, "role": "consul", "build": CONSUL_VERSION, "id": node.id},
+            "Status": 1, "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+            "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+        }
+
+    async def self_(self, request: web.Request) -> web.Response:
+        node = self.ctx.catalog.node
+        return self.ctx.json({
+            "Config": {
+                "Datacenter": node.datacenter, "PrimaryDatacenter": node.datacenter,
+                "NodeName": node.name, "NodeID": node.id, "Revision": "mesh.registry",
+                "Server": True, "Version": CONSUL_VERSION, "BuildDate": "",
+            },
+            "DebugConfig": {},
+            "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+            "Member": self._member(),
+            "Stats": {},
+            "Meta": dict(node.meta),
+        })
+
+    async def members(self, request: web.Request) -> web.Response:
+        return self.ctx.json([self._member()])
+
+    # -- services ----------------------------------------------------------------------------
+    async def services(self, request: web.Request) -> web.Response:
+        dc = self.ctx.catalog.datacenter
+        items = {s.id: s.to_agent_json(dc) for s in self.ctx.catalog.local_services()}
+        keep = {s["ID"] for s in self.ctx.filtered(request, list(items.values()))}
+        return self.ctx.json({k: v for k, v in items.items() if k in keep})
+
+    async def service(self, request: web.Request) -> web.Response:
+        if request.match_info["service_id"] == "register":  # Consul routes this path to register
+            return text(405, f"method {request.method} not allowed")
+        service = self.ctx.catalog.local_service(request.match_info["service_id"])
+        if service is None:
+            return text(404, f"unknown service ID: {request.match_info['service_id']}")
+        out = service.to_agent_json(self.ctx.catalog.datacenter)
+        out["ContentHash"] = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()[:16]
+        return self.ctx.json(out)
+
+    async def service_register(self, request: web.Request) -> web.Response:
+        try:
+            definition = decode_service(parse_json(await request.read()))
+            service, checks = build_service(self.ctx, definition, self.ctx.catalog.local)
+        except DecodeError as exc:
+            return text(400, str(exc))
+        catalog = self.ctx.catalog
+        replace = flag(request, "replace-existing-checks")
+        for old in catalog.service_checks(catalog.local, service.id):
+            if replace or old.check_id in {c.check_id for c in checks}:
+                self.ctx.runner.stop(old.check_id)
+        catalog.upsert_service(service, checks, replace)
+        for check in checks:
+            self.ctx.runner.start(check)
+        return text(200, "")
+
+    async def service_deregister(self, request: web.Request) -> web.Response:
+        service_id = request.match_info["service_id"]
+        catalog = self.ctx.catalog
+        if catalog.local_service(service_id) is None:
+            return _unknown_service(service_id)
+        for check in catalog.service_checks(catalog.local, service_id):
+            self.ctx.runner.stop(check.check_id)
+        catalog.remove_service(catalog.local, service_id)
+        return text(200, "")
+
+    async def service_maintenance(self, request: web.Request) -> web.Response:
+        service_id = request.match_info["service_id"]
+        if "enable" not in request.query:
+            return text(400, "Missing value for enable")
+        enable = request.query["enable"].lower()
+        if enable not in ("true", "false"):
+            return text(400, f"Invalid value for enable: {request.query['enable']!r}")
+        catalog = self.ctx.catalog
+        service = catalog.local_service(service_id)
+        if service is None:
+            return _unknown_service(service_id)
+        check_id = SERVICE_MAINT_PREFIX + service_id
+        if enable == "true":
+            reason = request.query.get("reason") or MAINT_DEFAULT_REASON
+            catalog.upsert_check(Check(catalog.local, check_id, "Service Maintenance Mode", CRITICAL,
+                                       notes=reason, service_id=service.id, service_name=service.name,
+                                       type="maintenance"))
+        else:
+            catalog.remove_check(catalog.local, check_id)
+        return text(200, "")
+
+    async def node_maintenance(self, request: web.Request) -> web.Response:
+        if "enable" not in request.query:
+            return text(400, "Missing value for enable")
+        enable = request.query["enable"].lower()
+        if enable not in ("true", "false"):
+            return text(400, f"Invalid value for enable: {request.query['enable']!r}")
+        catalog = self.ctx.catalog
+        if enable == "true":
+            reason = request.query.get("reason") or NODE_MAINT_DEFAULT_REASON
+            catalog.upsert_check(Check(catalog.local, NODE_MAINT_ID, "Node Maintenance Mode", CRITICAL,
+                                       notes=reason, type="maintenance"))
+        else:
+            catalog.remove_check(catalog.local, NODE_MAINT_ID)
+        return text(200, "")
+
+    # -- checks ------------------------------------------------------------------------------
+    def _local_checks(self) -> list[Check]:
+        catalog = self.ctx.catalog
+        return [c for c in catalog.checks.values() if c.node == catalog.local and c.check_id != "serfHealth"]
+
+    async def checks(self, request: web.Request) -> web.Response:
+        items = {c.check_id: self.ctx.catalog.check_json(c) for c in self._local_checks()}
+        keep = {c["CheckID"] for c in self.ctx.filtered(request, list(items.values()))}
+        return self.ctx.json({k: v for k, v in items.items() if k in keep})
+
+    async def check_register(self, request: web.Request) -> web.Response:
+        catalog = self.ctx.catalog
+        try:
+            definition = decode_check(parse_json(await request.read()))
+            if not definition.get("Name"):
+                raise DecodeError("Missing check name")
+            service = None
+            if definition.get("ServiceID"):
+                service = catalog.local_service(definition["ServiceID"])
+                if service is None:
+                    raise DecodeError(f"ServiceID {definition['ServiceID']!r} does not exist")
+            check = build_check(self.ctx, definition, definition["Name"], definition["Name"], service)
+        except DecodeError as exc:
+            return text(400, str(exc))
+        self.ctx.runner.stop(check.check_id)
+        catalog.upsert_check(check)
+        self.ctx.runner.start(check)
+        return text(200, "")
+
+    async def check_deregister(self, request: web.Request) -> web.Response:
+        check_id = request.match_info["check_id"]
+        catalog = self.ctx.catalog
+        if (catalog.local, check_id) not in catalog.checks or check_id == "serfHealth":
+            return _unknown_check(check_id)
+        self.ctx.runner.stop(check_id)
+        catalog.remove_check(catalog.local, check_id)
+        return text(200, "")
+
+    async def _ttl_update(self, check_id: str, status: str, output: str) -> web.Response:
+        catalog = self.ctx.catalog
+        check = catalog.checks.get((catalog.local, check_id))
+        if check is None:
+            return _unknown_check(check_id)
+        if check.type != "ttl":
+            return text(500, f'CheckID "{check_id}" does not have associated TTL')
+        self.ctx.runner.touch_ttl(check, status, output)
+        return text(200, "")
+
+    async def check_pass(self, request: web.Request) -> web.Response:
+        return await self._ttl_update(request.match_info["check_id"], PASSING, request.query.get("note", ""))
+
+    async def check_warn(self, request: web.Request) -> web.Response:
+        return await self._ttl_update(request.match_info["check_id"], WARNING, request.query.get("note", ""))
+
+    async def check_fail(self, request: web.Request) -> web.Response:
+        return await self._ttl_update(request.match_info["check_id"], CRITICAL, request.query.get("note", ""))
+
+    async def check_update(self, request: web.Request) -> web.Response:
+        try:
+            body = parse_json(await request.read())
+            if not isinstance(body, dict):
+                raise DecodeError("Request decode failed: body must be a JSON object")
+        except DecodeError as exc:
+            return text(400, str(exc))
+        status = body.get("Status") or body.get("status")
+        if status not in (PASSING, WARNING, CRITICAL):
+            return text(400, f"Invalid check status: '{status}'")
+        output = body.get("Output") or body.get("output") or ""
+        if not isinstance(output, str):
+            return text(400, "Request decode failed: Output: expected string")
+        return await self._ttl_update(request.match_info["check_id"], status, output)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/agent/self", self.self_),
+            web.get("/v1/agent/members", self.members),
+            web.get("/v1/agent/services", self.services),
+            web.get("/v1/agent/service/{service_id}", self.service),
+            web.put("/v1/agent/service/register", self.service_register),
+            web.put("/v1/agent/service/deregister/{service_id}", self.service_deregister),
+            web.put("/v1/agent/service/maintenance/{service_id}", self.service_maintenance),
+            web.put("/v1/agent/maintenance", self.node_maintenance),
+            web.get("/v1/agent/checks", self.checks),
+            web.put("/v1/agent/check/register", self.check_register),
+            web.put("/v1/agent/check/deregister/{check_id}", self.check_deregister),
+            web.put("/v1/agent/check/pass/{check_id}", self.check_pass),
+            web.put("/v1/agent/check/warn/{check_id}", self.check_warn),
+            web.put("/v1/agent/check/fail/{check_id}", self.check_fail),
+            web.put("/v1/agent/check/update/{check_id}", self.check_update),
+        ]

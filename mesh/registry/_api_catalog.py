@@ -1,0 +1,163 @@
+"""``/v1/catalog/*`` and ``/v1/health/*``: what every node runs, and how healthy it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ._api_agent import build_service
+from ._catalog import CRITICAL, PASSING, WARNING, Check
+from ._context import Context, flag, text
+from ._decode import DecodeError, _canonical, _index, decode_check, decode_service, parse_json
+
+_REGISTER = _index(["ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "Service",
+                    "Check", "Checks", "SkipNodeUpdate"])
+_DEREGISTER = _index(["Node", "Datacenter", "ServiceID", "CheckID"])
+STATES = ("any", PASSING, WARNING, CRITICAL)
+
+
+class CatalogAPI:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    @property
+    def catalog(self):
+        return self.ctx.catalog
+
+    def _tables(self, name: str) -> int:
+        return self.ctx.indexes.table(f"service.{name}", "nodes")
+
+    # -- catalog -----------------------------------------------------------------------------
+    async def services(self, request: web.Request) -> web.Response:
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("services"))
+        names: dict[str, list[str]] = {}
+        for service in self.catalog.services.values():
+            tags = names.setdefault(service.name, [])
+            tags.extend(t for t in service.tags if t not in tags)
+        return self.ctx.json(dict(sorted(names.items())), index)
+
+    async def service(self, request: web.Request) -> web.Response:
+        name = request.match_info["service"]
+        index = await self.ctx.block(request, lambda: self._tables(name))
+        tags = request.query.getall("tag", [])
+        rows = [s.to_catalog_json(self.catalog.nodes[s.node]) for s in self.catalog.instances(name)
+                if all(t in s.tags for t in tags)]
+        return self.ctx.json(self.ctx.filtered(request, rows), index)
+
+    async def nodes(self, request: web.Request) -> web.Response:
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes"))
+        rows = [n.to_json() for _, n in sorted(self.catalog.nodes.items())]
+        return self.ctx.json(self.ctx.filtered(request, rows), index)
+
+    async def node(self, request: web.Request) -> web.Response:
+        name = request.match_info["node"]
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes", "services"))
+        node = self.catalog.nodes.get(name)
+        if node is None:
+            return self.ctx.json(None, index)
+        services = {s.id: s.to_json() for s in self.catalog.node_services(name)}
+        return self.ctx.json({"Node": node.to_json(), "Services": services}, index)
+
+    async def register(self, request: web.Request) -> web.Response:
+        """Register a node, optionally with a service and checks (external services)."""
+        try:
+            body = _canonical(parse_json(await request.read()), _REGISTER, "Register")
+            node_name, address = body.get("Node"), body.get("Address")
+            if not isinstance(node_name, str) or not node_name:
+                raise DecodeError("Must provide node")
+            if not isinstance(address, str) or not address:
+                raise DecodeError("Must provide address if SkipNodeUpdate is not set")
+            service = checks = None
+            if body.get("Service") is not None:
+                definition = decode_service(body["Service"])
+                service, _ = build_service(self.ctx, definition, node_name)
+            raw_checks = ([body["Check"]] if body.get("Check") else []) + list(body.get("Checks") or [])
+            checks = [decode_check(c, "Check") for c in raw_checks]
+            for c in checks:
+                if not c.get("CheckID") and not c.get("Name"):
+                    raise DecodeError("Missing check name")
+        except DecodeError as exc:
+            return text(400, str(exc))
+        self.catalog.ensure_node(node_name, address, body.get("ID"), body.get("NodeMeta"),
+                                 body.get("TaggedAddresses"))
+        if service is not None:
+            self.catalog.upsert_service(service, [])
+        for c in checks:
+            owner = self.catalog.services.get((node_name, c.get("ServiceID") or ""))
+            self.catalog.upsert_check(Check(
+                node_name, c.get("CheckID") or c["Name"], c.get("Name") or c["CheckID"],
+                c.get("Status") or CRITICAL, notes=c.get("Notes") or "", output="",
+                service_id=owner.id if owner else "", service_name=owner.name if owner else "",
+            ))
+        return self.ctx.json(True)
+
+    async def deregister(self, request: web.Request) -> web.Response:
+        try:
+            body = _canonical(parse_json(await request.read()), _DEREGISTER, "Deregister")
+        except DecodeError as exc:
+            return text(400, str(exc))
+        node = body.get("Node")
+        if not node:
+            return text(400, "Must provide node")
+        if node == self.catalog.local:
+            return text(400, "cannot deregister the agent's own node through the catalog; "
+                             "use /v1/agent/service/deregister")
+        if body.get("ServiceID"):
+            self.catalog.remove_service(node, body["ServiceID"])
+        elif body.get("CheckID"):
+            self.catalog.remove_check(node, body["CheckID"])
+        else:
+            self.catalog.remove_node(node)
+        return self.ctx.json(True)
+
+    # -- health ------------------------------------------------------------------------------
+    async def health_service(self, request: web.Request) -> web.Response:
+        name = request.match_info["service"]
+        index = await self.ctx.block(request, lambda: self._tables(name))
+        tags = request.query.getall("tag", [])
+        passing = flag(request, "passing")
+        entries = [
+            self.catalog.health_entry(s) for s in self.catalog.instances(name)
+            if all(t in s.tags for t in tags)
+            and (not passing or self.catalog.aggregate_status(s) == PASSING)
+        ]
+        return self.ctx.json(self.ctx.filtered(request, entries), index)
+
+    def _checks_json(self, request: web.Request, checks: list[Check]) -> list[dict[str, Any]]:
+        rows = [self.catalog.check_json(c) for c in sorted(checks, key=lambda c: (c.node, c.check_id))]
+        return self.ctx.filtered(request, rows)
+
+    async def health_checks(self, request: web.Request) -> web.Response:
+        name = request.match_info["service"]
+        index = await self.ctx.block(request, lambda: self._tables(name))
+        checks = [c for c in self.catalog.checks.values() if c.service_name == name]
+        return self.ctx.json(self._checks_json(request, checks), index)
+
+    async def health_state(self, request: web.Request) -> web.Response:
+        state = request.match_info["state"]
+        if state not in STATES:
+            return text(400, f"Invalid state '{state}': must be one of any, passing, warning, critical")
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("checks"))
+        checks = [c for c in self.catalog.checks.values() if state == "any" or c.status == state]
+        return self.ctx.json(self._checks_json(request, checks), index)
+
+    async def health_node(self, request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("checks", "nodes"))
+        checks = [c for c in self.catalog.checks.values() if c.node == node]
+        return self.ctx.json(self._checks_json(request, checks), index)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/catalog/services", self.services),
+            web.get("/v1/catalog/service/{service}", self.service),
+            web.get("/v1/catalog/nodes", self.nodes),
+            web.get("/v1/catalog/node/{node}", self.node),
+            web.put("/v1/catalog/register", self.register),
+            web.put("/v1/catalog/deregister", self.deregister),
+            web.get("/v1/health/service/{service}", self.health_service),
+            web.get("/v1/health/checks/{service}", self.health_checks),
+            web.get("/v1/health/state/{state}", self.health_state),
+            web.get("/v1/health/node/{node}", self.health_node),
+        ]

@@ -1,0 +1,181 @@
+"""``/v1/kv/*`` and ``/v1/session/*``: the key/value store, check-and-set, locks and sessions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ._context import Context, flag, text
+from ._decode import DecodeError, _canonical, _index, parse_duration, parse_json
+from ._kv import MAX_VALUE, KVError
+
+_SESSION = _index(["Name", "Node", "LockDelay", "Behavior", "TTL", "Checks", "NodeChecks",
+                   "ServiceChecks"])
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    if name not in request.query:
+        return None
+    try:
+        value = int(request.query[name])
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"Invalid {name} index: {request.query[name]!r}") from None
+    if value < 0:
+        raise web.HTTPBadRequest(text=f"Invalid {name} index: {value}")
+    return value
+
+
+class KVAPI:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    @property
+    def kv(self):
+        return self.ctx.kv
+
+    async def get(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        keys_only = flag(request, "keys")
+        recurse = flag(request, "recurse") or keys_only
+        index = await self.ctx.block(request, lambda: self.kv.index_for(key, recurse))
+        if keys_only:
+            listing = self.kv.keys(key, request.query.get("separator") or None)
+            if not listing:
+                return self.ctx.json(None, index, status=404)
+            return self.ctx.json(listing, index)
+        entries = self.kv.matching(key, recurse)
+        if not entries:
+            resp = self.ctx.json(None, index, status=404)
+            resp.text = ""
+            return resp
+        if flag(request, "raw"):
+            resp = web.Response(body=entries[0].value or b"", content_type="application/octet-stream",
+                                headers={"X-Consul-Index": str(index)})
+            return resp
+        return self.ctx.json([e.to_json() for e in entries], index)
+
+    async def put(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if request.content_length is not None and request.content_length > MAX_VALUE:
+            return text(413, f"Request body(>{MAX_VALUE} bytes) too large, max size: {MAX_VALUE} bytes.")
+        body = await request.read()
+        try:
+            flags = _int_param(request, "flags")
+            cas = _int_param(request, "cas")
+            ok = self.kv.put(key, body, flags=flags, cas=cas, acquire=request.query.get("acquire"),
+                             release=request.query.get("release"))
+        except KVError as exc:
+            return text(exc.status, str(exc))
+        return self.ctx.json(ok)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        try:
+            ok = self.kv.delete(key, recurse=flag(request, "recurse"), cas=_int_param(request, "cas"))
+        except KVError as exc:
+            return text(exc.status, str(exc))
+        return self.ctx.json(ok)
+
+    # -- sessions ----------------------------------------------------------------------------
+    async def session_create(self, request: web.Request) -> web.Response:
+        try:
+            raw = parse_json(await request.read())
+            body = _canonical(raw if raw is not None else {}, _SESSION, "Session")
+            for field in ("Name", "Node", "Behavior"):
+                if body.get(field) is not None and not isinstance(body[field], str):
+                    raise DecodeError(f"Request decode failed: Session.{field}: expected string")
+            node = body.get("Node") or self.ctx.catalog.local
+            if node not in self.ctx.catalog.nodes:
+                raise KVError(f"Missing node registration: {node!r}", status=500)
+            lock_delay = 15.0
+            if body.get("LockDelay") is not None:
+                lock_delay = parse_duration(body["LockDelay"], "LockDelay")
+            ttl = parse_duration(body["TTL"], "TTL") if body.get("TTL") else 0.0
+            node_checks = body.get("NodeChecks", body.get("Checks"))
+            for check_id in node_checks if node_checks is not None else ["serfHealth"]:
+                check = self.ctx.catalog.checks.get((node, check_id))
+                if check is None:
+                    raise KVError(f"Missing check '{check_id}' registration", status=500)
+                if check.status == "critical":
+                    raise KVError(f"Check '{check_id}' is in critical state", status=500)
+            session = self.kv.create_session(node, body.get("Name") or "", lock_delay,
+                                             body.get("Behavior") or "release", ttl, node_checks,
+                                             body.get("ServiceChecks"))
+        except DecodeError as exc:
+            return text(400, str(exc))
+        except KVError as exc:
+            return text(exc.status, str(exc))
+        return self.ctx.json({"ID": session.id})
+
+    async def session_destroy(self, request: web.Request) -> web.Response:
+        self.kv.destroy_session(request.match_info["session"])
+        return self.ctx.json(True)
+
+    async def session_info(self, request: web.Request) -> web.Response:
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
+        session = self.kv.sessions.get(request.match_info["session"])
+        return self.ctx.json([session.to_json()] if session else None, index)
+
+    async def session_list(self, request: web.Request) -> web.Response:
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
+        return self.ctx.json([s.to_json() for s in self.kv.sessions.values()], index)
+
+    async def session_node(self, request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
+        return self.ctx.json([s.to_json() for s in self.kv.sessions.values() if s.node == node], index)
+
+    async def session_renew(self, request: web.Request) -> web.Response:
+        try:
+            session = self.kv.renew_session(request.match_info["session"])
+        except KVError as exc:
+            return text(exc.status, str(exc))
+        return self.ctx.json([session.to_json()])
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/kv/{key:.*}", self.get),
+            web.put("/v1/kv/{key:.*}", self.put),
+            web.delete("/v1/kv/{key:.*}", self.delete),
+            web.put("/v1/session/create", self.session_create),
+            web.put("/v1/session/destroy/{session}", self.session_destroy),
+            web.get("/v1/session/info/{session}", self.session_info),
+            web.get("/v1/session/list", self.session_list),
+            web.get("/v1/session/node/{node}", self.session_node),
+            web.put("/v1/session/renew/{session}", self.session_renew),
+        ]
+
+
+class MiscAPI:
+    """``/v1/status/*`` and ``/v1/event/*``."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    async def leader(self, request: web.Request) -> web.Response:
+        return self.ctx.json(self.ctx.leader)
+
+    async def peers(self, request: web.Request) -> web.Response:
+        return self.ctx.json([self.ctx.leader])
+
+    async def event_fire(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not name:
+            return text(400, "Missing name")
+        payload = await request.read()
+        if len(payload) > 100 * 1024:
+            return text(413, "Event payload too large: user event exceeds limit of 100 KB")
+        q = request.query
+        event = self.ctx.events.fire(name, payload, q.get("node", ""), q.get("service", ""), q.get("tag", ""))
+        return self.ctx.json(event)
+
+    async def event_list(self, request: web.Request) -> web.Response:
+        index = await self.ctx.block(request, lambda: self.ctx.indexes.table("events"))
+        return self.ctx.json(self.ctx.events.list(request.query.get("name", "")), index)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/status/leader", self.leader),
+            web.get("/v1/status/peers", self.peers),
+            web.put("/v1/event/fire/{name}", self.event_fire),
+            web.get("/v1/event/list", self.event_list),
+        ]

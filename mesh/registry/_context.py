@@ -1,0 +1,121 @@
+"""What every HTTP handler shares: the stores, the check runner, responses and blocking waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ._catalog import CRITICAL, Catalog, Check
+from ._decode import DecodeError, parse_duration
+from ._events import EventLog
+from ._filter import FilterError, apply_filter
+from ._index import Indexes
+from ._kv import KVStore
+
+DEFAULT_WAIT = 300.0  # Consul's default blocking wait: 5 minutes
+MAX_WAIT = 600.0      # and its maximum: 10 minutes
+
+
+def text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message, content_type="text/plain")
+
+
+def flag(request: web.Request, name: str) -> bool:
+    """Return True for ``?name``, ``?name=true`` or ``?name=1`` (Consul's boolean query flags)."""
+    if name not in request.query:
+        return False
+    return request.query[name].lower() not in ("false", "0")
+
+
+class Context:
+    """The registry's state and the helpers handlers use to read, write and answer."""
+
+    def __init__(self, node_name: str, address: str, datacenter: str, rng: random.Random,
+                 clock: Callable[[], float], reap_min: float):
+        self.closing = False
+        self._changed = asyncio.Event()
+        self.indexes = Indexes(on_change=self.notify)
+        self.clock = clock
+        self.rng = rng
+        self.reap_min = reap_min
+        self.catalog = Catalog(self.indexes, node_name, address, datacenter, clock)
+        self.kv = KVStore(self.indexes, clock)
+        self.events = EventLog(self.indexes, rng)
+        self.leader = f"{address}:8300"
+        self.runner = None  # set by the server: the CheckRunner
+
+    # -- change notification for blocking queries ----------------------------------------------
+    def notify(self) -> None:
+        """Wake every blocking query so that it re-reads its index."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def close(self) -> None:
+        self.closing = True
+        self.notify()
+
+    async def block(self, request: web.Request, index_of: Callable[[], int]) -> int:
+        """Hold a request carrying ``?index=N`` until ``index_of()`` passes N or the wait ends.
+
+        Returns the index to report. Without ``index`` (or with 0) the query answers at once. As
+        Consul does, a wait is capped at 10 minutes and gets up to wait/16 of random jitter.
+        """
+        try:
+            wanted = int(request.query.get("index", "0") or 0)
+            wait = parse_duration(request.query["wait"], "wait") if "wait" in request.query else DEFAULT_WAIT
+        except (ValueError, DecodeError) as exc:
+            raise web.HTTPBadRequest(text=f"Invalid blocking query: {exc}") from None
+        wait = min(max(wait, 0.0), MAX_WAIT)
+        wait += self.rng.uniform(0, wait / 16)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while wanted > 0 and index_of() <= wanted and not self.closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return index_of()
+
+    # -- responses ------------------------------------------------------------------------------
+    def json(self, data: Any, index: int | None = None, status: int = 200) -> web.Response:
+        headers = {"X-Consul-Default-Acl-Policy": "allow"}
+        if index is not None:
+            headers.update({
+                "X-Consul-Index": str(index), "X-Consul-Knownleader": "true",
+                "X-Consul-Lastcontact": "0", "X-Consul-Effective-Consistency": "leader",
+            })
+        return web.Response(text=json.dumps(data), status=status, content_type="application/json",
+                            headers=headers)
+
+    @staticmethod
+    def filtered(request: web.Request, items: list[Any]) -> list[Any]:
+        try:
+            return apply_filter(request.query.get("filter"), items)
+        except FilterError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+
+    # -- check results --------------------------------------------------------------------------
+    def record_check(self, check: Check, status: str, output: str, notes: str | None = None) -> None:
+        """Store a check result; a check turning critical invalidates the sessions tied to it."""
+        was = check.status
+        self.catalog.set_check_status(check.node, check.check_id, status, output, notes)
+        if status == CRITICAL and was != CRITICAL:
+            for session_id in self.kv.sessions_on_check(check.node, check.check_id, check.service_id):
+                self.kv.destroy_session(session_id)
+
+    def reap(self) -> None:
+        """Deregister services critical for too long, and expire sessions past their TTL."""
+        now = self.clock()
+        for service in self.catalog.critical_too_long(now):
+            for check in self.catalog.service_checks(service.node, service.id):
+                self.runner.stop(check.check_id)
+            self.catalog.remove_service(service.node, service.id)
+        self.kv.expire_sessions(now)
