@@ -1,4 +1,4 @@
-"""Run the embedded registry standalone: ``python -m mesh.registry --http-port 8500``."""
+"""Run the embedded registry standalone: ``python -m mesh.registry --http-port 8500 --dns-port 8600``."""
 
 from __future__ import annotations
 
@@ -16,19 +16,25 @@ def main(argv: list[str] | None = None) -> int:
         description="A Consul-compatible registry on loopback; runs until interrupted.",
     )
     parser.add_argument("--http-port", type=int, default=8500, help="HTTP API port (default 8500)")
+    parser.add_argument("--dns-port", type=int, default=8600,
+                        help="DNS port, UDP (default 8600; -1 for no DNS server)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--node", default="workbench", help="node name (default workbench)")
     parser.add_argument("--datacenter", default="dc1", help="datacenter name (default dc1)")
     args = parser.parse_args(argv)
     registry = Registry(http_port=args.http_port, host=args.host, node_name=args.node,
-                        datacenter=args.datacenter)
+                        datacenter=args.datacenter, dns_port=None if args.dns_port < 0 else args.dns_port)
     try:
         registry.start()
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.http_port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"cannot listen on {args.host} (HTTP {args.http_port}, DNS {args.dns_port}): "
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"registry: HTTP API on {registry.url} (export CONSUL_HTTP_ADDR={registry.http_address})",
           flush=True)
+    if registry.dns_port is not None:
+        print(f"registry: DNS on {registry.host}:{registry.dns_port} (UDP), "
+              f"e.g. dig @{registry.host} -p {registry.dns_port} consul.service.consul", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

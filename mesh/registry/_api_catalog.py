@@ -17,6 +17,15 @@ _DEREGISTER = _index(["Node", "Datacenter", "ServiceID", "CheckID"])
 STATES = ("any", PASSING, WARNING, CRITICAL)
 
 
+def _agent_service(raw: object) -> object:
+    """Catalog registration names the service ``Service`` (Consul's AgentService); agents say ``Name``."""
+    if isinstance(raw, dict):
+        names = [k for k in raw if k.lower() == "service"]
+        if names and not any(k.lower() == "name" for k in raw):
+            raw = {("Name" if k == names[0] else k): v for k, v in raw.items()}
+    return raw
+
+
 class CatalogAPI:
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -45,6 +54,9 @@ class CatalogAPI:
                 if all(t in s.tags for t in tags)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
+    async def datacenters(self, request: web.Request) -> web.Response:
+        return self.ctx.json([self.catalog.datacenter])
+
     async def nodes(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes"))
         rows = [n.to_json() for _, n in sorted(self.catalog.nodes.items())]
@@ -70,7 +82,7 @@ class CatalogAPI:
                 raise DecodeError("Must provide address if SkipNodeUpdate is not set")
             service = checks = None
             if body.get("Service") is not None:
-                definition = decode_service(body["Service"])
+                definition = decode_service(_agent_service(body["Service"]))
                 service, _ = build_service(self.ctx, definition, node_name)
             raw_checks = ([body["Check"]] if body.get("Check") else []) + list(body.get("Checks") or [])
             checks = [decode_check(c, "Check") for c in raw_checks]
@@ -152,6 +164,7 @@ class CatalogAPI:
         return [
             web.get("/v1/catalog/services", self.services),
             web.get("/v1/catalog/service/{service}", self.service),
+            web.get("/v1/catalog/datacenters", self.datacenters),
             web.get("/v1/catalog/nodes", self.nodes),
             web.get("/v1/catalog/node/{node}", self.node),
             web.put("/v1/catalog/register", self.register),
