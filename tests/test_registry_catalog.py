@@ -51,7 +51,8 @@ def test_tag_filters_on_catalog_and_health(client):
 
 
 def test_health_checks_state_and_node(client):
-    client.agent.service.register("web", service_id="web-1", port=1, check={"ttl": "60s", "status": "passing"})
+    client.agent.service.register("web", service_id="web-1", port=1,
+                                  check={"ttl": "60s", "status": "passing"})
     client.agent.service.register("web", service_id="web-2", port=2, check={"ttl": "60s"})
     assert sorted(c["ServiceID"] for c in client.health.checks("web")[1]) == ["web-1", "web-2"]
     critical = client.health.state("critical")[1]
@@ -69,7 +70,8 @@ def test_unknown_health_state_is_400(registry):
 
 
 def test_filter_expressions_on_health_catalog_and_agent(registry, client):
-    client.agent.service.register("web", service_id="web-1", port=8080, tags=["blue"], meta={"version": "1"})
+    client.agent.service.register("web", service_id="web-1", port=8080, tags=["blue"],
+                                  meta={"version": "1"})
     client.agent.service.register("web", service_id="web-2", port=8081, tags=["green"], meta={"version": "2"},
                                   check={"ttl": "60s"})
     health = f"{registry.url}/v1/health/service/web"
