@@ -21,6 +21,7 @@ import consul
 
 from ._channel import BalancedChannel
 from ._instance import Instance
+from .backends import start_backend
 from .discovery import Discovery, Endpoint
 from .policies import Balancer
 from .registry import Registry
@@ -42,13 +43,14 @@ class MeshEvent:
 class Mesh:
     """Replicas of services, a registry they register with, and clients that discover them.
 
-    ``Mesh({"greeter": 3})`` starts an embedded registry and three Greeter replicas. Pass
-    ``registry=`` a running :class:`Registry` or the ``host:port`` of a Consul agent to use that
-    instead (the mesh then leaves it running when it stops).
+    ``Mesh({"greeter": 3})`` starts an embedded registry and three Greeter replicas. ``registry=``
+    chooses another (see :mod:`mesh.backends`): ``"env"`` for the agent at ``CONSUL_HTTP_ADDR``,
+    ``"consul"`` for a ``consul agent -dev`` the mesh starts and stops, ``"auto"``, a running
+    :class:`Registry`, or the ``host:port`` of any Consul agent (left running when the mesh stops).
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,
-                 registry: Registry | str | None = None, name: str = "default",
+                 registry: Registry | str | None = "embedded", name: str = "default",
                  check_interval: str = "1s", check_timeout: str = "1s"):
         with _live_lock:
             previous = _live.get(name)
@@ -61,16 +63,8 @@ class Mesh:
         self._instances: dict[str, Instance] = {}
         self._clients: list[BalancedChannel] = []
         self._stopped = False
-        self._owns_registry = registry is None
-        if registry is None:
-            registry = Registry().start()
-        self.registry = registry
-        if isinstance(registry, Registry):
-            host, port = registry.host, registry.http_port
-        else:
-            host, _, port_text = registry.rpartition(":")
-            port = int(port_text)
-        self.consul = consul.Consul(host=host, port=port)
+        self.backend = start_backend(registry)
+        self.consul = self.backend.client()
         self.discovery = Discovery(self.consul)
         with _live_lock:
             _live[name] = self
@@ -206,13 +200,22 @@ class Mesh:
             with contextlib.suppress(Exception):
                 self.consul.agent.service.deregister(instance.id)
             instance.stop(grace=None)
-        if self._owns_registry and isinstance(self.registry, Registry):
-            self.registry.stop()
+        self.backend.stop()
         self.discovery.stop()
         self.consul.http.session.close()
         with _live_lock:
             if _live.get(self.name) is self:
                 del _live[self.name]
+
+    @property
+    def registry(self) -> Registry | None:
+        """The embedded registry, when the mesh runs on one."""
+        return self.backend.registry
+
+    @property
+    def dns_port(self) -> int | None:
+        """The UDP port of the registry's DNS interface, when the mesh knows it."""
+        return self.backend.dns_port
 
     @property
     def stopped(self) -> bool:
@@ -230,7 +233,7 @@ class Mesh:
         for instance in self._instances.values():
             counts[instance.service] = counts.get(instance.service, 0) + instance.running
         services = ", ".join(f"{n}: {c} running" for n, c in counts.items()) or "no services"
-        return f"<Mesh {self.name!r} {state}; {services}; registry {self.registry}>"
+        return f"<Mesh {self.name!r} {state}; {services}; {self.backend}>"
 
 
 def stop_all(meshes: Iterable[Mesh] | None = None) -> None:
