@@ -169,4 +169,4 @@ def test_env_backend_attaches_to_the_agent_at_consul_http_addr(monkeypatch):
         assert agent.poll() is None  # the mesh left the agent running
     finally:
         agent.send_signal(signal.SIGINT)
-        agent.wait(15)
+        agent.communicate(timeout=15)
