@@ -48,8 +48,10 @@ class _ServedBy(grpc.ServerInterceptor):
 class Instance:
     """A replica of ``kind`` listening on ``host``; its port is kept across kill and revive."""
 
-    def __init__(self, kind: ServiceKind, number: int, host: str = "127.0.0.1", max_workers: int = 8):
+    def __init__(self, kind: ServiceKind, number: int, host: str = "127.0.0.1", max_workers: int = 8,
+                 config=None):
         self.kind = kind
+        self.config = config
         self.id = f"{kind.name}-{number}"
         self.host = host
         self.port = 0
@@ -82,7 +84,8 @@ class Instance:
             raise RuntimeError(f"{self.id} is already running")
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc")
         server = grpc.server(pool, interceptors=[_ServedBy(self)], options=[("grpc.so_reuseport", 0)])
-        self.kind.add_to_server(self.kind.servicer(), server)
+        servicer = self.kind.servicer(self.config) if self.kind.settings else self.kind.servicer()
+        self.kind.add_to_server(servicer, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:

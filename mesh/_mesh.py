@@ -18,12 +18,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import consul
+import grpc
 
 from ._channel import BalancedChannel
 from ._instance import Instance
 from .backends import start_backend
+from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
 from .policies import Balancer
+from .proxy import DiscoveryProxy
 from .registry import Registry
 from .services import KINDS, ServiceKind
 
@@ -62,6 +65,9 @@ class Mesh:
         self.events: list[MeshEvent] = []
         self._instances: dict[str, Instance] = {}
         self._clients: list[BalancedChannel] = []
+        self._plain_channels: list[grpc.Channel] = []
+        self._proxies: list[DiscoveryProxy] = []
+        self._configs: dict[str, ServiceConfig] = {}
         self._stopped = False
         self.backend = start_backend(registry)
         self.consul = self.backend.client()
@@ -84,9 +90,10 @@ class Mesh:
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
         existing = sum(1 for i in self._instances.values() if i.kind.name == kind.name)
+        config = self.config(kind) if kind.settings else None
         started = []
         for number in range(existing + 1, existing + replicas + 1):
-            instance = Instance(kind, number).start()
+            instance = Instance(kind, number, config=config).start()
             self._instances[instance.id] = instance
             self._register(instance)
             self._log("start", instance)
@@ -100,6 +107,15 @@ class Mesh:
             check=consul.Check.grpc(instance.address, self.check_interval,
                                     timeout=self.check_timeout),
         )
+
+    def config(self, service: str | ServiceKind) -> ServiceConfig:
+        """Return the live settings of a service, kept in the registry's KV store (config center)."""
+        kind = service if isinstance(service, ServiceKind) else self._kind(service)
+        if kind.settings is None:
+            raise KeyError(f"service {kind.name!r} declares no settings")
+        if kind.name not in self._configs:
+            self._configs[kind.name] = ServiceConfig(self.consul, kind.name, kind.settings)
+        return self._configs[kind.name]
 
     def instances(self, service: str | None = None) -> list[Instance]:
         return [i for i in self._instances.values() if service is None or i.service == service]
@@ -132,13 +148,30 @@ class Mesh:
     # -- discovery and calls --------------------------------------------------------------------
     def client(self, service: str, balancer: Balancer | None = None):
         """Return a generated stub whose calls are balanced over the passing instances."""
+        kind = self._kind(service)
+        channel = BalancedChannel(self.discovery.watch(service), balancer)
+        self._clients.append(channel)
+        return kind.stub(channel)
+
+    def proxy(self, service: str, balancer: Balancer | None = None) -> DiscoveryProxy:
+        """Start a load-balancing proxy for ``service`` (server-side discovery); the mesh stops it."""
+        proxy = DiscoveryProxy(self.discovery.watch(service), balancer)
+        self._proxies.append(proxy)
+        return proxy
+
+    def client_via(self, proxy: DiscoveryProxy):
+        """Return a plain stub on one channel to ``proxy``: a client that knows only that address."""
+        kind = self._kind(proxy.service)
+        channel = grpc.insecure_channel(proxy.address)
+        self._plain_channels.append(channel)
+        return kind.stub(channel)
+
+    def _kind(self, service: str) -> ServiceKind:
         kind = KINDS.get(service) or next(
             (i.kind for i in self._instances.values() if i.service == service), None)
         if kind is None:
             raise KeyError(f"no stub known for service {service!r}")
-        channel = BalancedChannel(self.discovery.watch(service), balancer)
-        self._clients.append(channel)
-        return kind.stub(channel)
+        return kind
 
     def passing(self, service: str) -> list[str]:
         """Return the ids of the instances discovery currently reports passing."""
@@ -191,10 +224,14 @@ class Mesh:
         if self._stopped:
             return
         self._stopped = True
-        for channel in self._clients:
+        for channel in [*self._clients, *self._plain_channels]:
             channel.close()
+        for proxy in self._proxies:
+            proxy.stop()
         self._clients.clear()
         self.discovery.request_stop()
+        for config in self._configs.values():
+            config.request_stop()
         for instance in self._instances.values():
             # The registry may already be gone; the instance must stop all the same.
             with contextlib.suppress(Exception):
@@ -202,6 +239,8 @@ class Mesh:
             instance.stop(grace=None)
         self.backend.stop()
         self.discovery.stop()
+        for config in self._configs.values():
+            config.stop()
         self.consul.http.session.close()
         with _live_lock:
             if _live.get(self.name) is self:

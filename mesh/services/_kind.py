@@ -14,10 +14,13 @@ class ServiceKind:
     ``name`` is the name instances register under (``greeter``); ``grpc_service`` is the proto's
     full service name (``Greeter``), which the health service reports on; ``servicer`` builds a
     fresh servicer for each instance; ``add_to_server`` and ``stub`` are the generated helpers.
+    ``settings``, if given, is a dataclass of live settings (see :mod:`mesh.config`); the servicer
+    is then built as ``servicer(config)`` and reads ``config.current`` on every call.
     """
 
     name: str
     grpc_service: str
-    servicer: Callable[[], Any]
+    servicer: Callable[..., Any]
     add_to_server: Callable[[Any, Any], None]
     stub: type
+    settings: type | None = None

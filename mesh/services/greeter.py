@@ -6,17 +6,37 @@ compiles generates ``GreeterServicer`` and names the field ``age``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mesh.pb import greeter_pb2, greeter_pb2_grpc
 
 from ._kind import ServiceKind
 
 
+@dataclass(frozen=True)
+class GreeterSettings:
+    """What the config center can change in a running Greeter."""
+
+    age: int = 24
+
+
+class _Fixed:
+    current = GreeterSettings()
+
+
 class GreeterServicer(greeter_pb2_grpc.GreeterServicer):
-    """Answer SayHello with the chapter's reply, greeting the caller by name."""
+    """Answer SayHello with the chapter's reply, greeting the caller by name.
+
+    ``config`` is anything with a ``current`` GreeterSettings (a :class:`mesh.config.ServiceConfig`
+    in the mesh), read on every call so that a change in the config center applies at once.
+    """
+
+    def __init__(self, config=None):
+        self._config = config or _Fixed()
 
     def SayHello(self, request: greeter_pb2.HelloRequest, context) -> greeter_pb2.HelloReply:
         return greeter_pb2.HelloReply(
-            id=1234, name=request.name or "Jason", age=24, title=["apple", "purple"]
+            id=1234, name=request.name or "Jason", age=self._config.current.age, title=["apple", "purple"]
         )
 
 
@@ -26,4 +46,5 @@ GREETER = ServiceKind(
     servicer=GreeterServicer,
     add_to_server=greeter_pb2_grpc.add_GreeterServicer_to_server,
     stub=greeter_pb2_grpc.GreeterStub,
+    settings=GreeterSettings,
 )

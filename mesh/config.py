@@ -1,0 +1,185 @@
+"""A config center on the registry's KV store: typed settings per service, applied live.
+
+A service declares its settings as a dataclass with defaults::
+
+    @dataclass(frozen=True)
+    class GreeterSettings:
+        age: int = 24
+
+:class:`ServiceConfig` keeps ``config/<service>/<field>`` keys in the KV store. ``current`` is always
+a complete, valid settings object: defaults, overlaid with every key that parses. A background
+blocking query on the prefix applies changes as soon as the registry makes them (no polling). A
+value that does not parse is refused by :meth:`ServiceConfig.set` before anything is written; one
+written by someone else is ignored (the last good value stays), logged once, and listed in
+``errors``. Listeners are called after each applied change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, get_type_hints
+
+import consul
+import requests
+
+log = logging.getLogger(__name__)
+S = TypeVar("S")
+PREFIX = "config"
+
+
+class ConfigError(ValueError):
+    """A setting that does not exist, or a value of the wrong type."""
+
+
+def parse_value(kind: type, text: str) -> Any:
+    """Return ``text`` (as stored in the KV store) as a value of ``kind``, or raise ConfigError."""
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{text!r} is not a boolean (true/false)")
+    if kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            raise ConfigError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is str:
+        return text
+    raise ConfigError(f"settings of type {kind!r} are not supported (use bool, int, float or str)")
+
+
+def format_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class ServiceConfig(Generic[S]):
+    """The live settings of one service, kept in ``config/<service>/`` of the KV store."""
+
+    def __init__(self, client: consul.Consul, service: str, schema: type[S], wait: str = "5s"):
+        if not dataclasses.is_dataclass(schema):
+            raise TypeError("schema must be a dataclass with a default for every field")
+        self.service = service
+        self.schema = schema
+        self.prefix = f"{PREFIX}/{service}/"
+        self._client = client
+        self._wait = wait
+        self._types = get_type_hints(schema)
+        self._fields = {f.name for f in dataclasses.fields(schema)}
+        self._current: S = schema()
+        self.errors: dict[str, str] = {}
+        self.changes = 0
+        self._listeners: list[Callable[[S], None]] = []
+        self._lock = threading.Lock()
+        self._first = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"config-{service}", daemon=True)
+        self._thread.start()
+        self._first.wait(5)
+
+    @property
+    def current(self) -> S:
+        """The settings in force now (a complete object: defaults for keys that are not set)."""
+        return self._current
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def set(self, name: str, value: Any) -> None:
+        """Validate and write one setting; invalid names or values raise before anything is written."""
+        if name not in self._fields:
+            raise ConfigError(f"{self.schema.__name__} has no setting {name!r}; "
+                              f"it has {sorted(self._fields)}")
+        text = format_value(value)
+        parse_value(self._types[name], text)
+        if isinstance(value, bool) != (self._types[name] is bool):
+            raise ConfigError(f"{name} takes {self._types[name].__name__}, not {value!r}")
+        self._client.kv.put(self.key(name), text)
+
+    def reset(self, name: str | None = None) -> None:
+        """Delete one setting (or all) from the KV store, so the defaults apply again."""
+        if name is None:
+            self._client.kv.delete(self.prefix, recurse=True)
+        else:
+            self._client.kv.delete(self.key(name))
+
+    def wait_for(self, predicate: Callable[[S], bool], timeout: float = 5.0) -> S:
+        """Block until the settings satisfy ``predicate``; return them (or raise TimeoutError)."""
+        done = threading.Event()
+
+        def check(settings: S) -> None:
+            if predicate(settings):
+                done.set()
+
+        self.subscribe(check)
+        try:
+            if not done.wait(timeout):
+                raise TimeoutError(f"settings of {self.service} did not change as expected in {timeout} s")
+        finally:
+            self.unsubscribe(check)
+        return self._current
+
+    def subscribe(self, listener: Callable[[S], None]) -> None:
+        """Call ``listener(settings)`` now and after each applied change."""
+        with self._lock:
+            self._listeners.append(listener)
+        listener(self._current)
+
+    def unsubscribe(self, listener: Callable[[S], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def request_stop(self) -> None:
+        """Ask the watch to end after its current query (which a registry change ends early)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _apply(self, entries: list[dict] | None) -> None:
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for entry in entries or []:
+            name = entry["Key"][len(self.prefix):]
+            if name not in self._fields:
+                continue
+            text = (entry["Value"] or b"").decode("utf-8", "replace")
+            try:
+                values[name] = parse_value(self._types[name], text)
+            except ConfigError as exc:
+                errors[name] = str(exc)
+                values[name] = getattr(self._current, name)  # keep the last good value
+                if self.errors.get(name) != errors[name]:
+                    log.warning("ignoring %s%s: %s", self.prefix, name, exc)
+        updated = self.schema(**values)
+        self.errors = errors
+        with self._lock:
+            changed = updated != self._current
+            self._current = updated
+            listeners = list(self._listeners) if changed else []
+            if changed:
+                self.changes += 1
+        for listener in listeners:
+            listener(updated)
+
+    def _run(self) -> None:
+        index = None
+        while not self._stop.is_set():
+            try:
+                new_index, entries = self._client.kv.get(self.prefix, recurse=True, index=index,
+                                                         wait=self._wait)
+            except (requests.RequestException, consul.ConsulException) as exc:
+                log.warning("config center unreachable for %s (keeping current settings): %s",
+                            self.service, exc)
+                self._first.set()
+                self._stop.wait(1.0)
+                continue
+            index = new_index if index is None or int(new_index) >= int(index) else None
+            self._apply(entries)
+            self._first.set()
