@@ -104,6 +104,18 @@ class Instance:
         self.port, self._server, self._pool, self.health = port, server, pool, health_servicer
         return self
 
+    def set_serving(self, serving: bool) -> None:
+        """Make the health service report SERVING or NOT_SERVING while the process keeps running.
+
+        A gRPC check sees this; a TCP check, which only connects to the port, does not.
+        """
+        if self.health is None:
+            raise RuntimeError(f"{self.id} is not running")
+        response = health_pb2.HealthCheckResponse
+        status = response.SERVING if serving else response.NOT_SERVING
+        for name in ("", self.kind.grpc_service):
+            self.health.set(name, status)
+
     def stop(self, grace: float | None = None) -> None:
         """Stop serving. ``grace=None`` aborts in-flight calls at once, as a crash would."""
         server, pool = self._server, self._pool

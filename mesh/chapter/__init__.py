@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,39 @@ def first_error(sample: str) -> str:
     return "no error at module level"
 
 
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on now (for the chapter's server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pairing_demo(client, dns_port: int, lookups: int = 50) -> dict[str, int]:
+    """Show the A-then-SRV defect: register two instances on different hosts, resolve many times.
+
+    Returns how many lookups paired an address with another instance's port, for the printed
+    ``get_ip_port`` and for ``get_ip_port_from_srv``. The two catalog entries are removed after.
+    """
+    from . import greeter_client
+
+    hosts = {"10.0.0.1": 1001, "10.0.0.2": 2002}
+    for i, (address, port) in enumerate(hosts.items()):
+        client.catalog.register(f"demo-host-{i}", address, check={"Name": "alive", "Status": "passing"},
+                                service={"Service": "pairing_demo", "Port": port})
+    greeter_client.consul_resolver.port = dns_port
+    try:
+        printed_way = [greeter_client.get_ip_port("pairing_demo") for _ in range(lookups)]
+        fixed_way = [greeter_client.get_ip_port_from_srv("pairing_demo") for _ in range(lookups)]
+    finally:
+        for i in range(len(hosts)):
+            client.catalog.deregister(f"demo-host-{i}")
+    return {
+        "lookups": lookups,
+        "mismatched (A then SRV, as printed)": sum(hosts[ip] != port for ip, port in printed_way),
+        "mismatched (one SRV answer)": sum(hosts[ip] != port for ip, port in fixed_way),
+    }
+
+
 def _check(sample: str) -> str:
     if sample not in SAMPLES:
         raise KeyError(f"unknown sample {sample!r}; the chapter's samples are {SAMPLES}")
@@ -148,6 +182,6 @@ def run_client(dns_port: int, timeout: float = 30.0) -> str:
     return proc.stdout
 
 
-__all__ = ["DEFECTS", "SAMPLES", "corrected", "diff", "first_error", "printed", "run_client",
-           "start_server", "stop_server"]
+__all__ = ["DEFECTS", "SAMPLES", "corrected", "diff", "first_error", "free_port", "pairing_demo",
+           "printed", "run_client", "start_server", "stop_server"]
 
