@@ -213,3 +213,14 @@ def test_stop_ends_held_queries_at_once():
 def test_bind_error_is_raised_by_start(registry):
     with pytest.raises(OSError):
         Registry(http_port=registry.http_port).start()
+
+
+def test_an_index_from_the_future_is_held_then_answered_with_the_real_one(client):
+    """As in Consul: never a lower index for an index the registry issued (see the churn test), but
+    an index it never issued (say, from before a restart) is held for its wait and answered with
+    the registry's own, lower index, which tells the client to start over."""
+    index, _ = client.health.service("greeter")
+    start = time.monotonic()
+    answered, _ = client.health.service("greeter", index=int(index) + 1000, wait="300ms")
+    assert time.monotonic() - start >= 0.3
+    assert answered == index
