@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import ClassVar
 
 import grpc
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from mesh import Mesh, burst, tally
 from mesh.config import ConfigError, ServiceConfig
 from mesh.discovery import ServiceWatch
+from mesh.pb import greeter_pb2, greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloRequest
+from mesh.services import ServiceKind
 
 from .conftest import eventually
 
@@ -52,12 +55,33 @@ def test_the_proxy_drops_a_killed_replica_and_forwards_errors(mesh):
     assert "no passing instance" in err.value.details()
 
 
+class _Sleepy(greeter_pb2_grpc.GreeterServicer):
+    """A Greeter that records the time left on each call's deadline, then takes 0.5 s."""
+
+    remaining: ClassVar[list[float | None]] = []
+
+    def SayHello(self, request, context):
+        _Sleepy.remaining.append(context.time_remaining())
+        time.sleep(0.5)
+        return greeter_pb2.HelloReply()
+
+
+SLEEPY = ServiceKind("sleepy", "Greeter", _Sleepy, greeter_pb2_grpc.add_GreeterServicer_to_server,
+                     greeter_pb2_grpc.GreeterStub)
+
+
 def test_the_proxy_passes_the_callers_deadline_on(mesh):
-    proxy = mesh.proxy("greeter")
-    greeter = mesh.client_via(proxy)
+    mesh.add_service(SLEEPY, replicas=1)
+    mesh.wait_until_passing("sleepy")
+    sleepy = mesh.client_via(mesh.proxy("sleepy"))
+    _Sleepy.remaining.clear()
     with pytest.raises(grpc.RpcError) as err:
-        greeter.SayHello(HELLO, timeout=0.000001)
+        sleepy.SayHello(HELLO, timeout=0.2)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert len(_Sleepy.remaining) == 1
+    # Without propagation the instance would see no deadline (None). The grpc-timeout header rounds
+    # up, so allow it a few milliseconds.
+    assert _Sleepy.remaining[0] is not None and 0 < _Sleepy.remaining[0] <= 0.21
 
 
 def test_a_config_change_reaches_every_replica(mesh):
