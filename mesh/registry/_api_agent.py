@@ -38,6 +38,16 @@ def _unknown_check(check_id: str) -> web.Response:
                      "not the check name.")
 
 
+def _enable_flag(request: web.Request) -> bool:
+    """Return the required ``?enable=true|false`` of the maintenance endpoints (400 otherwise)."""
+    if "enable" not in request.query:
+        raise web.HTTPBadRequest(text="Missing value for enable")
+    value = request.query["enable"].lower()
+    if value not in ("true", "false"):
+        raise web.HTTPBadRequest(text=f"Invalid value for enable: {request.query['enable']!r}")
+    return value == "true"
+
+
 def build_check(ctx: Context, c: dict[str, Any], default_id: str, default_name: str,
                 service: Service | None) -> Check:
     """Validate one decoded check definition and return the Check it registers."""
@@ -165,17 +175,13 @@ class AgentAPI:
 
     async def service_maintenance(self, request: web.Request) -> web.Response:
         service_id = request.match_info["service_id"]
-        if "enable" not in request.query:
-            return text(400, "Missing value for enable")
-        enable = request.query["enable"].lower()
-        if enable not in ("true", "false"):
-            return text(400, f"Invalid value for enable: {request.query['enable']!r}")
+        enable = _enable_flag(request)
         catalog = self.ctx.catalog
         service = catalog.local_service(service_id)
         if service is None:
             return _unknown_service(service_id)
         check_id = SERVICE_MAINT_PREFIX + service_id
-        if enable == "true":
+        if enable:
             reason = request.query.get("reason") or MAINT_DEFAULT_REASON
             catalog.upsert_check(Check(catalog.local, check_id, "Service Maintenance Mode", CRITICAL,
                                        notes=reason, service_id=service.id, service_name=service.name,
@@ -185,13 +191,9 @@ class AgentAPI:
         return text(200, "")
 
     async def node_maintenance(self, request: web.Request) -> web.Response:
-        if "enable" not in request.query:
-            return text(400, "Missing value for enable")
-        enable = request.query["enable"].lower()
-        if enable not in ("true", "false"):
-            return text(400, f"Invalid value for enable: {request.query['enable']!r}")
+        enable = _enable_flag(request)
         catalog = self.ctx.catalog
-        if enable == "true":
+        if enable:
             reason = request.query.get("reason") or NODE_MAINT_DEFAULT_REASON
             catalog.upsert_check(Check(catalog.local, NODE_MAINT_ID, "Node Maintenance Mode", CRITICAL,
                                        notes=reason, type="maintenance"))
