@@ -1,8 +1,56 @@
 """Resilience and routing policies: pure logic, no transport, no threads, clock injected.
 
-The real mesh and the SimPy simulator run the very same classes.
+The real mesh passes ``time.monotonic`` and the SimPy simulator passes ``lambda: env.now``; both run
+the very same classes. Randomness comes from a ``numpy.random.Generator`` the caller seeds.
 """
 
-from .balancers import Balancer, RoundRobin
+from .balancers import (
+    BALANCERS,
+    Balancer,
+    LeastOutstanding,
+    PeakEwma,
+    PowerOfChoices,
+    Random,
+    RingHash,
+    RoundRobin,
+    WeightedRoundRobin,
+    make_balancer,
+)
+from .bulkhead import Bulkhead, Ticket
+from .circuit_breaker import BreakerConfig, CallNotPermitted, CircuitBreaker, State, Transition
+from .deadline import Deadline, DeadlineExceeded
+from .fallback import Fallback, NoFallback
+from .outlier import OutlierDetector
+from .rate_limit import SlidingWindow, TokenBucket
+from .retry import JITTERS, Backoff, RetryBudget, RetryPolicy
 
-__all__ = ["Balancer", "RoundRobin"]
+__all__ = [
+    "BALANCERS",
+    "JITTERS",
+    "Backoff",
+    "Balancer",
+    "BreakerConfig",
+    "Bulkhead",
+    "CallNotPermitted",
+    "CircuitBreaker",
+    "Deadline",
+    "DeadlineExceeded",
+    "Fallback",
+    "LeastOutstanding",
+    "NoFallback",
+    "OutlierDetector",
+    "PeakEwma",
+    "PowerOfChoices",
+    "Random",
+    "RetryBudget",
+    "RetryPolicy",
+    "RingHash",
+    "RoundRobin",
+    "SlidingWindow",
+    "State",
+    "Ticket",
+    "TokenBucket",
+    "Transition",
+    "WeightedRoundRobin",
+    "make_balancer",
+]

@@ -1,15 +1,27 @@
-"""Load balancers: pick one instance from the currently healthy ones for each request."""
+"""Load balancers: pick one of the currently healthy instances for each request.
+
+Every balancer offers ``pick(instances, request)``, and ``on_start(instance)`` /
+``on_end(instance, latency, ok)`` to hear how each call went (the load-aware ones use it).
+Instances are any hashable objects with an ``id`` (and a ``weight`` where weights matter), so the
+real mesh passes discovery endpoints and the simulator passes its own instances. Randomness comes
+from a ``numpy.random.Generator`` and time from a ``clock`` callable, both given by the caller.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import hashlib
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
 
 class Balancer(Protocol):
-    """What every load balancer offers: a pick, and optional feedback around each call."""
+    """What every load balancer offers: a pick, and feedback around each call."""
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T: ...
 
@@ -18,7 +30,20 @@ class Balancer(Protocol):
     def on_end(self, instance: Any, latency: float, ok: bool) -> None: ...
 
 
-class RoundRobin:
+def _require(instances: Sequence) -> None:
+    if not instances:
+        raise LookupError("no instances to pick from")
+
+
+class _NoFeedback:
+    def on_start(self, instance: Any) -> None:
+        pass
+
+    def on_end(self, instance: Any, latency: float, ok: bool) -> None:
+        pass
+
+
+class RoundRobin(_NoFeedback):
     """Take the instances in turn.
 
     The position is a counter taken modulo the current number of instances, so a change of the
@@ -29,14 +54,207 @@ class RoundRobin:
         self._next = 0
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
-        if not instances:
-            raise LookupError("no instances to pick from")
+        _require(instances)
         chosen = instances[self._next % len(instances)]
         self._next = (self._next + 1) % len(instances)
         return chosen
 
+
+class Random(_NoFeedback):
+    """Pick uniformly at random."""
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        return instances[int(self._rng.integers(len(instances)))]
+
+
+class WeightedRoundRobin(_NoFeedback):
+    """Smooth weighted round robin, as nginx does it: weights 5,1,1 give a a b a c a a, not a a a a a b c.
+
+    Each pick adds every instance's weight to its current score, takes the highest score, and
+    subtracts the total weight from the winner. Weights come from ``instance.weight``.
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[Any, float] = {}
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        total = 0.0
+        best, best_score = None, -math.inf
+        present = set()
+        for instance in instances:
+            weight = max(float(getattr(instance, "weight", 1)), 0.0)
+            score = self._current.get(instance, 0.0) + weight
+            self._current[instance] = score
+            present.add(instance)
+            total += weight
+            if score > best_score:
+                best, best_score = instance, score
+        for gone in [i for i in self._current if i not in present]:
+            del self._current[gone]
+        self._current[best] -= total
+        return best
+
+
+class _Outstanding:
+    """Count calls in flight per instance from on_start/on_end."""
+
+    def __init__(self) -> None:
+        self.active: dict[Any, int] = {}
+
     def on_start(self, instance: Any) -> None:
-        pass
+        self.active[instance] = self.active.get(instance, 0) + 1
 
     def on_end(self, instance: Any, latency: float, ok: bool) -> None:
-        pass
+        count = self.active.get(instance, 0) - 1
+        if count > 0:
+            self.active[instance] = count
+        else:
+            self.active.pop(instance, None)
+
+
+class LeastOutstanding(_Outstanding):
+    """Pick the instance with the fewest calls in flight (ties broken at random)."""
+
+    def __init__(self, rng: np.random.Generator):
+        super().__init__()
+        self._rng = rng
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        fewest = min(self.active.get(i, 0) for i in instances)
+        tied = [i for i in instances if self.active.get(i, 0) == fewest]
+        return tied[int(self._rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
+
+
+class PowerOfChoices(_Outstanding):
+    """Power of d choices (P2C for d=2), as Envoy's least-request: sample d, take the least loaded.
+
+    ``choices`` is Envoy's ``choice_count``. With unequal weights Envoy divides by the weight; so
+    does this (load = in-flight / weight).
+    """
+
+    def __init__(self, rng: np.random.Generator, choices: int = 2):
+        super().__init__()
+        if choices < 1:
+            raise ValueError("choices must be at least 1")
+        self._rng = rng
+        self.choices = choices
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        n = len(instances)
+        if n == 1:
+            return instances[0]
+        sample = self._rng.integers(n, size=min(self.choices, n)) if self.choices < n else range(n)
+        best, best_load = None, math.inf
+        for index in sample:
+            instance = instances[int(index)]
+            load = self.active.get(instance, 0) / max(float(getattr(instance, "weight", 1)), 1e-9)
+            if load < best_load:
+                best, best_load = instance, load
+        return best
+
+
+class RingHash(_NoFeedback):
+    """Consistent hashing on a request key, with virtual nodes on a ring (as Envoy's ring_hash).
+
+    ``key(request)`` gives the hash key (a user id, a cart id). Each instance owns ``replicas``
+    points on the ring (times its weight); a key goes to the first point clockwise. When an
+    instance leaves, only the keys it owned move.
+    """
+
+    def __init__(self, key: Callable[[Any], str] = str, replicas: int = 100):
+        self._key = key
+        self._replicas = replicas
+        self._members: tuple = ()
+        self._points: list[int] = []
+        self._owners: list[Any] = []
+
+    @staticmethod
+    def _hash(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    def _build(self, instances: Sequence[Any]) -> None:
+        ring = []
+        for instance in instances:
+            count = max(1, round(self._replicas * float(getattr(instance, "weight", 1))))
+            ident = getattr(instance, "id", instance)
+            ring += [(self._hash(f"{ident}#{v}"), instance) for v in range(count)]
+        ring.sort(key=lambda point: point[0])
+        self._points = [p for p, _ in ring]
+        self._owners = [o for _, o in ring]
+        self._members = tuple(instances)
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        if tuple(instances) != self._members:
+            self._build(instances)
+        slot = bisect.bisect(self._points, self._hash(self._key(request))) % len(self._points)
+        return self._owners[slot]
+
+
+class PeakEwma(_Outstanding):
+    """Latency-aware balancing, after Finagle's and Linkerd's peak-EWMA.
+
+    Each instance keeps an exponentially weighted moving average of its response time that jumps
+    up at once to a slower observation (the "peak") and decays towards faster ones with time
+    constant ``decay`` seconds. Cost = EWMA x (in flight + 1); P2C over that cost picks the
+    instance. New instances start at ``initial`` seconds so that they get tried. Time is ``clock()``.
+    """
+
+    def __init__(self, rng: np.random.Generator, clock: Callable[[], float], decay: float = 10.0,
+                 initial: float = 0.01):
+        super().__init__()
+        self._rng = rng
+        self._clock = clock
+        self._decay = decay
+        self._initial = initial
+        self.ewma: dict[Any, float] = {}
+        self._stamp: dict[Any, float] = {}
+
+    def cost(self, instance: Any) -> float:
+        return self.ewma.get(instance, self._initial) * (self.active.get(instance, 0) + 1)
+
+    def on_end(self, instance: Any, latency: float, ok: bool) -> None:
+        super().on_end(instance, latency, ok)
+        now = self._clock()
+        previous = self.ewma.get(instance)
+        if previous is None or latency > previous:
+            self.ewma[instance] = latency
+        else:
+            elapsed = max(now - self._stamp.get(instance, now), 0.0)
+            weight = math.exp(-elapsed / self._decay)
+            self.ewma[instance] = previous * weight + latency * (1.0 - weight)
+        self._stamp[instance] = now
+
+    def pick(self, instances: Sequence[T], request: Any = None) -> T:
+        _require(instances)
+        if len(instances) == 1:
+            return instances[0]
+        a, b = self._rng.choice(len(instances), size=2, replace=False)
+        first, second = instances[int(a)], instances[int(b)]
+        return first if self.cost(first) <= self.cost(second) else second
+
+
+BALANCERS = {
+    "round_robin": lambda rng, clock: RoundRobin(),
+    "random": lambda rng, clock: Random(rng),
+    "weighted_round_robin": lambda rng, clock: WeightedRoundRobin(),
+    "least_outstanding": lambda rng, clock: LeastOutstanding(rng),
+    "p2c": lambda rng, clock: PowerOfChoices(rng, 2),
+    "ring_hash": lambda rng, clock: RingHash(),
+    "peak_ewma": lambda rng, clock: PeakEwma(rng, clock),
+}
+
+
+def make_balancer(name: str, rng: np.random.Generator, clock: Callable[[], float]) -> Balancer:
+    """Return a balancer by its name in :data:`BALANCERS` (what a policy spec names)."""
+    try:
+        return BALANCERS[name](rng, clock)
+    except KeyError:
+        raise ValueError(f"unknown balancer {name!r}; choose one of {sorted(BALANCERS)}") from None
