@@ -47,7 +47,8 @@ def test_round_robin_takes_instances_in_turn():
 
 
 def test_random_is_uniform_and_seeded():
-    picks = Counter(Random(rng(1)).pick([A, B, C]).id for _ in range(3000))
+    balancer = Random(rng(1))
+    picks = Counter(balancer.pick([A, B, C]).id for _ in range(3000))
     assert all(900 < n < 1100 for n in picks.values())
     first, second = Random(rng(5)), Random(rng(5))
     assert [first.pick("abcdef") for _ in range(20)] == [second.pick("abcdef") for _ in range(20)]
