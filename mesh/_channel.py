@@ -1,60 +1,50 @@
 """Client-side load balancing as a ``grpc.Channel``: every call goes to an instance picked anew.
 
-``GreeterStub(BalancedChannel(watch))`` is an ordinary generated stub; each call it makes asks the
-balancer for one of the instances the discovery watch currently reports passing, and runs on a
-channel to that instance. Channels of instances that leave the passing set are closed, so one that
-comes back later gets a fresh connection instead of a channel stuck in reconnect back-off.
+``GreeterStub(BalancedChannel(watch))`` is an ordinary generated stub; each call asks the balancer
+for one of the instances discovery reports passing, minus the ones outlier detection has ejected
+and the ones this call's earlier attempts failed on, and runs on a channel to that instance. The
+balancer and the outlier detector hear how each call went. Channels of instances that leave the
+passing set are closed, so one that comes back gets a fresh connection instead of a channel stuck
+in reconnect back-off.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from typing import Any
 
 import grpc
 
+from ._outcome import MeshRpcError
 from .discovery import Endpoint, ServiceWatch
-from .policies import Balancer, RoundRobin
+from .policies import Balancer, OutlierDetector, RoundRobin
+
+#: Instance ids the current call should not go to (set by the retry logic for its next attempt).
+avoid_instances: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("avoid", default=frozenset())
+#: The instance id the last pick in this context chose (read by tracing and retries).
+picked_instance: contextvars.ContextVar[str] = contextvars.ContextVar("picked", default="")
+
+# Status codes that say the instance is unwell (what outlier detection counts).
+SERVER_ERRORS = {"UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED", "DATA_LOSS"}
 
 
-class NoHealthyInstances(grpc.RpcError, grpc.Call):
+class NoHealthyInstances(MeshRpcError):
     """Raised by a call when discovery knows no passing instance: status UNAVAILABLE."""
 
     def __init__(self, service: str):
-        super().__init__(f"no passing instance of {service!r}")
-        self._details = f"no passing instance of {service!r} in the registry"
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return self._details
-
-    def initial_metadata(self):
-        return ()
-
-    def trailing_metadata(self):
-        return ()
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self):
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback) -> bool:
-        return False
+        super().__init__(grpc.StatusCode.UNAVAILABLE, f"no passing instance of {service!r} in the registry")
 
 
 class BalancedChannel(grpc.Channel):
     """A channel over all passing instances of one service."""
 
-    def __init__(self, watch: ServiceWatch, balancer: Balancer | None = None):
+    def __init__(self, watch: ServiceWatch, balancer: Balancer | None = None,
+                 outlier: OutlierDetector | None = None):
         self.service = watch.service
         self.balancer = balancer or RoundRobin()
+        self.outlier = outlier
         self._watch = watch
         self._lock = threading.Lock()
         self._endpoints: tuple[Endpoint, ...] = ()
@@ -81,13 +71,28 @@ class BalancedChannel(grpc.Channel):
         with self._lock:
             if self._closed:
                 raise ValueError("channel closed")
-            if not self._endpoints:
+            candidates = list(self._endpoints)
+            if not candidates:
                 raise NoHealthyInstances(self.service)
-            endpoint = self.balancer.pick(self._endpoints, request)
+            if self.outlier is not None:
+                candidates = self.outlier.available(candidates)
+            avoid = avoid_instances.get()
+            if avoid:
+                candidates = [e for e in candidates if e.id not in avoid] or candidates
+            endpoint = self.balancer.pick(candidates, request)
+            self.balancer.on_start(endpoint)
             channel = self._channels.get(endpoint)
             if channel is None:
                 channel = self._channels[endpoint] = grpc.insecure_channel(endpoint.target)
-            return endpoint, channel
+        picked_instance.set(endpoint.id)
+        return endpoint, channel
+
+    def finished(self, endpoint: Endpoint, latency: float, code: str) -> None:
+        """Tell the balancer and the outlier detector how a call to ``endpoint`` ended."""
+        with self._lock:
+            self.balancer.on_end(endpoint, latency, code == "OK")
+            if self.outlier is not None:
+                self.outlier.on_result(endpoint, code not in SERVER_ERRORS, len(self._endpoints))
 
     def close(self) -> None:
         self._watch.unsubscribe(self._on_endpoints)
@@ -111,43 +116,59 @@ class BalancedChannel(grpc.Channel):
 
     def unary_unary(self, method, request_serializer=None, response_deserializer=None,
                     _registered_method=False):
-        return _Balanced(self, "unary_unary", method, request_serializer, response_deserializer)
+        return _Balanced(self, method, request_serializer, response_deserializer)
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
-        return _Balanced(self, "unary_stream", method, request_serializer, response_deserializer)
+        raise NotImplementedError("the mesh balances unary calls only")
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
-        return _Balanced(self, "stream_unary", method, request_serializer, response_deserializer)
+        raise NotImplementedError("the mesh balances unary calls only")
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None,
                       _registered_method=False):
-        return _Balanced(self, "stream_stream", method, request_serializer, response_deserializer)
+        raise NotImplementedError("the mesh balances unary calls only")
 
 
 class _Balanced:
-    """A multi-callable that picks an instance per invocation and delegates to its channel."""
+    """A unary multi-callable that picks an instance per invocation and reports how it went."""
 
-    def __init__(self, owner: BalancedChannel, kind: str, method: str, serializer, deserializer):
+    def __init__(self, owner: BalancedChannel, method: str, serializer, deserializer):
         self._owner = owner
-        self._kind = kind
         self._method = method
         self._serializer = serializer
         self._deserializer = deserializer
 
     def _target(self, request: Any):
-        _, channel = self._owner.pick(request)
-        return getattr(channel, self._kind)(
-            self._method, request_serializer=self._serializer,
-            response_deserializer=self._deserializer, _registered_method=True,
-        )
-
-    def __call__(self, request, *args, **kwargs):
-        return self._target(request)(request, *args, **kwargs)
+        endpoint, channel = self._owner.pick(request)
+        callable_ = channel.unary_unary(self._method, request_serializer=self._serializer,
+                                        response_deserializer=self._deserializer, _registered_method=True)
+        return endpoint, callable_
 
     def with_call(self, request, *args, **kwargs):
-        return self._target(request).with_call(request, *args, **kwargs)
+        endpoint, callable_ = self._target(request)
+        start = time.perf_counter()
+        try:
+            result = callable_.with_call(request, *args, **kwargs)
+        except grpc.RpcError as exc:
+            self._owner.finished(endpoint, time.perf_counter() - start, exc.code().name)
+            raise
+        self._owner.finished(endpoint, time.perf_counter() - start, "OK")
+        return result
+
+    def __call__(self, request, *args, **kwargs):
+        return self.with_call(request, *args, **kwargs)[0]
 
     def future(self, request, *args, **kwargs):
-        return self._target(request).future(request, *args, **kwargs)
+        endpoint, callable_ = self._target(request)
+        start = time.perf_counter()
+        future = callable_.future(request, *args, **kwargs)
+
+        def done(f) -> None:
+            error = f.exception()
+            self._owner.finished(endpoint, time.perf_counter() - start,
+                                 "OK" if error is None else error.code().name)
+
+        future.add_done_callback(done)
+        return future

@@ -1,62 +1,45 @@
 """One replica of a service: a real ``grpc.server`` on loopback with the standard health service.
 
 A stopped ``grpc.server`` cannot be started again, so every (re)start builds a new server object
-and thread pool. ``SO_REUSEPORT`` is turned off so that a revived instance either gets its old
-port back or fails loudly, instead of silently sharing a port with another server.
+and thread pool; the interceptors (and so the faults injected into the instance) are kept across
+restarts. ``SO_REUSEPORT`` is turned off so that a revived instance either gets its old port back
+or fails loudly, instead of silently sharing a port with another server. ``stopping`` is set while
+the instance is down, so waits inside handlers (injected delays, simulated work) end at once.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .interceptors import SERVED_BY, FaultInjector
 from .services import ServiceKind
 
-SERVED_BY = "x-served-by"
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"
-
-
-class _ServedBy(grpc.ServerInterceptor):
-    """Send ``x-served-by: <instance id>`` in the initial metadata and count served calls."""
-
-    def __init__(self, instance: Instance):
-        self._instance = instance
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_HEALTH_PREFIX):
-            return handler
-        if handler.unary_unary is None:
-            return handler
-        inner, instance = handler.unary_unary, self._instance
-
-        def behaviour(request, context):
-            context.send_initial_metadata(((SERVED_BY, instance.id),))
-            instance._count()
-            return inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+__all__ = ["SERVED_BY", "Instance"]
 
 
 class Instance:
     """A replica of ``kind`` listening on ``host``; its port is kept across kill and revive."""
 
-    def __init__(self, kind: ServiceKind, number: int, host: str = "127.0.0.1", max_workers: int = 8,
-                 config=None):
+    def __init__(self, kind: ServiceKind, number: int, servicer: Callable[[Instance], Any],
+                 interceptors: Callable[[Instance], Sequence[grpc.ServerInterceptor]],
+                 host: str = "127.0.0.1", max_workers: int = 16):
         self.kind = kind
-        self.config = config
+        self.number = number
         self.id = f"{kind.name}-{number}"
         self.host = host
         self.port = 0
         self.max_workers = max_workers
         self.served = 0
+        self.stopping = threading.Event()
+        self._make_servicer = servicer
+        self._interceptors = list(interceptors(self))
+        self.faults = next((i for i in self._interceptors if isinstance(i, FaultInjector)), None)
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -74,7 +57,7 @@ class Instance:
     def running(self) -> bool:
         return self._server is not None
 
-    def _count(self) -> None:
+    def count_call(self) -> None:
         with self._lock:
             self.served += 1
 
@@ -82,10 +65,10 @@ class Instance:
         """Serve on the instance's port (an ephemeral one the first time). Raise OSError if taken."""
         if self._server is not None:
             raise RuntimeError(f"{self.id} is already running")
+        self.stopping.clear()
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc")
-        server = grpc.server(pool, interceptors=[_ServedBy(self)], options=[("grpc.so_reuseport", 0)])
-        servicer = self.kind.servicer(self.config) if self.kind.settings else self.kind.servicer()
-        self.kind.add_to_server(servicer, server)
+        server = grpc.server(pool, interceptors=self._interceptors, options=[("grpc.so_reuseport", 0)])
+        self.kind.add_to_server(self._make_servicer(self), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -122,6 +105,7 @@ class Instance:
         if server is None:
             return
         self._server = self._pool = None
+        self.stopping.set()
         if self.health is not None:
             self.health.enter_graceful_shutdown()
         server.stop(grace).wait()

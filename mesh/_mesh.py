@@ -15,20 +15,26 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import consul
 import grpc
 
-from ._channel import BalancedChannel
+from ._client import ClientStack
 from ._instance import Instance
+from ._runtime import InstanceRuntime
 from .backends import start_backend
 from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
-from .policies import Balancer
+from .interceptors import FaultInjector, Faults, ServerContext, ServerMetrics, ServerTracing
+from .metrics import Metrics
+from .policies import Balancer, Fallback
+from .policy_spec import PolicySettings, rng_for
 from .proxy import DiscoveryProxy
 from .registry import Registry
 from .services import KINDS, ServiceKind
+from .tracing import CallNode, Tracing
 
 _live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
@@ -50,24 +56,36 @@ class Mesh:
     chooses another (see :mod:`mesh.backends`): ``"env"`` for the agent at ``CONSUL_HTTP_ADDR``,
     ``"consul"`` for a ``consul agent -dev`` the mesh starts and stops, ``"auto"``, a running
     :class:`Registry`, or the ``host:port`` of any Consul agent (left running when the mesh stops).
+
+    Every call is traced (``mesh.traces()``) and measured (``mesh.metrics``); every caller applies
+    its policy towards each service (``mesh.set_policy``), kept in the config center; faults are
+    injected per instance (``mesh.inject``, ``mesh.partition``). ``seed`` seeds every random choice
+    the mesh makes (balancers, jitter, faults).
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,
                  registry: Registry | str | None = "embedded", name: str = "default",
-                 check_interval: str = "1s", check_timeout: str = "1s"):
+                 check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None):
         with _live_lock:
             previous = _live.get(name)
         if previous is not None:
             previous.stop()
         self.name = name
+        self.seed = seed
         self.check_interval = check_interval
         self.check_timeout = check_timeout
         self.events: list[MeshEvent] = []
+        self.tracing = Tracing(name)
+        self.metrics = Metrics()
         self._instances: dict[str, Instance] = {}
-        self._clients: list[BalancedChannel] = []
+        self._runtimes: dict[str, InstanceRuntime] = {}
+        self._stacks: dict[tuple[str, str], ClientStack] = {}
+        self._stacks_lock = threading.Lock()
         self._plain_channels: list[grpc.Channel] = []
         self._proxies: list[DiscoveryProxy] = []
         self._configs: dict[str, ServiceConfig] = {}
+        self._fallbacks: dict[str, dict[str, Fallback]] = {}
+        self._fan_out = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"mesh-{name}-fanout")
         self._stopped = False
         self.backend = start_backend(registry)
         self.consul = self.backend.client()
@@ -82,7 +100,8 @@ class Mesh:
             raise
 
     # -- instances ------------------------------------------------------------------------------
-    def add_service(self, service: str | ServiceKind, replicas: int = 1) -> list[Instance]:
+    def add_service(self, service: str | ServiceKind, replicas: int = 1,
+                    max_workers: int = 16) -> list[Instance]:
         """Start ``replicas`` more instances of a service and register each one."""
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
         if kind is None:
@@ -93,12 +112,32 @@ class Mesh:
         config = self.config(kind) if kind.settings else None
         started = []
         for number in range(existing + 1, existing + replicas + 1):
-            instance = Instance(kind, number, config=config).start()
+            instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
+                                self._server_interceptors, max_workers=max_workers).start()
             self._instances[instance.id] = instance
             self._register(instance)
             self._log("start", instance)
             started.append(instance)
         return started
+
+    def _server_interceptors(self, instance: Instance) -> list[grpc.ServerInterceptor]:
+        return [
+            ServerContext(instance.service, instance.id),
+            ServerTracing(self.tracing, instance.service, instance.id),
+            ServerMetrics(self.metrics, instance.service, instance.id, on_call=instance.count_call),
+            FaultInjector(rng_for(self.seed, "faults", instance.id), instance.stopping),
+        ]
+
+    def _runtime(self, instance: Instance, config) -> InstanceRuntime:
+        runtime = self._runtimes.get(instance.id)
+        if runtime is None:
+            runtime = self._runtimes[instance.id] = InstanceRuntime(instance, self._client_of, config,
+                                                                    self._fan_out)
+        return runtime
+
+    def runtime(self, ref: str | Instance) -> InstanceRuntime:
+        """Return the runtime an instance's handlers use (its work log, its clients)."""
+        return self._runtimes[self.instance(ref).id]
 
     def _register(self, instance: Instance) -> None:
         self.consul.agent.service.register(
@@ -147,11 +186,93 @@ class Mesh:
 
     # -- discovery and calls --------------------------------------------------------------------
     def client(self, service: str, balancer: Balancer | None = None):
-        """Return a generated stub whose calls are balanced over the passing instances."""
-        kind = self._kind(service)
-        channel = BalancedChannel(self.discovery.watch(service), balancer)
-        self._clients.append(channel)
-        return kind.stub(channel)
+        """Return a generated stub for ``service`` whose calls come from the notebook (``client``).
+
+        Calls are balanced over the passing instances, follow the policy set with
+        :meth:`set_policy`, and are traced and measured. ``balancer`` pins a balancer object.
+        """
+        stack = self._stack("client", "client", service)
+        if balancer is not None:
+            stack.channel.balancer = balancer
+        return stack.stub
+
+    def _client_of(self, service: str, instance: Instance):
+        return self._stack(instance.service, instance.id, service).stub
+
+    def _stack(self, caller: str, caller_instance: str, callee: str) -> ClientStack:
+        key = (caller_instance, callee)
+        with self._stacks_lock:
+            stack = self._stacks.get(key)
+        if stack is None:
+            kind = self._kind(callee)
+            stack = ClientStack(caller, caller_instance, callee, self.discovery.watch(callee), kind.stub,
+                                self.policy(callee), lambda m: self._configs.get(f"policy.{callee}.{m}"),
+                                self.tracing, self.metrics, self.seed)
+            stack.fallbacks = self._fallbacks.setdefault(callee, {})
+            with self._stacks_lock:
+                stack = self._stacks.setdefault(key, stack)
+        return stack
+
+    def breaker(self, service: str, caller: str = "client"):
+        """Return the circuit breaker of ``caller`` (an instance id, or ``client``) towards ``service``."""
+        caller_service = caller.rsplit("-", 1)[0] if caller != "client" else "client"
+        return self._stack(caller_service, caller, service).breaker
+
+    # -- policies, fallbacks and faults ---------------------------------------------------------
+    def policy(self, service: str, method: str | None = None) -> ServiceConfig:
+        """Return the live policy callers apply to ``service`` (or one method), in the config center."""
+        name = f"policy.{service}" + (f".{method}" if method else "")
+        if name not in self._configs:
+            self._configs[name] = ServiceConfig(self.consul, name, PolicySettings)
+        return self._configs[name]
+
+    def set_policy(self, service: str, method: str | None = None, **settings) -> PolicySettings:
+        """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them."""
+        config = self.policy(service, method)
+        for field, value in settings.items():
+            config.set(field, value)
+        return config.wait_for(lambda s: all(getattr(s, k) == v for k, v in settings.items()))
+
+    def reset_policy(self, service: str, method: str | None = None) -> PolicySettings:
+        config = self.policy(service, method)
+        config.reset()
+        return config.wait_for(lambda s: s == PolicySettings())
+
+    def fallback(self, service: str, method: str, static=None, cache: bool = False) -> Fallback:
+        """Answer ``service.method`` with a cached or static response when it is rejected or fails."""
+        fallback = Fallback(static=static, cache=cache)
+        self._fallbacks.setdefault(service, {})[method] = fallback
+        return fallback
+
+    def inject(self, ref: str | Instance, faults: Faults | None = None, **changes) -> Faults:
+        """Set faults on one instance (see :class:`mesh.interceptors.Faults`); return them."""
+        instance = self.instance(ref)
+        injector = instance.faults
+        result = injector.set(faults, **changes) if faults is not None else injector.set(**changes)
+        self._log("inject", instance)
+        return result
+
+    def clear_faults(self, ref: str | Instance | None = None) -> None:
+        for instance in [self.instance(ref)] if ref is not None else self.instances():
+            instance.faults.set(Faults())
+
+    def partition(self, caller: str, callee: str) -> None:
+        """Drop every call from service ``caller`` to service ``callee`` (other pairs are untouched)."""
+        for instance in self.instances(callee):
+            instance.faults.set(partitioned_from=instance.faults.faults.partitioned_from | {caller})
+
+    def heal(self, caller: str, callee: str) -> None:
+        for instance in self.instances(callee):
+            instance.faults.set(partitioned_from=instance.faults.faults.partitioned_from - {caller})
+
+    # -- observing ------------------------------------------------------------------------------
+    def traces(self) -> list[CallNode]:
+        """Return the call tree of every traced request, oldest first."""
+        return self.tracing.calls()
+
+    def dependency_graph(self):
+        """Return the services and who called whom, as a networkx DiGraph (from the traces)."""
+        return self.tracing.dependency_graph()
 
     def proxy(self, service: str, balancer: Balancer | None = None) -> DiscoveryProxy:
         """Start a load-balancing proxy for ``service`` (server-side discovery); the mesh stops it."""
@@ -224,11 +345,13 @@ class Mesh:
         if self._stopped:
             return
         self._stopped = True
-        for channel in [*self._clients, *self._plain_channels]:
+        for stack in self._stacks.values():
+            stack.close()
+        for channel in self._plain_channels:
             channel.close()
         for proxy in self._proxies:
             proxy.stop()
-        self._clients.clear()
+        self._stacks.clear()
         self.discovery.request_stop()
         for config in self._configs.values():
             config.request_stop()
@@ -241,6 +364,8 @@ class Mesh:
         self.discovery.stop()
         for config in self._configs.values():
             config.stop()
+        self._fan_out.shutdown(wait=True)
+        self.tracing.shutdown()
         self.consul.http.session.close()
         with _live_lock:
             if _live.get(self.name) is self:

@@ -75,6 +75,7 @@ class ServiceConfig(Generic[S]):
         self._fields = {f.name for f in dataclasses.fields(schema)}
         self._current: S = schema()
         self.errors: dict[str, str] = {}
+        self.explicit: frozenset[str] = frozenset()  # settings present in the KV store
         self.changes = 0
         self._listeners: list[Callable[[S], None]] = []
         self._lock = threading.Lock()
@@ -162,6 +163,7 @@ class ServiceConfig(Generic[S]):
                     log.warning("ignoring %s%s: %s", self.prefix, name, exc)
         updated = self.schema(**values)
         self.errors = errors
+        self.explicit = frozenset(values)
         with self._lock:
             changed = updated != self._current
             self._current = updated

@@ -11,6 +11,7 @@ deadline and metadata of the caller passed on.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -35,11 +36,17 @@ class _Forward(grpc.GenericRpcHandler):
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
             metadata = tuple((k, v) for k, v in context.invocation_metadata() if k not in _HOP_BY_HOP)
             try:
-                _, channel = proxy.channel.pick()
+                endpoint, channel = proxy.channel.pick()
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details())
+            start = time.perf_counter()
+            try:
                 response, call = channel.unary_unary(method, _registered_method=False).with_call(
                     request, timeout=context.time_remaining(), metadata=metadata)
             except grpc.RpcError as exc:
+                proxy.channel.finished(endpoint, time.perf_counter() - start, exc.code().name)
                 context.abort(exc.code(), exc.details())
+            proxy.channel.finished(endpoint, time.perf_counter() - start, "OK")
             context.send_initial_metadata((*call.initial_metadata(), (PROXIED_BY, proxy.name)))
             with proxy._lock:
                 proxy.forwarded += 1

@@ -60,6 +60,9 @@ class _Sleepy(greeter_pb2_grpc.GreeterServicer):
 
     remaining: ClassVar[list[float | None]] = []
 
+    def __init__(self, runtime=None):
+        self.runtime = runtime
+
     def SayHello(self, request, context):
         _Sleepy.remaining.append(context.time_remaining())
         time.sleep(0.5)

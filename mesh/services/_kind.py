@@ -14,8 +14,9 @@ class ServiceKind:
     ``name`` is the name instances register under (``greeter``); ``grpc_service`` is the proto's
     full service name (``Greeter``), which the health service reports on; ``servicer`` builds a
     fresh servicer for each instance; ``add_to_server`` and ``stub`` are the generated helpers.
-    ``settings``, if given, is a dataclass of live settings (see :mod:`mesh.config`); the servicer
-    is then built as ``servicer(config)`` and reads ``config.current`` on every call.
+    ``settings``, if given, is a dataclass of live settings (see :mod:`mesh.config`). The servicer
+    is built as ``servicer(runtime)`` with the instance's :class:`mesh._runtime.InstanceRuntime`
+    (its ``config``, clients to other services, bounded work).
     """
 
     name: str

@@ -27,12 +27,12 @@ class _Fixed:
 class GreeterServicer(greeter_pb2_grpc.GreeterServicer):
     """Answer SayHello with the chapter's reply, greeting the caller by name.
 
-    ``config`` is anything with a ``current`` GreeterSettings (a :class:`mesh.config.ServiceConfig`
-    in the mesh), read on every call so that a change in the config center applies at once.
+    In the mesh, ``runtime.config`` is the live :class:`mesh.config.ServiceConfig` of the Greeter,
+    read on every call so that a change in the config center applies at once.
     """
 
-    def __init__(self, config=None):
-        self._config = config or _Fixed()
+    def __init__(self, runtime=None):
+        self._config = runtime.config if runtime is not None and runtime.config is not None else _Fixed()
 
     def SayHello(self, request: greeter_pb2.HelloRequest, context) -> greeter_pb2.HelloReply:
         return greeter_pb2.HelloReply(

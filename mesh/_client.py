@@ -1,0 +1,89 @@
+"""One caller's connection to one service: its channel, its policies, and its telemetry.
+
+A :class:`ClientStack` belongs to a caller (the notebook's ``client``, or one instance of a
+service) and a callee service. It holds the balanced channel, the policy state of each method
+(built from the config center's :class:`PolicySettings` and rebuilt when they change), fallbacks,
+and the interceptors that apply them. Its :meth:`stub` is the generated stub on all of that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import grpc
+
+from ._channel import BalancedChannel, avoid_instances, picked_instance
+from .config import ServiceConfig
+from .interceptors import ClientTracing, ResilienceInterceptor
+from .metrics import Metrics
+from .policies import Fallback, make_balancer
+from .policy_spec import PolicySettings, PolicyState, rng_for
+from .tracing import Tracing
+
+
+class ClientStack:
+    def __init__(self, caller: str, caller_instance: str, callee: str, watch, stub_class: type,
+                 policy: ServiceConfig, method_policies, tracing: Tracing, metrics: Metrics,
+                 seed: int | None, clock=time.monotonic, sleep=time.sleep):
+        self.caller, self.caller_instance, self.callee = caller, caller_instance, callee
+        self.tracing, self.metrics = tracing, metrics
+        self.lock = threading.RLock()
+        self.rng = rng_for(seed, caller_instance, callee)
+        self.avoid, self.last_pick = avoid_instances, picked_instance
+        self.fallbacks: dict[str, Fallback] = {}
+        self._clock = clock
+        self._policy = policy
+        self._method_policies = method_policies  # callable: method -> ServiceConfig | None
+        self._states: dict[str, PolicyState] = {}
+        settings = policy.current
+        self.channel = BalancedChannel(watch, make_balancer(settings.balancer, self.rng, clock))
+        self._balancer_name = settings.balancer
+        self._service_state = self._new_state(settings, "*")
+        self.channel.outlier = self._service_state.outlier
+        policy.subscribe(self._on_settings)
+        intercepted = grpc.intercept_channel(
+            self.channel, ResilienceInterceptor(self, clock=clock, sleep=sleep), ClientTracing(self))
+        self.stub = stub_class(intercepted)
+
+    def _new_state(self, settings: PolicySettings, method: str) -> PolicyState:
+        name = f"{self.caller_instance}->{self.callee}" + ("" if method == "*" else f".{method}")
+        return PolicyState(settings, name, self._clock,
+                           on_transition=lambda event: self.metrics.breaker_transition(self.caller, event))
+
+    def settings(self, method: str) -> PolicySettings:
+        """The settings in force for ``method``: the service's, overridden by the method's own keys."""
+        base = self._policy.current
+        config = self._method_policies(method)
+        if config is None or not config.explicit:
+            return base
+        return dataclasses.replace(base, **{k: getattr(config.current, k) for k in config.explicit})
+
+    def state(self, method: str) -> PolicyState:
+        settings = self.settings(method)
+        with self.lock:
+            if settings == self._service_state.settings:
+                return self._service_state
+            state = self._states.get(method)
+            if state is None:
+                state = self._states[method] = self._new_state(settings, method)
+            elif state.settings != settings:
+                state.update(settings)
+            return state
+
+    def _on_settings(self, settings: PolicySettings) -> None:
+        with self.lock:
+            self._service_state.update(settings)
+            self.channel.outlier = self._service_state.outlier
+            if settings.balancer != self._balancer_name:
+                self.channel.balancer = make_balancer(settings.balancer, self.rng, self._clock)
+                self._balancer_name = settings.balancer
+
+    @property
+    def breaker(self):
+        return self._service_state.breaker
+
+    def close(self) -> None:
+        self._policy.unsubscribe(self._on_settings)
+        self.channel.close()

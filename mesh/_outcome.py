@@ -1,0 +1,130 @@
+"""Call outcomes the mesh makes itself: a gRPC error it raises, or an answer it gives in place.
+
+Client interceptors must return objects that behave like gRPC's own call outcomes (both a
+``grpc.Call`` and a ``grpc.Future``). :class:`MeshRpcError` is a failed one (a rejection by a
+breaker, limiter or bulkhead, or no instance to call); :class:`Completed` a successful one that
+no server produced (a fallback answer).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class MeshRpcError(grpc.RpcError, grpc.Call, grpc.Future):
+    """An error the mesh raises on the client side, with a gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, metadata: tuple = ()):
+        super().__init__(f"{code.name}: {details}")
+        self._code = code
+        self._details = details
+        self._metadata = tuple(metadata)
+
+    # grpc.Call
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def initial_metadata(self):
+        return self._metadata
+
+    def trailing_metadata(self):
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback) -> bool:
+        return False
+
+    # grpc.Future
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout=None):
+        raise self
+
+    def exception(self, timeout=None):
+        return self
+
+    def traceback(self, timeout=None):
+        return None
+
+    def add_done_callback(self, fn) -> None:
+        fn(self)
+
+
+class Completed(grpc.Call, grpc.Future):
+    """A successful outcome with ``response``, made by the mesh (e.g. a fallback)."""
+
+    def __init__(self, response, metadata: tuple = ()):
+        self._response = response
+        self._metadata = tuple(metadata)
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+    def details(self) -> str:
+        return ""
+
+    def initial_metadata(self):
+        return self._metadata
+
+    def trailing_metadata(self):
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout=None):
+        return self._response
+
+    def exception(self, timeout=None):
+        return None
+
+    def traceback(self, timeout=None):
+        return None
+
+    def add_done_callback(self, fn) -> None:
+        fn(self)
+
+
+def status_of(outcome) -> str:
+    """Return the status code name of a call outcome (``OK`` for a success)."""
+    error = outcome.exception() if hasattr(outcome, "exception") else None
+    if error is None:
+        return "OK"
+    code = error.code() if hasattr(error, "code") else None
+    return code.name if code is not None else "UNKNOWN"

@@ -1,0 +1,121 @@
+"""Fault injection on one instance, switched at runtime (as Envoy's fault filter and Toxiproxy do).
+
+- ``delay`` (+ up to ``delay_jitter``, on ``delay_percent`` of calls): added latency.
+- ``abort_code`` on ``abort_percent`` of calls: answer with that status at once.
+- ``hang_percent``: hold the call until the caller's deadline passes (at most ``max_hang`` s).
+- ``workers`` > 0 with ``service_time``: a worker pool smaller than the load — each call holds one
+  of ``workers`` slots for ``service_time`` s, so calls queue once load exceeds workers/service_time.
+- ``partitioned_from``: caller services whose calls are dropped (held until their deadline, then
+  UNAVAILABLE), as a network partition between those callers and this instance would.
+Crashing an instance is ``Mesh.kill``, not a filter. Waits end at once when the instance stops.
+Randomness comes from the instance's seeded ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+
+import grpc
+import numpy as np
+
+from ._wrap import metadata_value, wrap_unary
+
+
+@dataclass(frozen=True)
+class Faults:
+    delay: float = 0.0
+    delay_jitter: float = 0.0
+    delay_percent: float = 100.0
+    abort_code: str = ""
+    abort_percent: float = 0.0
+    hang_percent: float = 0.0
+    max_hang: float = 10.0
+    workers: int = 0
+    service_time: float = 0.0
+    partitioned_from: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.abort_code and self.abort_code not in grpc.StatusCode.__members__:
+            raise ValueError(f"unknown gRPC status {self.abort_code!r}")
+        for name in ("delay_percent", "abort_percent", "hang_percent"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise ValueError(f"{name} must be a percentage in [0, 100]")
+        if min(self.delay, self.delay_jitter, self.service_time, self.max_hang) < 0 or self.workers < 0:
+            raise ValueError("delays, times and workers must not be negative")
+
+    @property
+    def active(self) -> bool:
+        return self != Faults()
+
+
+class FaultInjector(grpc.ServerInterceptor):
+    def __init__(self, rng: np.random.Generator, stopping: threading.Event):
+        self._rng = rng
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self._faults = Faults()
+        self._pool: threading.Semaphore | None = None
+        self.injected: dict[str, int] = {}
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    def set(self, faults: Faults | None = None, **changes) -> Faults:
+        """Replace the faults (or change some fields of them); return what is now in force."""
+        new = replace(faults or self._faults, **changes)
+        with self._lock:
+            if new.workers != self._faults.workers:
+                self._pool = threading.Semaphore(new.workers) if new.workers > 0 else None
+            self._faults = new
+        return new
+
+    def _chance(self, percent: float) -> bool:
+        if percent <= 0:
+            return False
+        with self._lock:
+            return percent >= 100 or float(self._rng.random()) * 100 < percent
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def intercept_service(self, continuation, handler_call_details):
+        return wrap_unary(continuation(handler_call_details), handler_call_details.method, self._around)
+
+    def _around(self, behaviour, request, context: grpc.ServicerContext):
+        f = self._faults
+        if not f.active:
+            return behaviour(request, context)
+        if f.partitioned_from and metadata_value(context, "x-caller", "client") in f.partitioned_from:
+            self._count("partition")
+            self._wait(min(context.time_remaining() or f.max_hang, f.max_hang))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned from this caller")
+        if self._chance(f.hang_percent):
+            self._count("hang")
+            self._wait(min(context.time_remaining() or f.max_hang, f.max_hang))
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "injected hang")
+        if self._chance(f.abort_percent) and f.abort_code:
+            self._count("abort")
+            context.abort(grpc.StatusCode[f.abort_code], f"injected {f.abort_code}")
+        if (f.delay or f.delay_jitter) and self._chance(f.delay_percent):
+            self._count("delay")
+            with self._lock:
+                jitter = float(self._rng.uniform(0, f.delay_jitter)) if f.delay_jitter else 0.0
+            self._wait(f.delay + jitter)
+        pool = self._pool
+        if pool is None:
+            return behaviour(request, context)
+        timeout = context.time_remaining()
+        if not pool.acquire(timeout=timeout if timeout is not None else None):
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "waited for a worker past the deadline")
+        try:
+            self._wait(f.service_time)
+            return behaviour(request, context)
+        finally:
+            pool.release()

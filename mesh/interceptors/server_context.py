@@ -1,0 +1,35 @@
+"""Server side: record who is serving and by when the caller needs the answer; refuse late calls.
+
+Sets :data:`mesh._inbound.inbound` for the handler, so its outgoing calls carry the caller's
+deadline on (a callee never works past its caller's deadline) and name their caller. A call whose
+deadline has already passed is answered DEADLINE_EXCEEDED without running the handler.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from .._inbound import Inbound, inbound
+from ._wrap import wrap_unary
+
+
+class ServerContext(grpc.ServerInterceptor):
+    def __init__(self, service: str, instance: str):
+        self._service = service
+        self._instance = instance
+
+    def intercept_service(self, continuation, handler_call_details):
+        return wrap_unary(continuation(handler_call_details), handler_call_details.method, self._around)
+
+    def _around(self, behaviour, request, context: grpc.ServicerContext):
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
+        deadline = None if remaining is None else time.monotonic() + remaining
+        token = inbound.set(Inbound(self._service, self._instance, deadline))
+        try:
+            return behaviour(request, context)
+        finally:
+            inbound.reset(token)

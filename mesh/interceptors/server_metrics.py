@@ -1,0 +1,44 @@
+"""Server side: count and time every call an instance serves; say who served it.
+
+Sends ``x-served-by: <instance id>`` in the initial metadata (so a caller can see which replica
+answered) and records instance, method, status and latency in the mesh's :class:`Metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from ..metrics import Metrics
+from ._wrap import status_name, wrap_unary
+
+SERVED_BY = "x-served-by"
+
+
+class ServerMetrics(grpc.ServerInterceptor):
+    def __init__(self, metrics: Metrics, service: str, instance: str, on_call=None):
+        self._metrics = metrics
+        self._service = service
+        self._instance = instance
+        self._on_call = on_call
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+
+        def around(behaviour, request, context):
+            context.send_initial_metadata(((SERVED_BY, self._instance),))
+            if self._on_call is not None:
+                self._on_call()
+            self._metrics.server_started(self._instance)
+            start = time.perf_counter()
+            failed = True
+            try:
+                response = behaviour(request, context)
+                failed = False
+                return response
+            finally:
+                self._metrics.server_finished(self._instance, self._service, method,
+                                              status_name(context, failed), time.perf_counter() - start)
+
+        return wrap_unary(continuation(handler_call_details), handler_call_details.method, around)

@@ -1,0 +1,40 @@
+"""Server side: one OpenTelemetry SERVER span per call, child of the caller's ``traceparent``."""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry import trace
+
+from ..tracing import Tracing
+from ._wrap import metadata_value, status_name, wrap_unary
+
+
+class ServerTracing(grpc.ServerInterceptor):
+    def __init__(self, tracing: Tracing, service: str, instance: str):
+        self._tracing = tracing
+        self._service = service
+        self._instance = instance
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+
+        def around(behaviour, request, context):
+            parent = self._tracing.extract(context.invocation_metadata())
+            attributes = {"rpc.system": "grpc", "rpc.method": method.rsplit("/", 1)[-1],
+                          "mesh.service": self._service, "mesh.instance": self._instance,
+                          "mesh.caller": metadata_value(context, "x-caller", "client")}
+            with self._tracing.tracer.start_as_current_span(
+                    f"{self._service}/{attributes['rpc.method']}", context=parent,
+                    kind=trace.SpanKind.SERVER, attributes=attributes) as span:
+                failed = True
+                try:
+                    response = behaviour(request, context)
+                    failed = False
+                    return response
+                finally:
+                    status = status_name(context, failed)
+                    span.set_attribute("rpc.grpc.status", status)
+                    if status != "OK":
+                        span.set_status(trace.Status(trace.StatusCode.ERROR, status))
+
+        return wrap_unary(continuation(handler_call_details), method, around)

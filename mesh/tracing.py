@@ -1,0 +1,161 @@
+"""Call-chain tracing (链路追踪) with OpenTelemetry: spans, W3C ``traceparent``, call trees.
+
+Each mesh has its own ``TracerProvider`` whose spans go to an in-memory exporter. A client span is
+opened for every attempt of every call and a server span for every call an instance serves; the
+``traceparent`` header travels in gRPC metadata, so a server span is the child of the client span
+that caused it, and the calls a handler makes are children of its server span.
+
+:meth:`Tracing.calls` turns finished spans into one call tree per request (service, instance,
+method, start, duration, status, retry attempt); :meth:`Tracing.dependency_graph` into the service
+dependency graph (a networkx DiGraph with call and error counts on each edge).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+CLIENT_ATTRS = ("mesh.caller", "mesh.callee", "mesh.attempt")
+
+
+@dataclass
+class CallNode:
+    """One attempt of one call in a request's call tree."""
+
+    service: str
+    method: str
+    instance: str
+    caller: str
+    start: float
+    duration: float
+    status: str
+    attempt: int
+    trace_id: str
+    children: list[CallNode] = field(default_factory=list)
+
+    def walk(self, depth: int = 0):
+        """Yield (depth, node) for this node and everything below it, in call order."""
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+    def depth(self) -> int:
+        return 1 + max((c.depth() for c in self.children), default=0)
+
+    def __str__(self) -> str:
+        lines = []
+        for depth, node in self.walk():
+            retry = f" (attempt {node.attempt})" if node.attempt > 1 else ""
+            lines.append(f"{'  ' * depth}{node.service}.{node.method} @ {node.instance or '-'} "
+                         f"{node.duration * 1e3:.1f} ms {node.status}{retry}")
+        return "\n".join(lines)
+
+
+class Tracing:
+    """A tracer provider, its in-memory exporter, and W3C trace-context propagation."""
+
+    def __init__(self, name: str = "mesh"):
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = self.provider.get_tracer("mesh")
+        self.propagator = TraceContextTextMapPropagator()
+
+    # -- propagation ------------------------------------------------------------------------------
+    def inject(self, metadata: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return ``metadata`` plus the current span's ``traceparent`` (and ``tracestate``)."""
+        carrier: dict[str, str] = {}
+        self.propagator.inject(carrier)
+        return [*metadata, *carrier.items()]
+
+    def extract(self, metadata) -> otel_context.Context:
+        return self.propagator.extract({k: v for k, v in metadata})
+
+    # -- results ----------------------------------------------------------------------------------
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        return self.exporter.get_finished_spans()
+
+    def clear(self) -> None:
+        self.exporter.clear()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    def calls(self) -> list[CallNode]:
+        """Return one tree per request: each root is a call that no traced call made."""
+        spans = self.spans()
+        by_id = {s.context.span_id: s for s in spans}
+        server_of: dict[int, ReadableSpan] = {}
+        nodes: dict[int, CallNode] = {}
+        for span in spans:
+            if span.kind == trace.SpanKind.SERVER and span.parent is not None:
+                server_of[span.parent.span_id] = span
+        for span in spans:
+            if span.kind != trace.SpanKind.CLIENT:
+                continue
+            attrs = span.attributes or {}
+            server = server_of.get(span.context.span_id)
+            served = (server.attributes or {}).get("mesh.instance") if server else None
+            instance = attrs.get("mesh.instance") or served
+            nodes[span.context.span_id] = CallNode(
+                service=str(attrs.get("mesh.callee", "")), method=str(attrs.get("rpc.method", "")),
+                instance=str(instance or ""),
+                caller=str(attrs.get("mesh.caller", "")), start=span.start_time / 1e9,
+                duration=(span.end_time - span.start_time) / 1e9,
+                status=str(attrs.get("rpc.grpc.status", "OK")), attempt=int(attrs.get("mesh.attempt", 1)),
+                trace_id=f"{span.context.trace_id:032x}",
+            )
+        roots = []
+        for span_id, node in nodes.items():
+            parent = by_id[span_id].parent
+            # The parent of a downstream client span is the server span of the call that made it.
+            owner = None
+            if parent is not None and parent.span_id in by_id:
+                server = by_id[parent.span_id]
+                if server.kind == trace.SpanKind.SERVER and server.parent is not None:
+                    owner = nodes.get(server.parent.span_id)
+                elif server.kind == trace.SpanKind.CLIENT:
+                    owner = nodes.get(server.context.span_id)
+            if owner is None:
+                roots.append(node)
+            else:
+                owner.children.append(node)
+        for node in nodes.values():
+            node.children.sort(key=lambda n: n.start)
+        return sorted(roots, key=lambda n: n.start)
+
+    def dependency_graph(self) -> nx.DiGraph:
+        """Return services as nodes and caller -> callee edges with ``calls`` and ``errors``."""
+        graph = nx.DiGraph()
+        counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for span in self.spans():
+            if span.kind != trace.SpanKind.CLIENT:
+                continue
+            attrs = span.attributes or {}
+            edge = (str(attrs.get("mesh.caller", "client")), str(attrs.get("mesh.callee", "?")))
+            counts[edge][0] += 1
+            counts[edge][1] += attrs.get("rpc.grpc.status", "OK") != "OK"
+        for (caller, callee), (calls, errors) in counts.items():
+            graph.add_edge(caller, callee, calls=calls, errors=errors)
+        return graph
+
+    def records(self) -> list[dict[str, Any]]:
+        """Return one row per attempt of every call (for plots and tables)."""
+        rows = []
+        for root in self.calls():
+            for depth, node in root.walk():
+                rows.append({"trace": node.trace_id, "depth": depth, "caller": node.caller,
+                             "service": node.service, "method": node.method, "instance": node.instance,
+                             "start": node.start, "duration": node.duration, "status": node.status,
+                             "attempt": node.attempt})
+        return rows
