@@ -76,16 +76,30 @@ class BalancedChannel(grpc.Channel):
                 raise NoHealthyInstances(self.service)
             if self.outlier is not None:
                 candidates = self.outlier.available(candidates)
-            avoid = avoid_instances.get()
-            if avoid:
-                candidates = [e for e in candidates if e.id not in avoid] or candidates
-            endpoint = self.balancer.pick(candidates, request)
+            endpoint = self._pick_avoiding(candidates, request, avoid_instances.get())
             self.balancer.on_start(endpoint)
             channel = self._channels.get(endpoint)
             if channel is None:
                 channel = self._channels[endpoint] = grpc.insecure_channel(endpoint.target)
         picked_instance.set(endpoint.id)
         return endpoint, channel
+
+    def _pick_avoiding(self, candidates: list[Endpoint], request: Any, avoid: frozenset[str]) -> Endpoint:
+        """Ask the balancer again while it picks an instance this call already failed on.
+
+        Re-picking from the whole list (as Envoy's previous-hosts retry predicate does) keeps each
+        balancer's own logic; filtering the list instead would skew round robin's rotation. A
+        balancer that keeps answering the same (a hash ring) gets the next instance in the list.
+        """
+        endpoint = self.balancer.pick(candidates, request)
+        if not avoid or endpoint.id not in avoid:
+            return endpoint
+        for _ in range(len(candidates)):
+            endpoint = self.balancer.pick(candidates, request)
+            if endpoint.id not in avoid:
+                return endpoint
+        allowed = [e for e in candidates if e.id not in avoid]
+        return allowed[0] if allowed else endpoint
 
     def finished(self, endpoint: Endpoint, latency: float, code: str) -> None:
         """Tell the balancer and the outlier detector how a call to ``endpoint`` ended."""

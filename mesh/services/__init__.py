@@ -2,7 +2,9 @@
 
 from ._kind import ServiceKind
 from .greeter import GREETER, GreeterServicer, GreeterSettings
+from .shop import SHOP, SHOP_CALLS, ShopSettings, shop_topology
 
-KINDS: dict[str, ServiceKind] = {GREETER.name: GREETER}
+KINDS: dict[str, ServiceKind] = {kind.name: kind for kind in (GREETER, *SHOP)}
 
-__all__ = ["GREETER", "KINDS", "GreeterServicer", "GreeterSettings", "ServiceKind"]
+__all__ = ["GREETER", "KINDS", "SHOP", "SHOP_CALLS", "GreeterServicer", "GreeterSettings", "ServiceKind",
+           "ShopSettings", "shop_topology"]
