@@ -1,0 +1,192 @@
+"""Load generators: open loop (Poisson arrivals at a rate) and closed loop (N users), in the background.
+
+Both run for a bounded ``duration`` and stop by themselves (or at :meth:`LoadRun.stop`), and keep
+one :class:`LoadRecord` per request: when it started, how long it took, how it ended, which
+instance answered, whether a fallback answered.
+
+- **Open loop** — arrivals do not wait for answers, as real users do not: the gaps between them are
+  exponential (a Poisson process) from a seeded ``numpy.random.Generator``. At most
+  ``max_in_flight`` calls run at once; an arrival beyond that is recorded as ``SHED`` (not sent),
+  so an overloaded system shows up instead of silently slowing the generator down.
+- **Closed loop** — ``users`` each send a request, wait for the answer, think (exponential with mean
+  ``think_time``), and send the next: the offered load falls as latency rises.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from .interceptors import SERVED_BY
+from .interceptors.client_resilience import FALLBACK
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    start: float  # seconds since the run began
+    latency: float
+    code: str
+    served_by: str
+    fallback: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+Request = Any | Callable[[int], Any]
+
+
+class LoadRun:
+    """A running (or finished) load run; :meth:`wait` returns its records."""
+
+    def __init__(self, kind: str, duration: float, progress: bool):
+        self.kind = kind
+        self.duration = duration
+        self.records: list[LoadRecord] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._progress = progress
+        self.started = time.perf_counter()
+
+    def _add(self, record: LoadRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def _call(self, method, request, timeout: float) -> None:
+        start = time.perf_counter()
+        try:
+            _, call = method.with_call(request, timeout=timeout)
+            metadata = dict(call.initial_metadata() or ())
+            record = LoadRecord(start - self.started, time.perf_counter() - start, "OK",
+                                metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, ""))
+        except grpc.RpcError as exc:
+            record = LoadRecord(start - self.started, time.perf_counter() - start, exc.code().name, "")
+        self._add(record)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> list[LoadRecord]:
+        """Wait for the run to end (it ends by itself after its duration); return the records."""
+        if self._progress:
+            self._show_progress()
+        self._done.wait(timeout)
+        for thread in self._threads:
+            thread.join()
+        return sorted(self.records, key=lambda r: r.start)
+
+    def _show_progress(self) -> None:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=round(self.duration), desc=f"{self.kind} load", unit="s") as bar:
+            while not self._done.wait(1.0):
+                bar.update(min(1, bar.total - bar.n))
+            bar.update(bar.total - bar.n)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def summary(self) -> dict[str, Any]:
+        """Requests, throughput, goodput, status counts and latency percentiles of the run."""
+        records = list(self.records)
+        sent = [r for r in records if r.code != "SHED"]
+        ok = [r.latency for r in sent if r.ok]
+        elapsed = max((r.start + r.latency for r in sent), default=0.0) or 1e-9
+        return {
+            "requests": len(records), "sent": len(sent), "ok": len(ok),
+            "throughput": len(sent) / elapsed, "goodput": len(ok) / elapsed,
+            "by_status": dict(Counter(r.code for r in records)),
+            "fallbacks": sum(1 for r in records if r.fallback),
+            "p50": float(np.percentile(ok, 50)) if ok else float("nan"),
+            "p99": float(np.percentile(ok, 99)) if ok else float("nan"),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [asdict(r) for r in self.records]
+
+
+def _request(request: Request, n: int):
+    return request(n) if callable(request) else request
+
+
+def open_loop(method, request: Request, rate: float, duration: float, rng: np.random.Generator,
+              timeout: float = 2.0, max_in_flight: int = 64, progress: bool = False) -> LoadRun:
+    """Send Poisson arrivals at ``rate``/s for ``duration`` s; return the run at once."""
+    if rate <= 0 or duration <= 0 or max_in_flight < 1:
+        raise ValueError("rate and duration must be > 0 and max_in_flight >= 1")
+    run = LoadRun("open-loop", duration, progress)
+    slots = threading.Semaphore(max_in_flight)
+    pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="load-open")
+
+    def send(n: int) -> None:
+        try:
+            run._call(method, _request(request, n), timeout)
+        finally:
+            slots.release()
+
+    def schedule() -> None:
+        n, due = 0, 0.0
+        try:
+            while True:
+                due += float(rng.exponential(1.0 / rate))
+                if due >= duration or run._stop.wait(max(0.0, run.started + due - time.perf_counter())):
+                    break
+                if slots.acquire(blocking=False):
+                    pool.submit(send, n)
+                else:
+                    run._add(LoadRecord(due, 0.0, "SHED", ""))
+                n += 1
+        finally:
+            pool.shutdown(wait=True)
+            run._done.set()
+
+    thread = threading.Thread(target=schedule, name="load-open-scheduler", daemon=True)
+    run._threads.append(thread)
+    thread.start()
+    return run
+
+
+def closed_loop(method, request: Request, users: int, duration: float, rng: np.random.Generator,
+                think_time: float = 0.0, timeout: float = 2.0, progress: bool = False) -> LoadRun:
+    """Run ``users`` that each call, wait, think and call again for ``duration`` s."""
+    if users < 1 or duration <= 0 or think_time < 0:
+        raise ValueError("users must be >= 1, duration > 0 and think_time >= 0")
+    run = LoadRun("closed-loop", duration, progress)
+    # Think times are drawn up front from the seeded generator (it is not shared across threads).
+    thinking = [float(x) for x in rng.exponential(think_time, size=100_000)] if think_time else None
+    lock = threading.Lock()
+    state = {"sent": 0, "finished": 0}
+
+    def user(index: int) -> None:
+        try:
+            while not run._stop.is_set() and time.perf_counter() - run.started < duration:
+                with lock:
+                    n = state["sent"]
+                    state["sent"] += 1
+                run._call(method, _request(request, n), timeout)
+                if thinking is not None and run._stop.wait(thinking[n % len(thinking)]):
+                    break
+        finally:
+            with lock:
+                state["finished"] += 1
+                if state["finished"] == users:
+                    run._done.set()
+
+    for index in range(users):
+        thread = threading.Thread(target=user, args=(index,), name=f"load-user-{index}", daemon=True)
+        run._threads.append(thread)
+    for thread in run._threads:
+        thread.start()
+    return run
