@@ -231,12 +231,13 @@ class Mesh:
         config = self.policy(service, method)
         for field, value in settings.items():
             config.set(field, value)
-        return config.wait_for(lambda s: all(getattr(s, k) == v for k, v in settings.items()))
+        return config.wait_for(lambda s: set(settings) <= config.explicit
+                               and all(getattr(s, k) == v for k, v in settings.items()))
 
     def reset_policy(self, service: str, method: str | None = None) -> PolicySettings:
         config = self.policy(service, method)
         config.reset()
-        return config.wait_for(lambda s: s == PolicySettings())
+        return config.wait_for(lambda s: not config.explicit)
 
     def fallback(self, service: str, method: str, static=None, cache: bool = False) -> Fallback:
         """Answer ``service.method`` with a cached or static response when it is rejected or fails."""

@@ -163,10 +163,12 @@ class ServiceConfig(Generic[S]):
                     log.warning("ignoring %s%s: %s", self.prefix, name, exc)
         updated = self.schema(**values)
         self.errors = errors
-        self.explicit = frozenset(values)
+        explicit = frozenset(values)
         with self._lock:
-            changed = updated != self._current
+            # Writing a key equal to its default changes no value, but it does change what is set.
+            changed = updated != self._current or explicit != self.explicit
             self._current = updated
+            self.explicit = explicit
             listeners = list(self._listeners) if changed else []
             if changed:
                 self.changes += 1

@@ -1,0 +1,232 @@
+"""Resilience on the real mesh: breakers, retries with outlier detection, rate limits, deadlines,
+partitions, bulkheads, fallbacks and fault injection — real servers, real sockets, bounded load."""
+
+from __future__ import annotations
+
+import statistics
+
+import grpc
+import numpy as np
+import pytest
+
+from mesh import Mesh, burst, tally
+from mesh.load import closed_loop, open_loop
+from mesh.pb import shop_pb2
+from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
+from mesh.policies import State
+from mesh.services import SHOP_CALLS, shop_topology
+
+from .conftest import eventually
+
+HELLO = HelloRequest(name="Jason")
+CHECKOUT = shop_pb2.CheckoutRequest(user="ada", items=[shop_pb2.Item(sku="apple", quantity=1)], card="4242")
+
+
+@pytest.fixture
+def greeters():
+    with Mesh({"greeter": 3}, name="resilience", seed=11) as mesh:
+        mesh.wait_until_passing()
+        yield mesh
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with Mesh(shop_topology(2), name="shop-tests", seed=5) as mesh:
+        mesh.wait_until_passing()
+        yield mesh
+
+
+@pytest.fixture
+def clean_shop(shop):
+    yield shop
+    shop.clear_faults()
+    for service in SHOP_CALLS:
+        shop.reset_policy(service)
+        shop.config(service).reset()
+
+
+@pytest.mark.slow
+def test_a_failing_instance_opens_the_breaker_and_later_calls_fail_fast():
+    per_try = 0.3
+    with Mesh({"greeter": 1}, name="breaker", seed=1) as mesh:
+        mesh.wait_until_passing()
+        greeter = mesh.client("greeter")
+        mesh.set_policy("greeter", per_try_timeout=per_try, breaker_failure_rate=50,
+                        breaker_minimum_calls=4, breaker_window=4, breaker_wait=30)
+        mesh.inject("greeter-1", hang_percent=100)
+        before = burst(greeter.SayHello, HELLO, calls=4, timeout=5)
+        assert {r.code for r in before} == {"DEADLINE_EXCEEDED"}
+        assert min(r.latency for r in before) >= per_try * 0.9
+        assert mesh.breaker("greeter").state == State.OPEN
+        after = burst(greeter.SayHello, HELLO, calls=20, timeout=5)
+        assert {r.code for r in after} == {"UNAVAILABLE"}
+        assert statistics.median(r.latency for r in after) < per_try / 10  # no call reached the server
+        assert mesh.instance("greeter-1").served == 4
+        transitions = [(t["from"], t["to"]) for t in mesh.metrics.transitions]
+        assert transitions == [("closed", "open")]
+
+
+@pytest.mark.slow
+def test_retries_and_outlier_detection_hide_a_killed_instance(greeters):
+    greeters.set_policy("greeter", max_attempts=3, retry_on="UNAVAILABLE", backoff_base=0.001,
+                        backoff_cap=0.005, outlier_errors=1, outlier_ejection=30, outlier_max_percent=50)
+    greeter = greeters.client("greeter")
+    greeters.kill("greeter-2")  # discovery still lists it until its next health check
+    assert "greeter-2" in greeters.passing("greeter")
+    records = burst(greeter.SayHello, HELLO, calls=60)
+    assert [r.code for r in records if not r.ok] == []
+    assert {r.served_by for r in records} == {"greeter-1", "greeter-3"}
+    attempts = [row for row in greeters.metrics.client_rows if row["instance"] == "greeter-2"]
+    assert attempts and all(row["code"] == "UNAVAILABLE" for row in attempts)
+    assert len(attempts) == 1  # ejected after its first failure: never tried again
+
+
+@pytest.mark.slow
+def test_a_rate_limit_holds_within_ten_percent(greeters):
+    # With a burst of 1, Poisson arrivals waste capacity (the bucket sits full until the next
+    # arrival) and only ~30/s of 40/s get through; a burst of rate/8 absorbs that.
+    rate, seconds = 40.0, 3.0
+    greeters.set_policy("greeter", rate_limit=rate, rate_burst=5)
+    run = open_loop(greeters.client("greeter").SayHello, HELLO, rate=3 * rate, duration=seconds,
+                    rng=np.random.default_rng(3))
+    records = run.wait(timeout=30)
+    admitted = [r for r in records if r.ok]
+    assert {r.code for r in records} == {"OK", "RESOURCE_EXHAUSTED"}
+    assert abs(len(admitted) / seconds - rate) <= 0.1 * rate, len(admitted)
+
+
+@pytest.mark.slow
+def test_a_deadline_set_at_the_frontend_is_never_exceeded_at_the_leaf(clean_shop):
+    shop = clean_shop
+    shop.config("fraud").set("work_ms", 400)
+    shop.config("fraud").wait_for(lambda s: s.work_ms == 400)
+    for instance in shop.instances("fraud"):
+        shop.runtime(instance).work_log.clear()
+    with pytest.raises(grpc.RpcError) as err:
+        shop.client("frontend").Checkout(CHECKOUT, timeout=0.25)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    eventually(lambda: any(shop.runtime(i).work_log for i in shop.instances("fraud")), timeout=2)
+    worked = [entry for i in shop.instances("fraud") for entry in shop.runtime(i).work_log]
+    for seconds, left in worked:
+        assert seconds < 0.25  # cut to the time the frontend had left, not the 0.4 s asked for
+        assert left is not None and left > -0.01  # the leaf stopped by the frontend's deadline
+
+
+@pytest.mark.slow
+def test_a_partition_is_seen_only_by_the_partitioned_pair(clean_shop):
+    shop = clean_shop
+    frontend = shop.client("frontend")
+    shop.partition("orders", "inventory")
+    with pytest.raises(grpc.RpcError) as err:
+        frontend.Checkout(CHECKOUT, timeout=0.5)
+    assert err.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    home = frontend.Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=2)
+    assert not home.degraded and len(home.products) == 3  # recommendations still reach inventory
+    assert shop.client("inventory").Stock(shop_pb2.StockRequest(sku="fig"), timeout=2).sku == "fig"
+    shop.heal("orders", "inventory")
+    assert frontend.Checkout(CHECKOUT, timeout=2).status == "confirmed"
+
+
+@pytest.mark.slow
+def test_traces_follow_the_call_chain_across_three_levels_and_a_fan_out(clean_shop):
+    shop = clean_shop
+    shop.tracing.clear()
+    frontend = shop.client("frontend")
+    frontend.Checkout(CHECKOUT, timeout=2)
+    frontend.Home(shop_pb2.HomeRequest(user="ada", count=4), timeout=2)
+    checkout, home = shop.traces()
+    assert [(d, n.service, n.method) for d, n in checkout.walk()] == [
+        (0, "frontend", "Checkout"), (1, "orders", "CreateOrder"), (2, "inventory", "Reserve"),
+        (2, "payments", "Charge"), (3, "fraud", "Score")]
+    assert len({n.trace_id for _, n in checkout.walk()}) == 1
+    fan_out = [n for d, n in home.walk() if d == 2]
+    assert [n.method for n in fan_out] == ["Stock"] * 4
+    assert all(n.instance.startswith("inventory-") for n in fan_out)
+    starts = sorted(n.start for n in fan_out)
+    assert starts[-1] - starts[0] < min(n.duration for n in fan_out)  # they overlapped: in parallel
+    edges = set(shop.dependency_graph().edges())
+    assert edges == {("client", "frontend")} | {(a, b) for a, bs in SHOP_CALLS.items() for b in bs}
+
+
+@pytest.mark.slow
+def test_a_failure_propagates_up_the_chain_and_degrades_at_the_edge(clean_shop):
+    shop = clean_shop
+    for instance in shop.instances("inventory"):
+        shop.inject(instance, abort_code="INTERNAL", abort_percent=100)
+    frontend = shop.client("frontend")
+    with pytest.raises(grpc.RpcError) as err:
+        frontend.Checkout(CHECKOUT, timeout=2)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "order not placed" in err.value.details() and "orders failed" in err.value.details()
+    home = frontend.Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=2)
+    assert home.degraded and list(home.products) == []
+
+
+@pytest.mark.slow
+def test_injected_latency_abort_and_a_small_worker_pool(greeters):
+    greeter = greeters.client("greeter")
+    greeters.inject("greeter-1", delay=0.1, delay_jitter=0.05)
+    slow = [r for r in burst(greeter.SayHello, HELLO, calls=9) if r.served_by == "greeter-1"]
+    assert all(0.1 <= r.latency < 0.3 for r in slow)
+    greeters.clear_faults()
+    greeters.inject("greeter-2", abort_code="RESOURCE_EXHAUSTED", abort_percent=50)
+    codes = tally(burst(greeter.SayHello, HELLO, calls=90))
+    assert 5 < codes["RESOURCE_EXHAUSTED"] < 25  # half of the 30 calls greeter-2 got
+    greeters.clear_faults()
+    for instance in greeters.instances():
+        greeters.inject(instance, workers=1, service_time=0.05)
+    run = closed_loop(greeter.SayHello, HELLO, users=12, duration=1.5, rng=np.random.default_rng(0))
+    summary = (run.wait(timeout=30), run.summary())[1]
+    assert summary["throughput"] < 3 / 0.05 * 1.15  # three single-worker instances: <= 60 calls/s
+    assert summary["p50"] > 0.05 * 3  # the queue, not the work, dominates
+
+
+@pytest.mark.slow
+def test_a_bulkhead_caps_concurrent_calls_and_rejects_the_rest(greeters):
+    greeters.set_policy("greeter", bulkhead=2, bulkhead_wait=0.0)
+    for instance in greeters.instances():
+        greeters.inject(instance, delay=0.2)
+    run = closed_loop(greeters.client("greeter").SayHello, HELLO, users=6, duration=1.0,
+                      rng=np.random.default_rng(1))
+    run.wait(timeout=30)
+    codes = run.summary()["by_status"]
+    assert codes["RESOURCE_EXHAUSTED"] > codes["OK"] > 0
+    assert max(greeters.metrics.in_flight().values(), default=0) <= 2
+
+
+def test_a_fallback_answers_when_the_breaker_is_open(greeters):
+    greeters.fallback("greeter", "SayHello", static=HelloReply(name="from cache"), cache=True)
+    greeter = greeters.client("greeter")
+    fresh = greeter.SayHello(HELLO)
+    greeters.set_policy("greeter", breaker_failure_rate=50, breaker_minimum_calls=1, breaker_window=1)
+    greeters.breaker("greeter").transition_to(State.FORCED_OPEN)
+    reply, call = greeter.SayHello.with_call(HELLO)
+    assert reply == fresh  # the cached answer for this very request
+    assert dict(call.initial_metadata())["x-fallback"] == "breaker_open"
+    other, _ = greeter.SayHello.with_call(HelloRequest(name="Ada"))
+    assert other.name == "from cache"  # nothing cached for it: the static answer
+
+
+def test_policies_change_at_runtime_through_the_config_center(greeters):
+    greeter = greeters.client("greeter")
+    greeters.inject("greeter-1", abort_code="UNAVAILABLE", abort_percent=100)
+    assert tally(burst(greeter.SayHello, HELLO, calls=9))["UNAVAILABLE"] == 3
+    greeters.consul.kv.put("config/policy.greeter/max_attempts", "3")  # as an operator would
+    greeters.policy("greeter").wait_for(lambda s: s.max_attempts == 3)
+    assert tally(burst(greeter.SayHello, HELLO, calls=9))["UNAVAILABLE"] == 0
+    greeters.set_policy("greeter", "SayHello", max_attempts=1)  # one method overrides the service
+    assert tally(burst(greeter.SayHello, HELLO, calls=9))["UNAVAILABLE"] == 3
+
+
+def test_bad_policies_and_faults_are_refused_and_change_nothing(greeters):
+    with pytest.raises(ValueError):
+        greeters.set_policy("greeter", max_attempts="many")
+    with pytest.raises(ValueError):
+        greeters.set_policy("greeter", breaker_patience=3)
+    with pytest.raises(ValueError):
+        greeters.inject("greeter-1", abort_code="TEAPOT")
+    with pytest.raises(ValueError):
+        greeters.inject("greeter-1", abort_percent=150)
+    assert greeters.policy("greeter").explicit == frozenset()
+    assert not greeters.instance("greeter-1").faults.faults.active
+    assert all(r.ok for r in burst(greeters.client("greeter").SayHello, HELLO, calls=3))
