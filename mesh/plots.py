@@ -1,0 +1,124 @@
+"""Plots of what the mesh recorded: call trees, the dependency graph, load runs over time.
+
+Each function takes an optional matplotlib ``ax`` and returns it, so notebooks can put pictures
+side by side. The load-run plots take records with ``start``, ``latency`` and ``code`` (the
+mesh's :class:`mesh.load.LoadRecord` and the simulator's records alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+
+from .tracing import CallNode
+
+STATUS_COLOURS = {"OK": "#2e7d32", "DEADLINE_EXCEEDED": "#ef6c00", "UNAVAILABLE": "#c62828",
+                  "RESOURCE_EXHAUSTED": "#6a1b9a", "SHED": "#9e9e9e"}
+
+
+def _colour(code: str) -> str:
+    return STATUS_COLOURS.get(code, "#ad1457")
+
+
+def plot_trace(root: CallNode, ax=None):
+    """Draw one request's call tree as a waterfall: a bar per attempt, indented by depth."""
+    rows = list(root.walk())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1))
+    t0 = root.start
+    for y, (_, node) in enumerate(rows):
+        left = (node.start - t0) * 1e3
+        ax.barh(y, node.duration * 1e3, left=left, color=_colour(node.status), height=0.6)
+        retry = f"  attempt {node.attempt}" if node.attempt > 1 else ""
+        ax.text(left + node.duration * 1e3, y, f" {node.instance}{retry}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{'  ' * d}{n.service}.{n.method}" for d, n in rows], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds since the request started")
+    ax.set_title(f"trace {root.trace_id[:8]}: {root.service}.{root.method} ({root.status})")
+    return ax
+
+
+def plot_dependencies(graph: nx.DiGraph, ax=None):
+    """Draw services and calls; an edge's width follows its calls, its colour its error share."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    layers: dict[str, int] = {}
+    for node in nx.topological_sort(graph) if nx.is_directed_acyclic_graph(graph) else graph.nodes:
+        layers[node] = max((layers[p] + 1 for p in graph.predecessors(node) if p in layers), default=0)
+    nx.set_node_attributes(graph, layers, "layer")
+    pos = nx.multipartite_layout(graph, subset_key="layer")
+    calls = np.array([d["calls"] for *_, d in graph.edges(data=True)] or [1])
+    widths = 1 + 4 * calls / calls.max()
+    errors = [d["errors"] / max(d["calls"], 1) for *_, d in graph.edges(data=True)]
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#e3f2fd", edgecolors="#1565c0", node_size=2200)
+    nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+    nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, edge_color=errors, edge_cmap=plt.cm.RdYlGn_r,
+                           edge_vmin=0, edge_vmax=1, node_size=2200, arrows=True)
+    labels = {(a, b): f"{d['calls']}" + (f" ({d['errors']} err)" if d["errors"] else "")
+              for a, b, d in graph.edges(data=True)}
+    nx.draw_networkx_edge_labels(graph, pos, edge_labels=labels, ax=ax, font_size=7)
+    ax.set_title("service dependencies (from traces)")
+    ax.axis("off")
+    return ax
+
+
+def plot_run(records: Iterable[Any], ax=None, title: str = "", marks: Sequence[tuple[float, str]] = ()):
+    """Draw each request's latency at the time it started, coloured by outcome; mark events."""
+    records = list(records)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.2))
+    for code in sorted({r.code for r in records}):
+        chosen = [r for r in records if r.code == code]
+        latencies = [max(r.latency * 1e3, 0.01) for r in chosen]  # shed requests took no time
+        ax.scatter([r.start for r in chosen], latencies, s=6, color=_colour(code), label=f"{code} ({len(chosen)})")
+    for at, label in marks:
+        ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
+        ax.text(at, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
+    ax.set_xlabel("seconds into the run")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.legend(loc="upper right", fontsize=8, markerscale=2)
+    ax.set_title(title)
+    return ax
+
+
+def plot_goodput(records: Iterable[Any], bucket: float = 0.25, ax=None, title: str = ""):
+    """Draw requests per second sent and answered OK, in time buckets."""
+    records = list(records)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.8))
+    end = max((r.start for r in records), default=0.0) + bucket
+    edges = np.arange(0, end + bucket, bucket)
+    sent, _ = np.histogram([r.start for r in records if r.code != "SHED"], bins=edges)
+    good, _ = np.histogram([r.start for r in records if r.code == "OK"], bins=edges)
+    ax.step(edges[:-1], sent / bucket, where="post", label="sent", color="#1565c0")
+    ax.step(edges[:-1], good / bucket, where="post", label="answered OK (goodput)", color="#2e7d32")
+    ax.set_xlabel("seconds into the run")
+    ax.set_ylabel("requests / s")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title)
+    return ax
+
+
+def compare_latencies(runs: dict[str, Iterable[Any]], ax=None, title: str = "latency percentiles"):
+    """Draw p50/p90/p99 of OK requests for several runs side by side (one group per run)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2))
+    names = list(runs)
+    width = 0.27
+    for i, q in enumerate((50, 90, 99)):
+        values = []
+        for name in names:
+            ok = [r.latency * 1e3 for r in runs[name] if r.code == "OK"]
+            values.append(np.percentile(ok, q) if ok else np.nan)
+        bars = ax.bar(np.arange(len(names)) + (i - 1) * width, values, width, label=f"p{q}")
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return ax
