@@ -74,7 +74,8 @@ def plot_run(records: Iterable[Any], ax=None, title: str = "", marks: Sequence[t
     for code in sorted({r.code for r in records}):
         chosen = [r for r in records if r.code == code]
         latencies = [max(r.latency * 1e3, 0.01) for r in chosen]  # shed requests took no time
-        ax.scatter([r.start for r in chosen], latencies, s=6, color=_colour(code), label=f"{code} ({len(chosen)})")
+        ax.scatter([r.start for r in chosen], latencies, s=6, color=_colour(code),
+                   label=f"{code} ({len(chosen)})")
     for at, label in marks:
         ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
         ax.text(at, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
