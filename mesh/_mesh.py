@@ -139,13 +139,22 @@ class Mesh:
         """Return the runtime an instance's handlers use (its work log, its clients)."""
         return self._runtimes[self.instance(ref).id]
 
-    def _register(self, instance: Instance) -> None:
+    def _register(self, instance: Instance, weight: int = 1) -> None:
         self.consul.agent.service.register(
             instance.service, service_id=instance.id, address=instance.host, port=instance.port,
-            tags=["workbench"], meta={"mesh": self.name},
+            tags=["workbench"], meta={"mesh": self.name}, weights={"Passing": weight, "Warning": 1},
             check=consul.Check.grpc(instance.address, self.check_interval,
                                     timeout=self.check_timeout),
         )
+
+    def set_weight(self, ref: str | Instance, weight: int) -> None:
+        """Re-register an instance with ``Weights.Passing = weight`` (what weighted balancers use)."""
+        if weight < 1:
+            raise ValueError("weight must be at least 1")
+        instance = self.instance(ref)
+        self._register(instance, weight)
+        self.wait_until(lambda: any(e.id == instance.id and e.weight == weight
+                                    for e in self.endpoints(instance.service)))
 
     def config(self, service: str | ServiceKind) -> ServiceConfig:
         """Return the live settings of a service, kept in the registry's KV store (config center)."""

@@ -58,6 +58,7 @@ class LoadRun:
         self._threads: list[threading.Thread] = []
         self._progress = progress
         self.started = time.perf_counter()
+        self.started_monotonic = time.monotonic()  # the clock breakers and faults record on
 
     def _add(self, record: LoadRecord) -> None:
         with self._lock:

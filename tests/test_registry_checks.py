@@ -171,3 +171,14 @@ def test_deregister_after_has_consuls_one_minute_floor(client):
         "ttl": "60s", "status": "critical", "DeregisterCriticalServiceAfter": "1s"})
     time.sleep(1.5)
     assert "flaky-1" in client.agent.services()
+
+
+def test_re_registering_keeps_a_checks_last_result(client):
+    client.agent.service.register("job", service_id="job-1", check=consul.Check.ttl("30s"))
+    client.agent.check.ttl_pass("service:job-1", "fine")
+    client.agent.service.register("job", service_id="job-1", tags=["v2"], check=consul.Check.ttl("30s"))
+    check = _check(client, "service:job-1")
+    assert (check["Status"], check["Output"]) == ("passing", "fine")
+    assert client.agent.services()["job-1"]["Tags"] == ["v2"]
+    client.agent.service.register("job", service_id="job-1", check={"ttl": "30s", "status": "warning"})
+    assert _check(client, "service:job-1")["Status"] == "warning"  # an explicit Status wins

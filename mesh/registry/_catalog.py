@@ -206,6 +206,11 @@ class Catalog:
         previous = self.checks.get((check.node, check.check_id))
         check.create_index = previous.create_index if previous else stamp
         check.modify_index = stamp
+        if previous is not None and "Status" not in check.definition and previous.type == check.type:
+            # As Consul does: re-registering keeps a running check's last result, so updating a
+            # service's tags or weights does not take a healthy instance out of discovery.
+            check.status, check.output = previous.status, previous.output
+            check.critical_since = previous.critical_since
         if check.status == CRITICAL and check.critical_since is None:
             check.critical_since = self.clock()
         self.checks[(check.node, check.check_id)] = check
