@@ -96,7 +96,7 @@ def compare_balancers(balancers: Sequence[str] = ("round_robin", "weighted_round
 def timeouts(duration: float = 2.0, seed: int = 1) -> Experiment:
     """One replica hangs on 30% of calls. Without a timeout those callers wait out their own 1 s
     client timeout; with a 50 ms per-try timeout they fail fast — and with one retry they succeed."""
-    experiment = Experiment("timeouts (超时)")
+    experiment = Experiment("timeouts")
     settings = {"no timeout": {}, "per-try timeout 50 ms": {"per_try_timeout": 0.05},
                 "timeout + 1 retry": {"per_try_timeout": 0.05, "max_attempts": 2,
                                       "retry_on": "DEADLINE_EXCEEDED,UNAVAILABLE"}}
@@ -142,7 +142,7 @@ def circuit_breaker(duration: float = 4.0, outage: tuple[float, float] = (1.0, 2
     """Every replica hangs from ``outage[0]`` to ``outage[1]`` s. Without a breaker each call waits
     its 100 ms timeout; with one, calls fail at once while it is open, a few probe in half-open, and
     it closes after the outage. With ``fallback`` the open breaker answers with a degraded reply."""
-    experiment = Experiment("circuit breaker (熔断)" + (" with fallback (降级)" if fallback else ""))
+    experiment = Experiment("circuit breaker" + (" with fallback" if fallback else ""))
     breaker = {"breaker_failure_rate": 50, "breaker_minimum_calls": 10, "breaker_window": 20,
                "breaker_wait": 0.5, "breaker_half_open_calls": 3}
     settings = {"no breaker": {}, "breaker": breaker}
@@ -177,7 +177,7 @@ def bulkhead(duration: float = 2.5, seed: int = 4) -> Experiment:
     for them, and checkout — which never calls recommendations — slows down too. A bulkhead of 2
     concurrent calls from frontend to recommendations isolates them: the home page degrades,
     checkout stays fast (isolation, 隔离)."""
-    experiment = Experiment("bulkhead (隔离)")
+    experiment = Experiment("bulkhead")
     settings = {"no bulkhead": {}, "bulkhead of 2": {"bulkhead": 2}}
     with Mesh(shop_topology(1), name="bulkhead", seed=seed) as mesh:
         mesh.wait_until_passing()
@@ -201,7 +201,7 @@ def rate_limiting(duration: float = 2.0, seed: int = 5) -> Experiment:
     """Offered 2x what three single-worker replicas can serve. Without a limit the queues grow and
     latency climbs to the timeout; a client-side limit at 80% of capacity keeps admitted calls fast
     and rejects the rest at once (限流)."""
-    experiment = Experiment("rate limiting (限流)")
+    experiment = Experiment("rate limiting")
     capacity = 3 / 0.01
     settings = {"no limit": {}, f"limit {0.8 * capacity:.0f}/s": {"rate_limit": 0.8 * capacity,
                                                                   "rate_burst": 10}}

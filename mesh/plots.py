@@ -13,9 +13,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
+from matplotlib.patches import Patch
 
 from .tracing import CallNode
 
+BREAKER_STATES = {"open": "#c62828", "half_open": "#f9a825", "closed": "#2e7d32"}
 STATUS_COLOURS = {"OK": "#2e7d32", "DEADLINE_EXCEEDED": "#ef6c00", "UNAVAILABLE": "#c62828",
                   "RESOURCE_EXHAUSTED": "#6a1b9a", "SHED": "#9e9e9e"}
 
@@ -76,13 +78,24 @@ def plot_run(records: Iterable[Any], ax=None, title: str = "", marks: Sequence[t
         latencies = [max(r.latency * 1e3, 0.01) for r in chosen]  # shed requests took no time
         ax.scatter([r.start for r in chosen], latencies, s=6, color=_colour(code),
                    label=f"{code} ({len(chosen)})")
+    states = sorted((at, label) for at, label in marks if label in BREAKER_STATES)
+    end = max((r.start + r.latency for r in records), default=0.0)
+    for (at, label), (until, _) in zip(states, [*states[1:], (end, "")][: len(states)], strict=True):
+        if label != "closed":
+            ax.axvspan(at, until, color=BREAKER_STATES[label], alpha=0.18, linewidth=0)
     for at, label in marks:
-        ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
-        ax.text(at, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
+        if label not in BREAKER_STATES:
+            ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
+            ax.text(at, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
     ax.set_xlabel("seconds into the run")
     ax.set_ylabel("latency (ms)")
     ax.set_yscale("log")
-    ax.legend(loc="upper right", fontsize=8, markerscale=2)
+    handles, labels = ax.get_legend_handles_labels()
+    for state, colour in BREAKER_STATES.items():
+        if state != "closed" and any(label == state for _, label in states):
+            handles.append(Patch(color=colour, alpha=0.18))
+            labels.append(f"breaker {state}")
+    ax.legend(handles, labels, loc="upper right", fontsize=8, markerscale=2)
     ax.set_title(title)
     return ax
 
@@ -123,3 +136,39 @@ def compare_latencies(runs: dict[str, Iterable[Any]], ax=None, title: str = "lat
     ax.legend(fontsize=8)
     ax.set_title(title)
     return ax
+
+
+def plot_experiment(experiment, runs: Sequence[str] | None = None):
+    """Draw each run of an :class:`mesh.experiments.Experiment` on its own timeline, same scales."""
+    labels = list(runs or experiment.runs)
+    figure, axes = plt.subplots(len(labels), 1, figsize=(9, 2.6 * len(labels)), sharex=True, sharey=True,
+                                squeeze=False)
+    for ax, label in zip(axes[:, 0], labels, strict=True):
+        plot_run(experiment.runs[label], ax=ax, title=label, marks=experiment.marks.get(label, ()))
+    figure.suptitle(experiment.name)
+    figure.tight_layout()
+    return figure
+
+
+def plot_balancers(experiment):
+    """Latency percentiles and each replica's share of the calls, per balancer."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6))
+    compare_latencies(experiment.runs, ax=left, title="latency of OK calls")
+    left.tick_params(axis="x", labelrotation=30)
+    names = list(experiment.runs)
+    replicas = sorted({k for n in names for k in experiment.notes[n]["share"]})
+    bottom = np.zeros(len(names))
+    for replica in replicas:
+        counts = np.array([experiment.notes[n]["share"].get(replica, 0) for n in names], dtype=float)
+        totals = np.array([max(sum(experiment.notes[n]["share"].values()), 1) for n in names])
+        right.bar(names, counts / totals, bottom=bottom, label=replica)
+        bottom += counts / totals
+    for x, name in enumerate(names):
+        right.text(x, 1.02, f"{experiment.notes[name]['calls_per_s']}/s", ha="center", fontsize=8)
+    right.set_ylim(0, 1.12)
+    right.set_ylabel("share of calls")
+    right.tick_params(axis="x", labelrotation=30)
+    right.legend(fontsize=8, loc="lower right")
+    right.set_title("who served the calls (and calls per second)")
+    figure.tight_layout()
+    return figure

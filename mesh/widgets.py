@@ -154,6 +154,25 @@ def discovery_diagram(replicas: int = 3) -> Figure:
     return figure
 
 
+def table(rows: list[dict]) -> HTML:
+    """Return rows of dicts (experiment tables, metrics summaries) as an HTML table."""
+    if not rows:
+        return HTML("<i>no rows</i>")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+        return html.escape("" if value is None else str(value))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(row.get(c))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
+    return HTML(f"<table><tr>{head}</tr>{body}</table>")
+
+
 def defects_table(defects: list[dict]) -> HTML:
     """Return the chapter's defects (``mesh.chapter.DEFECTS``) as a table."""
     head = "<tr><th>sample</th><th>as printed</th><th>problem</th><th>fix</th></tr>"
