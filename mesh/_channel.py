@@ -49,6 +49,7 @@ class BalancedChannel(grpc.Channel):
         self._lock = threading.Lock()
         self._endpoints: tuple[Endpoint, ...] = ()
         self._channels: dict[Endpoint, grpc.Channel] = {}
+        self._callables: dict[tuple[Endpoint, str], object] = {}
         self._closed = False
         watch.subscribe(self._on_endpoints)
 
@@ -59,12 +60,25 @@ class BalancedChannel(grpc.Channel):
             self._endpoints = endpoints
             gone = [e for e in self._channels if e not in endpoints]
             stale = [self._channels.pop(e) for e in gone]
+            self._callables = {k: v for k, v in self._callables.items() if k[0] not in gone}
         for channel in stale:
             channel.close()
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
         return self._endpoints
+
+    def multicallable(self, endpoint: Endpoint, channel: grpc.Channel, method: str, serializer, deserializer):
+        """Return (and keep) the unary multi-callable of ``method`` on ``endpoint``'s channel."""
+        key = (endpoint, method)
+        found = self._callables.get(key)
+        if found is None:
+            found = channel.unary_unary(method, request_serializer=serializer,
+                                        response_deserializer=deserializer, _registered_method=True)
+            with self._lock:
+                if self._channels.get(endpoint) is channel:
+                    self._callables[key] = found
+        return found
 
     def pick(self, request: Any = None) -> tuple[Endpoint, grpc.Channel]:
         """Return the endpoint chosen for one call and an open channel to it."""
@@ -113,6 +127,7 @@ class BalancedChannel(grpc.Channel):
         with self._lock:
             self._closed = True
             channels, self._channels = list(self._channels.values()), {}
+            self._callables = {}
         for channel in channels:
             channel.close()
 
@@ -156,9 +171,8 @@ class _Balanced:
 
     def _target(self, request: Any):
         endpoint, channel = self._owner.pick(request)
-        callable_ = channel.unary_unary(self._method, request_serializer=self._serializer,
-                                        response_deserializer=self._deserializer, _registered_method=True)
-        return endpoint, callable_
+        return endpoint, self._owner.multicallable(endpoint, channel, self._method, self._serializer,
+                                                   self._deserializer)
 
     def with_call(self, request, *args, **kwargs):
         endpoint, callable_ = self._target(request)

@@ -16,7 +16,7 @@ import grpc
 
 from ._channel import BalancedChannel, avoid_instances, picked_instance
 from .config import ServiceConfig
-from .interceptors import ClientTracing, ResilienceInterceptor
+from .interceptors import ResilienceInterceptor
 from .metrics import Metrics
 from .policies import Fallback, make_balancer
 from .policy_spec import PolicySettings, PolicyState, rng_for
@@ -43,8 +43,8 @@ class ClientStack:
         self._service_state = self._new_state(settings, "*")
         self.channel.outlier = self._service_state.outlier
         policy.subscribe(self._on_settings)
-        intercepted = grpc.intercept_channel(
-            self.channel, ResilienceInterceptor(self, clock=clock, sleep=sleep), ClientTracing(self))
+        interceptor = ResilienceInterceptor(self, clock=clock, sleep=sleep)
+        intercepted = grpc.intercept_channel(self.channel, interceptor)
         self.stub = stub_class(intercepted)
 
     def _new_state(self, settings: PolicySettings, method: str) -> PolicyState:

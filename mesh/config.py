@@ -99,9 +99,13 @@ class ServiceConfig(Generic[S]):
             raise ConfigError(f"{self.schema.__name__} has no setting {name!r}; "
                               f"it has {sorted(self._fields)}")
         text = format_value(value)
-        parse_value(self._types[name], text)
+        parsed = parse_value(self._types[name], text)
         if isinstance(value, bool) != (self._types[name] is bool):
             raise ConfigError(f"{name} takes {self._types[name].__name__}, not {value!r}")
+        try:  # the schema's own checks (ranges, allowed names) run before anything is written
+            dataclasses.replace(self._current, **{name: parsed})
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{name}={value!r}: {exc}") from None
         self._client.kv.put(self.key(name), text)
 
     def reset(self, name: str | None = None) -> None:
@@ -161,7 +165,14 @@ class ServiceConfig(Generic[S]):
                 values[name] = getattr(self._current, name)  # keep the last good value
                 if self.errors.get(name) != errors[name]:
                     log.warning("ignoring %s%s: %s", self.prefix, name, exc)
-        updated = self.schema(**values)
+        try:
+            updated = self.schema(**values)
+        except (ValueError, TypeError) as exc:
+            # Values that parse but break the schema's rules together: keep the settings in force.
+            if self.errors.get("*") != str(exc):
+                log.warning("ignoring settings under %s: %s", self.prefix, exc)
+            self.errors = {**errors, "*": str(exc)}
+            return
         self.errors = errors
         explicit = frozenset(values)
         with self._lock:
@@ -173,7 +184,10 @@ class ServiceConfig(Generic[S]):
             if changed:
                 self.changes += 1
         for listener in listeners:
-            listener(updated)
+            try:
+                listener(updated)
+            except Exception:  # a broken listener must not stop the watch
+                log.exception("settings listener failed for %s", self.prefix)
 
     def _run(self) -> None:
         index = None

@@ -22,6 +22,7 @@ from .policies import (
     OutlierDetector,
     RetryBudget,
     RetryPolicy,
+    SlidingWindow,
     TokenBucket,
 )
 
@@ -49,6 +50,7 @@ class PolicySettings:
     breaker_wait: float = 5.0
     breaker_half_open_calls: int = 3
     rate_limit: float = 0.0  # calls per second; 0 = no limit
+    rate_limiter: str = "token_bucket"  # or "sliding_window" (at most rate_limit calls in any 1 s)
     rate_burst: float = 1.0
     rate_wait: float = 0.0  # how long a call may wait for a token; 0 = reject at once
     bulkhead: int = 0  # max concurrent calls; 0 = no bulkhead
@@ -57,13 +59,32 @@ class PolicySettings:
     outlier_ejection: float = 30.0
     outlier_max_percent: float = 10.0
 
+    def __post_init__(self) -> None:
+        from .policies import BALANCERS, JITTERS
+
+        if self.balancer not in BALANCERS:
+            raise ValueError(f"balancer must be one of {sorted(BALANCERS)}")
+        if self.jitter not in JITTERS:
+            raise ValueError(f"jitter must be one of {JITTERS}")
+        if self.rate_limiter not in ("token_bucket", "sliding_window"):
+            raise ValueError("rate_limiter must be 'token_bucket' or 'sliding_window'")
+        if self.breaker_window_type not in ("count", "time"):
+            raise ValueError("breaker_window_type must be 'count' or 'time'")
+        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if isinstance(getattr(self, f.name), (int, float))}
+        negative = sorted(name for name, value in numbers.items() if value < 0)
+        if negative:
+            raise ValueError(f"settings must not be negative: {', '.join(negative)}")
+        if self.breaker_failure_rate > 100 or self.breaker_slow_rate > 100 or self.outlier_max_percent > 100:
+            raise ValueError("rates and percentages must be at most 100")
+
     def replace(self, **changes) -> PolicySettings:
         return dataclasses.replace(self, **changes)
 
 
 _GROUPS = {
     "breaker": [f.name for f in dataclasses.fields(PolicySettings) if f.name.startswith("breaker_")],
-    "limiter": ["rate_limit", "rate_burst"],
+    "limiter": ["rate_limit", "rate_limiter", "rate_burst"],
     "bulkhead": ["bulkhead", "bulkhead_wait"],
     "budget": ["budget_tokens", "budget_ratio"],
     "outlier": ["outlier_errors", "outlier_ejection", "outlier_max_percent"],
@@ -126,7 +147,9 @@ class PolicyState:
                     self.breaker.add_listener(self._on_transition)
         elif group == "limiter":
             self.limiter = None
-            if s.rate_limit > 0:
+            if s.rate_limit > 0 and s.rate_limiter == "sliding_window":
+                self.limiter = SlidingWindow(max(1, round(s.rate_limit)), 1.0, self._clock)
+            elif s.rate_limit > 0:
                 self.limiter = TokenBucket(s.rate_limit, max(s.rate_burst, 1.0), self._clock)
         elif group == "bulkhead":
             self.bulkhead = Bulkhead(s.bulkhead, s.bulkhead_wait) if s.bulkhead > 0 else None

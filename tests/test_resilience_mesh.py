@@ -96,6 +96,17 @@ def test_a_rate_limit_holds_within_ten_percent(greeters):
 
 
 @pytest.mark.slow
+def test_a_sliding_window_limit_holds_too(greeters):
+    greeters.set_policy("greeter", rate_limit=30, rate_limiter="sliding_window")
+    run = open_loop(greeters.client("greeter").SayHello, HELLO, rate=90, duration=2.0,
+                    rng=np.random.default_rng(8))
+    admitted = sorted(r.start for r in run.wait(timeout=30) if r.ok)
+    assert abs(len(admitted) / 2.0 - 30) <= 3
+    # never more than 30 in any one-second window (sampled at every admission)
+    assert max(sum(1 for t in admitted if start <= t < start + 1.0) for start in admitted) <= 30
+
+
+@pytest.mark.slow
 def test_a_deadline_set_at_the_frontend_is_never_exceeded_at_the_leaf(clean_shop):
     shop = clean_shop
     shop.config("fraud").set("work_ms", 400)
@@ -223,10 +234,18 @@ def test_bad_policies_and_faults_are_refused_and_change_nothing(greeters):
         greeters.set_policy("greeter", max_attempts="many")
     with pytest.raises(ValueError):
         greeters.set_policy("greeter", breaker_patience=3)
+    with pytest.raises(ValueError, match="rate_limiter"):
+        greeters.set_policy("greeter", rate_limiter="bogus")
+    with pytest.raises(ValueError, match="negative"):
+        greeters.set_policy("greeter", per_try_timeout=-1.0)
     with pytest.raises(ValueError):
         greeters.inject("greeter-1", abort_code="TEAPOT")
     with pytest.raises(ValueError):
         greeters.inject("greeter-1", abort_percent=150)
     assert greeters.policy("greeter").explicit == frozenset()
     assert not greeters.instance("greeter-1").faults.faults.active
+    assert all(r.ok for r in burst(greeters.client("greeter").SayHello, HELLO, calls=3))
+    greeters.consul.kv.put("config/policy.greeter/balancer", "fastest")  # written behind its back
+    eventually(lambda: "*" in greeters.policy("greeter").errors)
+    assert greeters.policy("greeter").current.balancer == "round_robin"
     assert all(r.ok for r in burst(greeters.client("greeter").SayHello, HELLO, calls=3))

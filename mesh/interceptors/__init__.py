@@ -1,14 +1,14 @@
 """gRPC interceptors of the mesh, one concern each.
 
-Client side, outermost first: :class:`ResilienceInterceptor` (deadline, rate limit, bulkhead,
-breaker, retries, fallback), then :class:`ClientTracing` (a span and metrics per attempt), then the
-balanced channel (balancer and outlier detection). Server side, outermost first:
+Client side: :class:`ResilienceInterceptor` (deadline, rate limit, bulkhead, breaker, retries,
+fallback), which runs each attempt through :class:`AttemptTracer` (a span and metrics per attempt),
+then the balanced channel (balancer and outlier detection). Server side, outermost first:
 :class:`ServerContext` (caller's deadline, refuse expired calls), :class:`ServerTracing`,
 :class:`ServerMetrics` (with ``x-served-by``), :class:`FaultInjector`.
 """
 
 from .client_resilience import ResilienceInterceptor
-from .client_tracing import ClientTracing
+from .client_tracing import AttemptTracer
 from .faults import FaultInjector, Faults
 from .server_context import ServerContext
 from .server_metrics import SERVED_BY, ServerMetrics
@@ -16,7 +16,7 @@ from .server_tracing import ServerTracing
 
 __all__ = [
     "SERVED_BY",
-    "ClientTracing",
+    "AttemptTracer",
     "FaultInjector",
     "Faults",
     "ResilienceInterceptor",

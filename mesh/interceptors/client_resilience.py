@@ -26,6 +26,7 @@ import grpc
 from .._inbound import inbound
 from .._outcome import Completed, MeshRpcError, status_of
 from ..policies import Deadline, NoFallback
+from .client_tracing import AttemptTracer
 
 FALLBACK = "x-fallback"
 _FALLBACK_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
@@ -44,6 +45,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         self._stack = stack
         self._clock = clock
         self._sleep = sleep
+        self._tracer = AttemptTracer(stack)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         stack = self._stack
@@ -93,12 +95,16 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                                          f"circuit breaker to {stack.callee} is {state.breaker.state.value}")
             metadata = [*(details.metadata or ()), ("x-caller", stack.caller),
                         ("x-caller-instance", stack.caller_instance), ("x-attempt", str(attempt))]
-            attempt_details = _Details(details.method, deadline.limit(state.retry.per_try_timeout), metadata,
-                                       details.credentials, details.wait_for_ready, details.compression)
+            timeout = deadline.limit(state.retry.per_try_timeout)
+
+            def make_details(traced_metadata, timeout=timeout):
+                return _Details(details.method, timeout, traced_metadata, details.credentials,
+                                details.wait_for_ready, details.compression)
+
             token = stack.avoid.set(frozenset(avoid))
             start = self._clock()
             try:
-                outcome = continuation(attempt_details, request)
+                outcome = self._tracer.run(continuation, metadata, request, method, attempt, make_details)
             finally:
                 stack.avoid.reset(token)
             duration = self._clock() - start

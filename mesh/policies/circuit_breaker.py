@@ -78,7 +78,9 @@ class Transition:
     target: State
 
 
-class _Outcome(enum.IntFlag):
+class _Outcome:
+    """Outcome bits (plain ints: enum flags cost more than the rest of recording a call)."""
+
     SUCCESS = 0
     FAILURE = 1
     SLOW = 2
@@ -88,16 +90,16 @@ class CountWindow:
     """The outcomes of the last ``size`` calls."""
 
     def __init__(self, size: int):
-        self._outcomes: deque[_Outcome] = deque(maxlen=size)
+        self._outcomes: deque[int] = deque(maxlen=size)
         self.calls = self.failures = self.slow = 0
 
-    def record(self, outcome: _Outcome, now: float) -> None:
+    def record(self, outcome: int, now: float) -> None:
         if len(self._outcomes) == self._outcomes.maxlen:
             self._account(self._outcomes[0], -1)
         self._outcomes.append(outcome)
         self._account(outcome, +1)
 
-    def _account(self, outcome: _Outcome, sign: int) -> None:
+    def _account(self, outcome: int, sign: int) -> None:
         self.calls += sign
         self.failures += sign * bool(outcome & _Outcome.FAILURE)
         self.slow += sign * bool(outcome & _Outcome.SLOW)
@@ -118,7 +120,7 @@ class TimeWindow:
         while self._buckets and self._buckets[0][0] < oldest:
             self._buckets.popleft()
 
-    def record(self, outcome: _Outcome, now: float) -> None:
+    def record(self, outcome: int, now: float) -> None:
         self._expire(now)
         second = int(now)
         if not self._buckets or self._buckets[-1][0] != second:
@@ -221,7 +223,7 @@ class CircuitBreaker:
             return
         self._record(_Outcome.FAILURE if self.config.is_failure(error) else _Outcome.SUCCESS, duration)
 
-    def _record(self, outcome: _Outcome, duration: float) -> None:
+    def _record(self, outcome: int, duration: float) -> None:
         if self._state not in (State.CLOSED, State.HALF_OPEN):
             return
         if duration >= self.config.slow_call_duration:
