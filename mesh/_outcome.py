@@ -11,21 +11,11 @@ from __future__ import annotations
 import grpc
 
 
-class MeshRpcError(grpc.RpcError, grpc.Call, grpc.Future):
-    """An error the mesh raises on the client side, with a gRPC status code."""
+class _Finished(grpc.Call, grpc.Future):
+    """The parts of ``grpc.Call`` and ``grpc.Future`` that every finished outcome shares."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, metadata: tuple = ()):
-        super().__init__(f"{code.name}: {details}")
-        self._code = code
-        self._details = details
+    def __init__(self, metadata: tuple = ()):
         self._metadata = tuple(metadata)
-
-    # grpc.Call
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
 
     def initial_metadata(self):
         return self._metadata
@@ -45,7 +35,6 @@ class MeshRpcError(grpc.RpcError, grpc.Call, grpc.Future):
     def add_callback(self, callback) -> bool:
         return False
 
-    # grpc.Future
     def cancelled(self) -> bool:
         return False
 
@@ -54,6 +43,28 @@ class MeshRpcError(grpc.RpcError, grpc.Call, grpc.Future):
 
     def done(self) -> bool:
         return True
+
+    def traceback(self, timeout=None):
+        return None
+
+    def add_done_callback(self, fn) -> None:
+        fn(self)
+
+
+class MeshRpcError(grpc.RpcError, _Finished):
+    """An error the mesh raises on the client side, with a gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, metadata: tuple = ()):
+        grpc.RpcError.__init__(self, f"{code.name}: {details}")
+        _Finished.__init__(self, metadata)
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
 
     def result(self, timeout=None):
         raise self
@@ -61,19 +72,13 @@ class MeshRpcError(grpc.RpcError, grpc.Call, grpc.Future):
     def exception(self, timeout=None):
         return self
 
-    def traceback(self, timeout=None):
-        return None
 
-    def add_done_callback(self, fn) -> None:
-        fn(self)
-
-
-class Completed(grpc.Call, grpc.Future):
+class Completed(_Finished):
     """A successful outcome with ``response``, made by the mesh (e.g. a fallback)."""
 
     def __init__(self, response, metadata: tuple = ()):
+        super().__init__(metadata)
         self._response = response
-        self._metadata = tuple(metadata)
 
     def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.OK
@@ -81,44 +86,11 @@ class Completed(grpc.Call, grpc.Future):
     def details(self) -> str:
         return ""
 
-    def initial_metadata(self):
-        return self._metadata
-
-    def trailing_metadata(self):
-        return ()
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self):
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback) -> bool:
-        return False
-
-    def cancelled(self) -> bool:
-        return False
-
-    def running(self) -> bool:
-        return False
-
-    def done(self) -> bool:
-        return True
-
     def result(self, timeout=None):
         return self._response
 
     def exception(self, timeout=None):
         return None
-
-    def traceback(self, timeout=None):
-        return None
-
-    def add_done_callback(self, fn) -> None:
-        fn(self)
 
 
 def status_of(outcome) -> str:

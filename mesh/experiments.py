@@ -53,6 +53,15 @@ class Experiment:
         return rows
 
 
+def _each_policy(mesh: Mesh, service: str, settings: dict[str, dict]):
+    """Yield (index, label) for each run, with ``service``'s policy reset and set for that run."""
+    for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
+        mesh.reset_policy(service)
+        if policy:
+            mesh.set_policy(service, **policy)
+        yield i, label
+
+
 def _at(delay: float, action: Callable[[], None]) -> threading.Timer:
     timer = threading.Timer(delay, action)
     timer.daemon = True
@@ -104,10 +113,7 @@ def timeouts(duration: float = 2.0, seed: int = 1) -> Experiment:
         mesh.wait_until_passing()
         mesh.inject("greeter-3", hang_percent=30)
         greeter = mesh.client("greeter")
-        for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-            mesh.reset_policy("greeter")
-            if policy:
-                mesh.set_policy("greeter", **policy)
+        for i, label in _each_policy(mesh, "greeter", settings):
             run = closed_loop(greeter.SayHello, HELLO, users=6, duration=duration, timeout=1.0,
                               rng=np.random.default_rng(seed + i))
             experiment.runs[label] = run.wait()
@@ -124,10 +130,7 @@ def retries(duration: float = 2.0, seed: int = 2) -> Experiment:
         mesh.wait_until_passing()
         mesh.inject("greeter-2", abort_code="UNAVAILABLE", abort_percent=40)
         greeter = mesh.client("greeter")
-        for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-            mesh.reset_policy("greeter")
-            if policy:
-                mesh.set_policy("greeter", **policy)
+        for i, label in _each_policy(mesh, "greeter", settings):
             mesh.metrics.clear()
             run = open_loop(greeter.SayHello, HELLO, rate=150, duration=duration,
                             rng=np.random.default_rng(seed + i))
@@ -145,15 +148,13 @@ def circuit_breaker(duration: float = 4.0, outage: tuple[float, float] = (1.0, 2
     experiment = Experiment("circuit breaker" + (" with fallback" if fallback else ""))
     breaker = {"breaker_failure_rate": 50, "breaker_minimum_calls": 10, "breaker_window": 20,
                "breaker_wait": 0.5, "breaker_half_open_calls": 3}
-    settings = {"no breaker": {}, "breaker": breaker}
+    settings = {"no breaker": {"per_try_timeout": 0.1}, "breaker": {"per_try_timeout": 0.1, **breaker}}
     with Mesh({"greeter": 3}, name="breaker", seed=seed) as mesh:
         mesh.wait_until_passing()
         greeter = mesh.client("greeter")
         if fallback:
             mesh.fallback("greeter", "SayHello", static=greeter_pb2.HelloReply(name="(degraded)"))
-        for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-            mesh.reset_policy("greeter")
-            mesh.set_policy("greeter", per_try_timeout=0.1, **policy)
+        for i, label in _each_policy(mesh, "greeter", settings):
             mesh.metrics.clear()
             run = open_loop(greeter.SayHello, HELLO, rate=100, duration=duration,
                             rng=np.random.default_rng(seed + i))
@@ -184,10 +185,7 @@ def bulkhead(duration: float = 2.5, seed: int = 4) -> Experiment:
         for instance in mesh.instances("recommendations"):
             mesh.inject(instance, delay=0.3)
         frontend = mesh.client("frontend")
-        for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-            mesh.reset_policy("recommendations")
-            if policy:
-                mesh.set_policy("recommendations", **policy)
+        for i, label in _each_policy(mesh, "recommendations", settings):
             home = open_loop(frontend.Home, HOME, rate=60, duration=duration, max_in_flight=128,
                              rng=np.random.default_rng(seed + i))
             checkout = open_loop(frontend.Checkout, CHECKOUT, rate=20, duration=duration,
@@ -210,10 +208,7 @@ def rate_limiting(duration: float = 2.0, seed: int = 5) -> Experiment:
         for instance in mesh.instances():
             mesh.inject(instance, workers=1, service_time=0.01)
         greeter = mesh.client("greeter")
-        for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-            mesh.reset_policy("greeter")
-            if policy:
-                mesh.set_policy("greeter", **policy)
+        for i, label in _each_policy(mesh, "greeter", settings):
             run = open_loop(greeter.SayHello, HELLO, rate=2 * capacity, duration=duration, timeout=1.0,
                             max_in_flight=256, rng=np.random.default_rng(seed + i))
             experiment.runs[label] = run.wait()

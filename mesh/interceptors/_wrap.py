@@ -34,6 +34,17 @@ def status_name(context: grpc.ServicerContext, failed: bool) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
+def run_reporting(behaviour, request, context: grpc.ServicerContext, report: Callable[[str], None]):
+    """Run the handler and then ``report(status)`` with how it ended, whether it returned or raised."""
+    failed = True
+    try:
+        response = behaviour(request, context)
+        failed = False
+        return response
+    finally:
+        report(status_name(context, failed))
+
+
 def metadata_value(context: grpc.ServicerContext, key: str, default: str = "") -> str:
     for k, v in context.invocation_metadata():
         if k == key:

@@ -11,7 +11,7 @@ import time
 import grpc
 
 from ..metrics import Metrics
-from ._wrap import status_name, wrap_unary
+from ._wrap import run_reporting, wrap_unary
 
 SERVED_BY = "x-served-by"
 
@@ -32,13 +32,7 @@ class ServerMetrics(grpc.ServerInterceptor):
                 self._on_call()
             self._metrics.server_started(self._instance)
             start = time.perf_counter()
-            failed = True
-            try:
-                response = behaviour(request, context)
-                failed = False
-                return response
-            finally:
-                self._metrics.server_finished(self._instance, self._service, method,
-                                              status_name(context, failed), time.perf_counter() - start)
+            return run_reporting(behaviour, request, context, lambda status: self._metrics.server_finished(
+                self._instance, self._service, method, status, time.perf_counter() - start))
 
         return wrap_unary(continuation(handler_call_details), handler_call_details.method, around)

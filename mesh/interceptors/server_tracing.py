@@ -6,7 +6,7 @@ import grpc
 from opentelemetry import trace
 
 from ..tracing import Tracing
-from ._wrap import metadata_value, status_name, wrap_unary
+from ._wrap import metadata_value, run_reporting, wrap_unary
 
 
 class ServerTracing(grpc.ServerInterceptor):
@@ -26,15 +26,12 @@ class ServerTracing(grpc.ServerInterceptor):
             with self._tracing.tracer.start_as_current_span(
                     f"{self._service}/{attributes['rpc.method']}", context=parent,
                     kind=trace.SpanKind.SERVER, attributes=attributes) as span:
-                failed = True
-                try:
-                    response = behaviour(request, context)
-                    failed = False
-                    return response
-                finally:
-                    status = status_name(context, failed)
+
+                def report(status: str) -> None:
                     span.set_attribute("rpc.grpc.status", status)
                     if status != "OK":
                         span.set_status(trace.Status(trace.StatusCode.ERROR, status))
+
+                return run_reporting(behaviour, request, context, report)
 
         return wrap_unary(continuation(handler_call_details), method, around)
