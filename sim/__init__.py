@@ -1,7 +1,30 @@
 """The SimPy twin of the mesh: the same topology and policies, simulated at scale.
 
-Nothing is simulated yet: the simulator is the subject of its own issue, which builds on the
-policies in ``mesh.policies``. The package exists so that the layout is the one notebooks import.
+``Simulation(topology, rng, arrivals).run(duration)`` returns :class:`Results`; ``Topology.from_mesh``
+builds the topology from the description the mesh starts from; the balancers, breakers, limiters,
+retries, budgets, bulkheads and outlier detection are ``mesh.policies``, on ``env.now``.
 """
 
-__all__: list[str] = []
+from .arrivals import OnOff, Poisson, Ramp, Steps
+from .distributions import Bimodal, Deterministic, Exponential, LogNormal
+from .model import Fault, Simulation
+from .results import Results
+from .topology import ServiceSpec, Topology, shop, single_tier
+
+__all__ = [
+    "Bimodal",
+    "Deterministic",
+    "Exponential",
+    "Fault",
+    "LogNormal",
+    "OnOff",
+    "Poisson",
+    "Ramp",
+    "Results",
+    "ServiceSpec",
+    "Simulation",
+    "Steps",
+    "Topology",
+    "shop",
+    "single_tier",
+]

@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from ._uniforms import Uniforms
+
 T = TypeVar("T")
 
 
@@ -64,11 +66,11 @@ class Random(_NoFeedback):
     """Pick uniformly at random."""
 
     def __init__(self, rng: np.random.Generator):
-        self._rng = rng
+        self._uniform = Uniforms(rng)
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
         _require(instances)
-        return instances[int(self._rng.integers(len(instances)))]
+        return instances[self._uniform.index(len(instances))]
 
 
 class WeightedRoundRobin(_NoFeedback):
@@ -122,13 +124,13 @@ class LeastOutstanding(_Outstanding):
 
     def __init__(self, rng: np.random.Generator):
         super().__init__()
-        self._rng = rng
+        self._uniform = Uniforms(rng)
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
         _require(instances)
         fewest = min(self.active.get(i, 0) for i in instances)
         tied = [i for i in instances if self.active.get(i, 0) == fewest]
-        return tied[int(self._rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
+        return tied[self._uniform.index(len(tied))] if len(tied) > 1 else tied[0]
 
 
 class PowerOfChoices(_Outstanding):
@@ -142,22 +144,28 @@ class PowerOfChoices(_Outstanding):
         super().__init__()
         if choices < 1:
             raise ValueError("choices must be at least 1")
-        self._rng = rng
+        self._uniform = Uniforms(rng)
         self.choices = choices
+
+    def _load(self, instance: Any) -> float:
+        weight = getattr(instance, "weight", 1)
+        active = self.active.get(instance, 0)
+        return active if weight == 1 else active / max(float(weight), 1e-9)
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
         _require(instances)
         n = len(instances)
         if n == 1:
             return instances[0]
-        sample = self._rng.integers(n, size=min(self.choices, n)) if self.choices < n else range(n)
-        best, best_load = None, math.inf
-        for index in sample:
-            instance = instances[int(index)]
-            load = self.active.get(instance, 0) / max(float(getattr(instance, "weight", 1)), 1e-9)
-            if load < best_load:
-                best, best_load = instance, load
-        return best
+        if n <= self.choices:
+            return min(instances, key=self._load)
+        uniform = self._uniform
+        if self.choices == 2:  # the common case, kept lean: it runs on every request
+            a = int(uniform() * n) % n
+            b = (a + 1 + int(uniform() * (n - 1)) % (n - 1)) % n  # a different instance
+            first, second = instances[a], instances[b]
+            return first if self._load(first) <= self._load(second) else second
+        return min((instances[uniform.index(n)] for _ in range(self.choices)), key=self._load)
 
 
 class RingHash(_NoFeedback):
@@ -210,7 +218,7 @@ class PeakEwma(_Outstanding):
     def __init__(self, rng: np.random.Generator, clock: Callable[[], float], decay: float = 10.0,
                  initial: float = 0.01):
         super().__init__()
-        self._rng = rng
+        self._uniform = Uniforms(rng)
         self._clock = clock
         self._decay = decay
         self._initial = initial
@@ -236,8 +244,10 @@ class PeakEwma(_Outstanding):
         _require(instances)
         if len(instances) == 1:
             return instances[0]
-        a, b = self._rng.choice(len(instances), size=2, replace=False)
-        first, second = instances[int(a)], instances[int(b)]
+        n = len(instances)
+        a = self._uniform.index(n)
+        b = (a + 1 + self._uniform.index(n - 1)) % n  # a different instance
+        first, second = instances[a], instances[b]
         return first if self.cost(first) <= self.cost(second) else second
 
 

@@ -1,0 +1,105 @@
+"""The topology a simulation runs: services, replicas, dependencies, per-service policies.
+
+It is the same description the mesh starts from — ``{service: replicas}`` plus who calls whom
+(``mesh.services.SHOP_CALLS``) plus one :class:`mesh.policy_spec.PolicySettings` per service — with
+what only a model needs on top: workers per instance, queue limits and service-time distributions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import networkx as nx
+
+from mesh.policy_spec import PolicySettings
+
+from .distributions import Distribution, Exponential
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    replicas: int = 1
+    workers: int = 1
+    queue_limit: int | None = None
+    service_time: Distribution = field(default_factory=lambda: Exponential(0.01))
+    calls: tuple[tuple[str, ...], ...] = ()  # sequential groups; the calls of a group run in parallel
+    policy: PolicySettings = field(default_factory=PolicySettings)  # how callers treat this service
+    fail_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1 or self.workers < 1:
+            raise ValueError("replicas and workers must be at least 1")
+        if self.queue_limit is not None and self.queue_limit < 0:
+            raise ValueError("queue_limit must be >= 0 (or None for unbounded)")
+
+
+@dataclass(frozen=True)
+class Topology:
+    services: Mapping[str, ServiceSpec]
+    entry: str
+
+    def __post_init__(self) -> None:
+        if self.entry not in self.services:
+            raise ValueError(f"entry service {self.entry!r} is not in the topology")
+        for name, spec in self.services.items():
+            for group in spec.calls:
+                for target in group:
+                    if target not in self.services:
+                        raise ValueError(f"{name} calls unknown service {target!r}")
+        if not nx.is_directed_acyclic_graph(self.graph()):
+            raise ValueError("the call graph has a cycle")
+
+    @classmethod
+    def from_mesh(cls, replicas: Mapping[str, int], calls: Mapping[str, Sequence[str]] | None = None,
+                  entry: str | None = None, parallel: Mapping[str, bool] | None = None,
+                  **defaults) -> Topology:
+        """Build from the mesh's description: ``{service: replicas}`` and ``{caller: [callees]}``.
+
+        ``parallel[caller]`` makes a caller's calls one parallel group (a fan-out); otherwise they
+        are made one after the other. ``defaults`` are ServiceSpec fields for every service.
+        """
+        calls = calls or {}
+        parallel = parallel or {}
+        services = {}
+        for name, count in replicas.items():
+            callees = tuple(calls.get(name, ()))
+            groups = (callees,) if parallel.get(name) and callees else tuple((c,) for c in callees)
+            services[name] = ServiceSpec(replicas=count, calls=groups, **defaults)
+        if entry is None:
+            called = {c for cs in calls.values() for c in cs}
+            roots = [n for n in replicas if n not in called]
+            entry = roots[0] if roots else next(iter(replicas))
+        return cls(services, entry)
+
+    def with_service(self, name: str, **changes) -> Topology:
+        """Return a copy with some fields of one service changed."""
+        return Topology({**self.services, name: replace(self.services[name], **changes)}, self.entry)
+
+    def graph(self) -> nx.DiGraph:
+        """Return the call graph; nodes carry their ServiceSpec, edges say whether calls are parallel."""
+        graph = nx.DiGraph()
+        for name, spec in self.services.items():
+            graph.add_node(name, spec=spec)
+            for group in spec.calls:
+                for target in group:
+                    graph.add_edge(name, target, parallel=len(group) > 1)
+        return graph
+
+
+def single_tier(instances: int = 10, service_time: Distribution | None = None, workers: int = 1,
+                balancer: str = "p2c", **policy) -> Topology:
+    """One service of ``instances`` replicas behind a client with ``balancer``."""
+    spec = ServiceSpec(replicas=instances, workers=workers, service_time=service_time or Exponential(0.01),
+                       policy=PolicySettings(balancer=balancer, **policy))
+    return Topology({"service": spec}, "service")
+
+
+def shop(replicas: int = 2, workers: int = 4, **defaults) -> Topology:
+    """The mesh's demo shop (checkout path): frontend -> orders -> {inventory, payments -> fraud}."""
+    from mesh.services import SHOP_CALLS
+
+    checkout = {k: [c for c in v if c != "recommendations"] for k, v in SHOP_CALLS.items()
+                if k != "recommendations"}
+    return Topology.from_mesh({name: replicas for name in checkout}, checkout, entry="frontend",
+                              workers=workers, **defaults)
