@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from mesh.policies import RetryPolicy, make_balancer
+from mesh.policies import RetryPolicy, TokenBucket, make_balancer
 from mesh.policy_spec import PolicySettings, PolicyState
 
 from .arrivals import Arrivals, Poisson
@@ -56,12 +56,14 @@ class Instance:
     __slots__ = (
         "_sample",
         "busy",
+        "call_probability",
         "calls",
         "crashed",
         "discoverable",
         "fail",
         "id",
         "leaf",
+        "limiter",
         "queue",
         "queue_limit",
         "served",
@@ -81,6 +83,9 @@ class Instance:
         self.calls = spec.calls
         self.leaf = not spec.calls
         self.fail = spec.fail_probability
+        self.call_probability = spec.call_probability
+        self.limiter = TokenBucket(spec.rate_limit, max(1.0, spec.rate_limit / 10), sim.clock) \
+            if spec.rate_limit > 0 else None
         self.slow = 1.0
         self.crashed = False
         self.discoverable = True
@@ -95,8 +100,12 @@ class Instance:
 
     def submit(self, deadline: float, done: simpy.Event) -> None:
         """Take a job that must end by ``deadline``; ``done`` succeeds with its status."""
+        if not self.sim.propagate_deadlines:
+            deadline = math.inf
         if self.crashed:
             done.succeed("UNAVAILABLE")
+        elif self.limiter is not None and self.limiter.acquire() is None:
+            done.succeed("RESOURCE_EXHAUSTED")
         elif self.busy < self.workers:
             self._start(deadline, done)
         elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
@@ -131,7 +140,10 @@ class Instance:
         status = OK if work <= left else "DEADLINE_EXCEEDED"
         if status == OK and self.fail and self.sim.uniform() < self.fail:
             status = "INTERNAL"
-        for group in self.calls if status == OK else ():
+        calls = self.calls
+        if self.call_probability < 1 and self.sim.uniform() >= self.call_probability:
+            calls = ()  # this request needs only local work
+        for group in calls if status == OK else ():
             calls = [env.process(self.sim.call(self, target, deadline)) for target in group]
             yield env.all_of(calls)
             failed = [c.value for c in calls if c.value != OK]
@@ -184,12 +196,15 @@ class Simulation:
 
     ``timeout`` is the client's deadline for each request (None: none); ``detection_delay`` how
     long discovery takes to drop a crashed instance (or add back a recovered one);
-    ``sample_every`` the period of the time series.
+    ``sample_every`` the period of the time series. With ``propagate_deadlines=False`` servers
+    ignore their callers' deadlines and finish every job they took, even one nobody waits for any
+    more (the wasted work behind metastable failures).
     """
 
     def __init__(self, topology: Topology, rng: np.random.Generator, arrivals: Arrivals | None = None,
                  faults: Sequence[Fault] = (), timeout: float | None = None, detection_delay: float = 1.0,
-                 sample_every: float | None = None, network_delay: float = 0.0):
+                 sample_every: float | None = None, network_delay: float = 0.0,
+                 propagate_deadlines: bool = True):
         self.topology = topology
         self.rng = rng
         self.env = simpy.Environment()
@@ -199,6 +214,7 @@ class Simulation:
         self.timeout = timeout
         self.detection_delay = detection_delay
         self.network_delay = network_delay
+        self.propagate_deadlines = propagate_deadlines
         self.sample_every = sample_every
         self.instances: dict[str, list[Instance]] = {
             name: [Instance(self, name, i + 1) for i in range(spec.replicas)]

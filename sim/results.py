@@ -67,6 +67,18 @@ class Results:
                 "by_status": self.by_status(), "p50": self.percentile(50), "p99": self.percentile(99),
                 "mean": self.mean_latency(), "attempts": self.mean_attempts()}
 
+    def timeline(self, bucket: float = 1.0) -> dict[str, np.ndarray]:
+        """Requests per second by arrival time: ``time``, ``sent``, ``goodput`` (OK), ``mean_latency``."""
+        edges = np.arange(self.start, self.end + bucket, bucket)
+        arrivals = np.array([r[0] for r in self.records])
+        ok = np.array([r[2] == "OK" for r in self.records], dtype=bool)
+        latency = np.array([r[1] - r[0] for r in self.records])
+        sent, _ = np.histogram(arrivals, bins=edges)
+        good, _ = np.histogram(arrivals[ok] if len(ok) else arrivals, bins=edges)
+        total, _ = np.histogram(arrivals, bins=edges, weights=latency if len(latency) else None)
+        mean = np.divide(total, sent, out=np.full(len(sent), np.nan), where=sent > 0)
+        return {"time": edges[:-1], "sent": sent / bucket, "goodput": good / bucket, "mean_latency": mean}
+
     def to_frame(self):
         """Return the records as a pandas DataFrame (one row per request, with ``latency``)."""
         import pandas as pd

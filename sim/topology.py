@@ -26,12 +26,16 @@ class ServiceSpec:
     calls: tuple[tuple[str, ...], ...] = ()  # sequential groups; the calls of a group run in parallel
     policy: PolicySettings = field(default_factory=PolicySettings)  # how callers treat this service
     fail_probability: float = 0.0
+    call_probability: float = 1.0  # share of requests that make the calls (the rest are local work only)
+    rate_limit: float = 0.0  # the service's own admission limit per instance (calls/s); 0 = none
 
     def __post_init__(self) -> None:
         if self.replicas < 1 or self.workers < 1:
             raise ValueError("replicas and workers must be at least 1")
         if self.queue_limit is not None and self.queue_limit < 0:
             raise ValueError("queue_limit must be >= 0 (or None for unbounded)")
+        if not 0 <= self.fail_probability <= 1 or not 0 <= self.call_probability <= 1:
+            raise ValueError("probabilities must be in [0, 1]")
 
 
 @dataclass(frozen=True)
