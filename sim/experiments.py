@@ -230,16 +230,16 @@ def cascading_failure(
 
 # -- metastable failure -----------------------------------------------------------------------------
 def metastable_failure(
-    rate: float = 700.0, trigger: tuple[float, float] = (10.0, 12.0), duration: float = 40.0, seed: int = 0
+    rate: float = 560.0, trigger: tuple[float, float] = (10.0, 12.0), duration: float = 40.0, seed: int = 0
 ) -> SimExperiment:
-    """One service at ~70% load; from ``trigger[0]`` to ``trigger[1]`` it is 3x slower. Clients time
-    out at 50 ms and retry (3 attempts); the servers finish every job even after its caller gave up.
+    """One service at 70% load; from ``trigger[0]`` to ``trigger[1]`` it is 3x slower. Clients time
+    out at 100 ms and retry (3 attempts); the servers finish every job even after its caller gave up.
     After the trigger ends, retries and wasted work keep it overloaded — unless a retry budget or
     deadline propagation breaks the loop."""
     experiment = SimExperiment("metastable failure")
     experiment.marks = [(trigger[0], "trigger"), (trigger[1], "trigger ends")]
     retrying = PolicySettings(
-        max_attempts=3, per_try_timeout=0.05, retry_on="DEADLINE_EXCEEDED,UNAVAILABLE", backoff_base=0.005
+        max_attempts=3, per_try_timeout=0.1, retry_on="DEADLINE_EXCEEDED,UNAVAILABLE", backoff_base=0.005
     )
     variants = {
         "retries": (retrying, False),

@@ -6,9 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mesh import Mesh
-from mesh.load import open_loop
-from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.policy_spec import PolicySettings
 from mesh.services import SHOP_CALLS, shop_topology
 from sim import (
@@ -24,6 +21,7 @@ from sim import (
     Topology,
     single_tier,
 )
+from sim.twin import TOLERANCE, compare_with_mesh
 
 
 def run(topology, seed=0, rate=200.0, duration=20.0, **kw):
@@ -132,27 +130,8 @@ def test_results_make_a_frame():
 
 
 # -- the same scenario on the real mesh and in simulation ------------------------------------------
-# The mesh adds RPC and Python overhead to every call; it is measured on the mesh (unloaded calls)
-# and given to the model as network_delay. What remains — thread scheduling on two cores, timer
-# granularity, the open-loop generator's own jitter — stays within 15% of the mean latency.
-MESH_VS_SIM_TOLERANCE = 0.15
-
-
 @pytest.mark.slow
 def test_mesh_and_simulation_agree_on_mean_latency():
-    service, rate, seconds = 0.02, 40.0, 6.0
-    with Mesh({"greeter": 2}, name="twin", seed=3) as mesh:
-        mesh.wait_until_passing()
-        greeter = mesh.client("greeter")
-        baseline = open_loop(greeter.SayHello, HelloRequest(name="x"), rate=20, duration=1.0,
-                             rng=np.random.default_rng(0)).wait()
-        overhead = float(np.median([r.latency for r in baseline if r.ok]))
-        for instance in mesh.instances():
-            mesh.inject(instance, workers=1, service_time=service)
-        records = open_loop(greeter.SayHello, HelloRequest(name="x"), rate=rate, duration=seconds,
-                            rng=np.random.default_rng(1)).wait()
-    mesh_mean = float(np.mean([r.latency for r in records if r.ok]))
-    topo = single_tier(2, Deterministic(service), balancer="round_robin")
-    sim_means = [Simulation(topo, np.random.default_rng(s), Poisson(rate), network_delay=overhead)
-                 .run(200.0).mean_latency() for s in range(3)]
-    assert mesh_mean == pytest.approx(float(np.mean(sim_means)), rel=MESH_VS_SIM_TOLERANCE)
+    comparison = compare_with_mesh()
+    assert len(comparison.mesh_latencies) > 150
+    assert abs(comparison.difference) <= TOLERANCE, comparison
