@@ -228,8 +228,12 @@ class Simulation:
         self._faults = sorted(faults, key=lambda f: f.at)
 
     # -- running --------------------------------------------------------------------------------------
-    def run(self, duration: float, warmup: float = 0.0) -> Results:
-        """Simulate ``duration`` seconds (after ``warmup`` seconds whose requests are not kept)."""
+    def run(self, duration: float, warmup: float = 0.0, progress: bool = False) -> Results:
+        """Simulate ``duration`` seconds (after ``warmup`` seconds whose requests are not kept).
+
+        ``progress`` shows a bar (tqdm.auto: a widget in a notebook, text in a terminal) advancing
+        in simulated time.
+        """
         env = self.env
         self._warmup = warmup
         entry_spec = self.topology.services[self.entry]
@@ -241,7 +245,17 @@ class Simulation:
             env.timeout(fault.at).callbacks.append(lambda _, f=fault: self._apply(f))
         if self.sample_every:
             env.process(self._monitor())
-        env.run(until=warmup + duration)
+        end = warmup + duration
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = 100
+            with tqdm(total=steps, desc="simulating", unit="%") as bar:
+                for step in range(1, steps + 1):
+                    env.run(until=end * step / steps)
+                    bar.update(1)
+        else:
+            env.run(until=end)
         return Results(self.records, self.series, self.transitions, warmup, warmup + duration,
                        [i.id for group in self.instances.values() for i in group])
 
@@ -282,7 +296,7 @@ class Simulation:
     def _request(self, arrival: float, deadline: float):
         attempts: list[str] = []
         status = yield self.env.process(self.call(None, self.entry, deadline, attempts))
-        self._record(arrival, self.env.now, status, len(attempts), attempts[-1] if attempts else "")
+        self._record(arrival, self.env.now, status, len(attempts), ">".join(attempts))
 
     def _record(self, arrival: float, finish: float, status: str, attempts: int, instance: str) -> None:
         if arrival >= self._warmup:

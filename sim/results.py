@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-FIELDS = ("arrival", "finish", "status", "attempts", "instance")
+FIELDS = ("arrival", "finish", "status", "attempts", "path")
 
 
 @dataclass
 class Results:
-    records: list[tuple]  # (arrival, finish, status, attempts, instance)
+    records: list[tuple]  # (arrival, finish, status, attempts, path: the instances tried, ">"-joined)
     series: list[tuple]  # (time, instance, queue length, busy workers)
     transitions: list[tuple]  # (time, caller, service, from, to)
     start: float
@@ -50,7 +50,7 @@ class Results:
 
     def share(self) -> dict[str, float]:
         """Fraction of the OK requests each instance served (the last attempt's instance)."""
-        counts = Counter(r[4] for r in self.records if r[2] == "OK")
+        counts = Counter(r[4].rsplit(">", 1)[-1] for r in self.records if r[2] == "OK")
         total = sum(counts.values()) or 1
         return {i: counts.get(i, 0) / total for i in self.instances}
 

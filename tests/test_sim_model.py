@@ -123,9 +123,23 @@ def test_arrival_processes_deliver_their_rates(arrivals, expected):
     assert np.mean(counts) == pytest.approx(expected, rel=0.05)
 
 
+def test_records_keep_the_path_of_every_attempt():
+    topo = single_tier(3, Deterministic(0.001), balancer="round_robin", max_attempts=3, retry_on="INTERNAL",
+                       backoff_base=0.001)
+    results = run(topo, duration=5.0, faults=[Fault(at=0.0, target="service-1", fail=1.0)])
+    retried = [r for r in results.records if r[3] > 1]
+    assert retried and all(r[4].startswith("service-1>") and r[2] == "OK" for r in retried)
+    assert all(r[4].count(">") == r[3] - 1 for r in results.records)
+
+
+def test_a_long_run_can_show_progress(capsys):
+    Simulation(single_tier(2), np.random.default_rng(0), Poisson(50)).run(5.0, progress=True)
+    assert "simulating" in capsys.readouterr().err
+
+
 def test_results_make_a_frame():
     frame = run(single_tier(2, Exponential(0.01)), duration=2.0).to_frame()
-    assert list(frame.columns) == ["arrival", "finish", "status", "attempts", "instance", "latency"]
+    assert list(frame.columns) == ["arrival", "finish", "status", "attempts", "path", "latency"]
     assert (frame["latency"] >= 0).all() and len(frame) > 300
 
 
