@@ -10,6 +10,7 @@ stops at the caller's deadline (a callee never works past it) or when the instan
 from __future__ import annotations
 
 import contextvars
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +24,8 @@ class InstanceRuntime:
         self.config = config
         self._client_for = client_for
         self._pool = pool
-        self.work_log: list[tuple[float, float | None]] = []  # (seconds worked, time left after)
+        # (seconds worked, time left on the caller's deadline after): the most recent calls only
+        self.work_log: deque[tuple[float, float | None]] = deque(maxlen=10_000)
 
     def client(self, service: str):
         """Return a stub for ``service`` whose calls come from this instance."""

@@ -1,6 +1,7 @@
 """Call-chain tracing (链路追踪) with OpenTelemetry: spans, W3C ``traceparent``, call trees.
 
-Each mesh has its own ``TracerProvider`` whose spans go to an in-memory exporter. A client span is
+Each mesh has its own ``TracerProvider`` whose spans go to an in-memory exporter that keeps the
+most recent 100,000. A client span is
 opened for every attempt of every call and a server span for every call an instance serves; the
 ``traceparent`` header travels in gRPC metadata, so a server span is the child of the client span
 that caused it, and the calls a handler makes are children of its server span.
@@ -12,7 +13,8 @@ dependency graph (a networkx DiGraph with call and error counts on each edge).
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +23,35 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-CLIENT_ATTRS = ("mesh.caller", "mesh.callee", "mesh.attempt")
+MAX_SPANS = 100_000
+
+
+class RecentSpanExporter(SpanExporter):
+    """Keep the most recent ``max_spans`` finished spans in memory (a long load run must not grow
+    without bound, as the SDK's InMemorySpanExporter would)."""
+
+    def __init__(self, max_spans: int = MAX_SPANS):
+        self._spans: deque[ReadableSpan] = deque(maxlen=max_spans)
+        self._lock = threading.Lock()
+
+    def export(self, spans) -> SpanExportResult:
+        with self._lock:
+            self._spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
+        with self._lock:
+            return tuple(self._spans)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._spans.clear()
+
+    def shutdown(self) -> None:
+        self.clear()
 
 
 @dataclass
@@ -64,8 +90,8 @@ class CallNode:
 class Tracing:
     """A tracer provider, its in-memory exporter, and W3C trace-context propagation."""
 
-    def __init__(self, name: str = "mesh"):
-        self.exporter = InMemorySpanExporter()
+    def __init__(self, name: str = "mesh", max_spans: int = MAX_SPANS):
+        self.exporter = RecentSpanExporter(max_spans)
         self.provider = TracerProvider(resource=Resource.create({"service.name": name}))
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("mesh")
