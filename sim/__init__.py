@@ -5,6 +5,7 @@ builds the topology from the description the mesh starts from; the balancers, br
 retries, budgets, bulkheads and outlier detection are ``mesh.policies``, on ``env.now``.
 """
 
+from . import experiments, theory
 from .arrivals import OnOff, Poisson, Ramp, Steps
 from .distributions import Bimodal, Deterministic, Exponential, LogNormal
 from .model import Fault, Simulation
@@ -25,6 +26,8 @@ __all__ = [
     "Simulation",
     "Steps",
     "Topology",
+    "experiments",
     "shop",
     "single_tier",
+    "theory",
 ]
