@@ -97,13 +97,7 @@ class Tracing:
         self.tracer = self.provider.get_tracer("mesh")
         self.propagator = TraceContextTextMapPropagator()
 
-    # -- propagation ------------------------------------------------------------------------------
-    def inject(self, metadata: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Return ``metadata`` plus the current span's ``traceparent`` (and ``tracestate``)."""
-        carrier: dict[str, str] = {}
-        self.propagator.inject(carrier)
-        return [*metadata, *carrier.items()]
-
+    # -- propagation (the client writes traceparent itself: interceptors/client_tracing.py) --------
     def extract(self, metadata) -> otel_context.Context:
         return self.propagator.extract({k: v for k, v in metadata})
 
