@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 
 from .interceptors import SERVED_BY
 from .interceptors.client_resilience import FALLBACK
+from .traffic import observe
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,9 @@ class LoadRun:
             self.records.append(record)
 
     def _call(self, method, request, timeout: float) -> None:
-        start = time.perf_counter()
-        try:
-            _, call = method.with_call(request, timeout=timeout)
-            metadata = dict(call.initial_metadata() or ())
-            record = LoadRecord(start - self.started, time.perf_counter() - start, "OK",
-                                metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, ""))
-        except grpc.RpcError as exc:
-            record = LoadRecord(start - self.started, time.perf_counter() - start, exc.code().name, "")
-        self._add(record)
+        start = time.perf_counter() - self.started
+        code, metadata, latency = observe(method, request, timeout)
+        self._add(LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, "")))
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from ._instance import SERVED_BY
+from .interceptors import SERVED_BY
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,24 @@ class CallRecord:
         return self.code == "OK"
 
 
+def observe(method: Callable[..., Any], request: Any, timeout: float) -> tuple[str, dict[str, str], float]:
+    """Make one call; return its status code, its initial metadata (empty on error), its latency."""
+    start = time.perf_counter()
+    try:
+        _, call = method.with_call(request, timeout=timeout)
+        code, metadata = "OK", dict(call.initial_metadata() or ())
+    except grpc.RpcError as exc:
+        code, metadata = exc.code().name, {}
+    return code, metadata, time.perf_counter() - start
+
+
 def burst(method: Callable[..., Any], request: Any, calls: int = 30,
           timeout: float = 2.0) -> list[CallRecord]:
     """Make ``calls`` sequential calls of a stub method and return one record per call."""
     records = []
     for _ in range(calls):
-        start = time.perf_counter()
-        try:
-            _, call = method.with_call(request, timeout=timeout)
-            served = dict(call.initial_metadata()).get(SERVED_BY, "")
-            code = "OK"
-        except grpc.RpcError as exc:
-            served, code = "", exc.code().name
-        records.append(CallRecord(served, code, time.perf_counter() - start))
+        code, metadata, latency = observe(method, request, timeout)
+        records.append(CallRecord(metadata.get(SERVED_BY, ""), code, latency))
     return records
 
 
