@@ -174,19 +174,23 @@ class _Balanced:
         return endpoint, self._owner.multicallable(endpoint, channel, self._method, self._serializer,
                                                    self._deserializer)
 
-    def with_call(self, request, *args, **kwargs):
+    def _invoke(self, request, args, kwargs, with_call: bool):
         endpoint, callable_ = self._target(request)
         start = time.perf_counter()
         try:
-            result = callable_.with_call(request, *args, **kwargs)
+            result = callable_.with_call(request, *args, **kwargs) if with_call else \
+                callable_(request, *args, **kwargs)
         except grpc.RpcError as exc:
             self._owner.finished(endpoint, time.perf_counter() - start, exc.code().name)
             raise
         self._owner.finished(endpoint, time.perf_counter() - start, "OK")
         return result
 
+    def with_call(self, request, *args, **kwargs):
+        return self._invoke(request, args, kwargs, with_call=True)
+
     def __call__(self, request, *args, **kwargs):
-        return self.with_call(request, *args, **kwargs)[0]
+        return self._invoke(request, args, kwargs, with_call=False)
 
     def future(self, request, *args, **kwargs):
         endpoint, callable_ = self._target(request)

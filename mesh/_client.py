@@ -12,11 +12,10 @@ import dataclasses
 import threading
 import time
 
-import grpc
-
 from ._channel import BalancedChannel, avoid_instances, picked_instance
 from .config import ServiceConfig
 from .interceptors import ResilienceInterceptor
+from .interceptors.intercepted_channel import InterceptedChannel
 from .metrics import Metrics
 from .policies import Fallback, make_balancer
 from .policy_spec import PolicySettings, PolicyState, rng_for
@@ -43,9 +42,8 @@ class ClientStack:
         self._service_state = self._new_state(settings, "*")
         self.channel.outlier = self._service_state.outlier
         policy.subscribe(self._on_settings)
-        interceptor = ResilienceInterceptor(self, clock=clock, sleep=sleep)
-        intercepted = grpc.intercept_channel(self.channel, interceptor)
-        self.stub = stub_class(intercepted)
+        self.interceptor = ResilienceInterceptor(self, clock=clock, sleep=sleep)
+        self.stub = stub_class(InterceptedChannel(self.channel, self.interceptor))
 
     def _new_state(self, settings: PolicySettings, method: str) -> PolicyState:
         name = f"{self.caller_instance}->{self.callee}" + ("" if method == "*" else f".{method}")
@@ -63,7 +61,7 @@ class ClientStack:
     def state(self, method: str) -> PolicyState:
         settings = self.settings(method)
         with self.lock:
-            if settings == self._service_state.settings:
+            if settings is self._service_state.settings or settings == self._service_state.settings:
                 return self._service_state
             state = self._states.get(method)
             if state is None:

@@ -3,7 +3,8 @@
 Client interceptors must return objects that behave like gRPC's own call outcomes (both a
 ``grpc.Call`` and a ``grpc.Future``). :class:`MeshRpcError` is a failed one (a rejection by a
 breaker, limiter or bulkhead, or no instance to call); :class:`Completed` a successful one that
-no server produced (a fallback answer).
+no server produced (a fallback answer); :class:`Answered` a server's answer with its call, and
+:class:`Failed` an exception that is not a gRPC error (raised again by ``result()``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,44 @@ class Completed(_Finished):
 
     def exception(self, timeout=None):
         return None
+
+
+class Answered(Completed):
+    """A server's successful answer, with the ``grpc.Call`` it came on (for its metadata)."""
+
+    def __init__(self, response, call):
+        super().__init__(response)
+        self._call = call
+
+    def initial_metadata(self):
+        return self._call.initial_metadata()
+
+    def trailing_metadata(self):
+        return self._call.trailing_metadata()
+
+
+class Failed(_Finished):
+    """A call that ended in an exception other than a gRPC error (a bug, a closed channel)."""
+
+    def __init__(self, error: BaseException, traceback=None):
+        super().__init__()
+        self._error = error
+        self._traceback = traceback
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return str(self._error)
+
+    def result(self, timeout=None):
+        raise self._error.with_traceback(self._traceback)
+
+    def exception(self, timeout=None):
+        return self._error
+
+    def traceback(self, timeout=None):
+        return self._traceback
 
 
 def status_of(outcome) -> str:

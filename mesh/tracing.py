@@ -1,10 +1,11 @@
 """Call-chain tracing (链路追踪) with OpenTelemetry: spans, W3C ``traceparent``, call trees.
 
-Each mesh has its own ``TracerProvider`` whose spans go to an in-memory exporter that keeps the
-most recent 100,000. A client span is
-opened for every attempt of every call and a server span for every call an instance serves; the
-``traceparent`` header travels in gRPC metadata, so a server span is the child of the client span
-that caused it, and the calls a handler makes are children of its server span.
+Each mesh has its own ``TracerProvider`` whose finished spans go to an in-memory span processor
+that keeps the most recent 100,000. A client span is recorded for every attempt of every call
+(built just after the call, off its path: see :mod:`mesh._span_pipeline`) and a server span for
+every call an instance serves; the ``traceparent`` header travels in gRPC metadata, so a server
+span is the child of the client span that caused it, and the calls a handler makes are children
+of its server span.
 
 :meth:`Tracing.calls` turns finished spans into one call tree per request (service, instance,
 method, start, duration, status, retry attempt); :meth:`Tracing.dependency_graph` into the service
@@ -13,8 +14,7 @@ dependency graph (a networkx DiGraph with call and error counts on each edge).
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,35 +23,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-MAX_SPANS = 100_000
-
-
-class RecentSpanExporter(SpanExporter):
-    """Keep the most recent ``max_spans`` finished spans in memory (a long load run must not grow
-    without bound, as the SDK's InMemorySpanExporter would)."""
-
-    def __init__(self, max_spans: int = MAX_SPANS):
-        self._spans: deque[ReadableSpan] = deque(maxlen=max_spans)
-        self._lock = threading.Lock()
-
-    def export(self, spans) -> SpanExportResult:
-        with self._lock:
-            self._spans.extend(spans)
-        return SpanExportResult.SUCCESS
-
-    def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
-        with self._lock:
-            return tuple(self._spans)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._spans.clear()
-
-    def shutdown(self) -> None:
-        self.clear()
+from ._span_pipeline import MAX_SPANS, LateSpans, RecentSpans, ReservableIds
 
 
 @dataclass
@@ -88,13 +63,17 @@ class CallNode:
 
 
 class Tracing:
-    """A tracer provider, its in-memory exporter, and W3C trace-context propagation."""
+    """A tracer provider, its in-memory span store, and W3C trace-context propagation."""
 
     def __init__(self, name: str = "mesh", max_spans: int = MAX_SPANS):
-        self.exporter = RecentSpanExporter(max_spans)
-        self.provider = TracerProvider(resource=Resource.create({"service.name": name}))
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.recent = RecentSpans(max_spans)
+        self.ids = ReservableIds()
+        # Sampler fixed here (not from OTEL_TRACES_SAMPLER): the client's traceparent assumes it.
+        self.provider = TracerProvider(resource=Resource.create({"service.name": name}),
+                                       sampler=ParentBased(ALWAYS_ON), id_generator=self.ids)
+        self.provider.add_span_processor(self.recent)
         self.tracer = self.provider.get_tracer("mesh")
+        self.late = LateSpans(self.tracer, self.ids)
         self.propagator = TraceContextTextMapPropagator()
 
     # -- propagation (the client writes traceparent itself: interceptors/client_tracing.py) --------
@@ -103,12 +82,16 @@ class Tracing:
 
     # -- results ----------------------------------------------------------------------------------
     def spans(self) -> tuple[ReadableSpan, ...]:
-        return self.exporter.get_finished_spans()
+        """Return the finished spans kept, including every client span of a call that has returned."""
+        self.late.flush()
+        return self.recent.get_finished_spans()
 
     def clear(self) -> None:
-        self.exporter.clear()
+        self.late.flush()
+        self.recent.clear()
 
     def shutdown(self) -> None:
+        self.late.close()
         self.provider.shutdown()
 
     def calls(self) -> list[CallNode]:

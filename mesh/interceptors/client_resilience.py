@@ -9,7 +9,8 @@ For one call, in order:
 4. Each attempt asks the breaker, runs with ``min(per_try_timeout, time left)``, and reports to the
    breaker and the retry budget. A retryable failure is retried after a jittered backoff if the
    budget, the attempt count and the deadline allow; the next attempt avoids the instance that
-   failed. Attempt numbers travel as ``x-attempt`` metadata.
+   failed. Every attempt names its caller service in ``x-caller`` metadata; a retry also carries
+   its attempt number in ``x-attempt`` (as Envoy's ``x-envoy-attempt-count``; none means the first).
 5. When a call is rejected or finally fails, a registered fallback answers instead (marked with
    ``x-fallback: <reason>``), or the error goes to the caller.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import namedtuple
 from collections.abc import Callable
 
 import grpc
@@ -27,14 +27,10 @@ from .._inbound import inbound
 from .._outcome import Completed, MeshRpcError, status_of
 from ..policies import Deadline, NoFallback
 from .client_tracing import AttemptTracer
+from .intercepted_channel import CallDetails
 
 FALLBACK = "x-fallback"
 _FALLBACK_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
-
-
-class _Details(namedtuple("_Details", ("method", "timeout", "metadata", "credentials",
-                                       "wait_for_ready", "compression")), grpc.ClientCallDetails):
-    pass
 
 
 class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
@@ -46,6 +42,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         self._clock = clock
         self._sleep = sleep
         self._tracer = AttemptTracer(stack)
+        self._caller_metadata = ("x-caller", stack.caller)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         stack = self._stack
@@ -93,20 +90,21 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                 if not permitted:
                     return self._give_up(method, request, "UNAVAILABLE",
                                          f"circuit breaker to {stack.callee} is {state.breaker.state.value}")
-            metadata = [*(details.metadata or ()), ("x-caller", stack.caller),
-                        ("x-caller-instance", stack.caller_instance), ("x-attempt", str(attempt))]
+            # Each metadata entry costs the call microseconds on both sides, so the first attempt
+            # sends only the caller (and the tracer adds traceparent).
+            metadata = [*(details.metadata or ()), self._caller_metadata]
+            if attempt > 1:
+                metadata.append(("x-attempt", str(attempt)))
             timeout = deadline.limit(state.retry.per_try_timeout)
-
-            def make_details(traced_metadata, timeout=timeout):
-                return _Details(details.method, timeout, traced_metadata, details.credentials,
-                                details.wait_for_ready, details.compression)
-
-            token = stack.avoid.set(frozenset(avoid))
+            attempt_details = CallDetails(details.method, timeout, metadata, details.credentials,
+                                          details.wait_for_ready, details.compression)
+            token = stack.avoid.set(frozenset(avoid)) if avoid else None
             start = self._clock()
             try:
-                outcome = self._tracer.run(continuation, metadata, request, method, attempt, make_details)
+                outcome = self._tracer.run(continuation, attempt_details, request, method, attempt)
             finally:
-                stack.avoid.reset(token)
+                if token is not None:
+                    stack.avoid.reset(token)
             duration = self._clock() - start
             code = status_of(outcome)
             with stack.lock:

@@ -1,4 +1,8 @@
-"""Server side: one OpenTelemetry SERVER span per call, child of the caller's ``traceparent``."""
+"""Server side: one OpenTelemetry SERVER span per call, child of the caller's ``traceparent``.
+
+The span names the caller (``x-caller``) and which attempt of the caller's call this is
+(``x-attempt``, sent by retries only: none means the first).
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ class ServerTracing(grpc.ServerInterceptor):
 
         def around(behaviour, request, context):
             parent = self._tracing.extract(context.invocation_metadata())
+            attempt = metadata_value(context, "x-attempt", "1")
             attributes = {"rpc.system": "grpc", "rpc.method": method.rsplit("/", 1)[-1],
                           "mesh.service": self._service, "mesh.instance": self._instance,
-                          "mesh.caller": metadata_value(context, "x-caller", "client")}
+                          "mesh.caller": metadata_value(context, "x-caller", "client"),
+                          "mesh.attempt": int(attempt) if attempt.isdigit() else 1}
             with self._tracing.tracer.start_as_current_span(
                     f"{self._service}/{attributes['rpc.method']}", context=parent,
                     kind=trace.SpanKind.SERVER, attributes=attributes) as span:
