@@ -175,7 +175,9 @@ class _Balanced:
                                                    self._deserializer)
 
     def _invoke(self, request, args, kwargs, with_call: bool):
-        endpoint, callable_ = self._target(request)
+        owner = self._owner
+        endpoint, channel = owner.pick(request)
+        callable_ = owner.multicallable(endpoint, channel, self._method, self._serializer, self._deserializer)
         start = time.perf_counter()
         try:
             result = callable_.with_call(request, *args, **kwargs) if with_call else \

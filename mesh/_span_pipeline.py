@@ -14,8 +14,8 @@ processors, so any exporter added to the provider sees them.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
 from collections import deque
 
 from opentelemetry import context as otel_context
@@ -83,9 +83,11 @@ class ReservableIds(IdGenerator):
     def is_trace_id_random(self) -> bool:
         return True
 
-    def draw(self) -> tuple[int, int]:
-        """Return a new (trace id, span id); the trace id is used only if the span has no parent."""
-        return self._random.generate_trace_id(), self._random.generate_span_id()
+    def new_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+    def new_trace_id(self) -> int:
+        return self._random.generate_trace_id()
 
     def next_span(self, trace_id: int, span_id: int) -> None:
         """Make the next span this thread starts take these ids (start it right after this call)."""
@@ -95,18 +97,24 @@ class ReservableIds(IdGenerator):
 class LateSpans:
     """Build, on a thread of its own, the spans of calls that have already returned.
 
-    :meth:`record` takes what a span needs; :meth:`flush` returns once every span recorded before
-    it is finished (so reading spans after a call always finds that call's). The thread starts with
+    :meth:`record` takes what a span needs and only appends it to a list: waking a thread for every
+    span would cost the caller a system call each. The thread builds what has gathered every
+    ``period`` seconds, letting other threads run between spans. :meth:`flush` builds whatever is
+    left at once, so reading spans after a call always finds that call's. The thread starts with
     the first record and ends at :meth:`close`; after that, and whenever more than ``backlog``
     records wait (a load far above what one thread builds), the caller builds its own span.
     """
 
-    def __init__(self, tracer: trace.Tracer, ids: ReservableIds, backlog: int = 10_000):
+    def __init__(self, tracer: trace.Tracer, ids: ReservableIds, backlog: int = 10_000,
+                 period: float = 0.02):
         self._tracer = tracer
         self._ids = ids
         self._backlog = backlog
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._period = period
+        self._pending: deque = deque()
+        self._building = threading.Lock()  # held while pending spans are built: flush waits for a batch
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -117,35 +125,24 @@ class LateSpans:
         item = (parent, trace_id, span_id, name, kind, start_ns, end_ns, attributes, error)
         if self._thread is None:
             self._start()
-        if self._closed or self._queue.qsize() >= self._backlog:
-            self._build(item)
+        if self._closed or len(self._pending) >= self._backlog:
+            self._build_logged(item)
         else:
-            self._queue.put(item)
+            self._pending.append(item)
 
     def flush(self) -> None:
         """Return when every span recorded so far is finished."""
-        with self._lock:
-            running = self._thread is not None and not self._closed
-            if running:
-                done = threading.Event()
-                self._queue.put(done)
-        if running:
-            done.wait()
-        else:
-            self._drain()
+        self._drain(pause=False)
 
     def close(self) -> None:
         """Finish every recorded span and stop the thread (later records are built at once)."""
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
             thread = self._thread
-            if thread is not None:
-                self._queue.put(None)
+        self._stop.set()
         if thread is not None:
             thread.join()
-        self._drain()
+        self._drain(pause=False)
 
     def _start(self) -> None:
         with self._lock:
@@ -154,25 +151,17 @@ class LateSpans:
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._handle(item)
+        while not self._stop.wait(self._period):
+            self._drain(pause=True)
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self._handle(item)
+    def _drain(self, pause: bool) -> None:
+        with self._building:
+            while self._pending:
+                self._build_logged(self._pending.popleft())
+                if pause:
+                    time.sleep(0)  # let a caller whose response has arrived run before the next span
 
-    def _handle(self, item) -> None:
-        if isinstance(item, threading.Event):
-            item.set()
-            return
+    def _build_logged(self, item) -> None:
         try:
             self._build(item)
         except Exception:  # one bad record must not stop the spans of every later call

@@ -78,7 +78,8 @@ class Tracing:
 
     # -- propagation (the client writes traceparent itself: interceptors/client_tracing.py) --------
     def extract(self, metadata) -> otel_context.Context:
-        return self.propagator.extract({k: v for k, v in metadata})
+        """Return the context a call's ``traceparent`` names (metadata: a dict or (key, value) pairs)."""
+        return self.propagator.extract(metadata if isinstance(metadata, dict) else dict(metadata))
 
     # -- results ----------------------------------------------------------------------------------
     def spans(self) -> tuple[ReadableSpan, ...]:

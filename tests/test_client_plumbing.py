@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from mesh import Mesh, burst
 from mesh._span_pipeline import LateSpans
+from mesh.interceptors._wrap import WrappedHandlers
 from mesh.interceptors.intercepted_channel import CallDetails, InterceptedChannel
 from mesh.pb import greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
@@ -120,7 +121,7 @@ def test_each_attempt_span_has_the_ids_its_traceparent_sent_and_retries_say_whic
 
 
 def _record(late: LateSpans, tracing: Tracing, name: str, parent=None) -> None:
-    trace_id, span_id = tracing.ids.draw()
+    trace_id, span_id = tracing.ids.new_trace_id(), tracing.ids.new_span_id()
     late.record(parent, trace_id, span_id, name, trace.SpanKind.CLIENT, 1_000, 2_000, {"n": name})
 
 
@@ -154,3 +155,34 @@ def test_over_the_backlog_the_caller_builds_its_own_span():
     assert [s.name for s in tracing.recent.get_finished_spans()] == ["in-line"]  # no flush needed
     late.close()
     tracing.shutdown()
+
+
+def test_a_server_interceptor_wraps_each_handler_once_and_still_sees_every_call():
+    made, seen = [], []
+
+    class Counting(grpc.ServerInterceptor):
+        def __init__(self):
+            self._handlers = WrappedHandlers()
+
+        def intercept_service(self, continuation, details):
+            def around(behaviour, request, context):
+                seen.append(request.name)
+                return behaviour(request, context)
+
+            def make():
+                made.append(details.method)
+                return around
+
+            return self._handlers.wrap(continuation(details), details.method, make)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[Counting()])
+    greeter_pb2_grpc.add_GreeterServicer_to_server(_Greeter(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = greeter_pb2_grpc.GreeterStub(channel)
+        replies = [stub.SayHello(HelloRequest(name=f"n{i}"), timeout=5).name for i in range(5)]
+    server.stop(None)
+    assert replies == [f"hello n{i}" for i in range(5)]
+    assert seen == [f"n{i}" for i in range(5)]
+    assert made == ["/Greeter/SayHello"]

@@ -43,11 +43,11 @@ class AttemptTracer:
         tracing = stack.tracing
         parent = otel_context.get_current()
         parent_span = trace.get_current_span(parent).get_span_context()
-        trace_id, span_id = tracing.ids.draw()
+        span_id = tracing.ids.new_span_id()
         if parent_span.is_valid:  # a child inherits the trace and its flags (ParentBased sampling)
             trace_id, flags = parent_span.trace_id, int(parent_span.trace_flags)
         else:
-            flags = _ROOT_FLAGS
+            trace_id, flags = tracing.ids.new_trace_id(), _ROOT_FLAGS
         details.metadata.append(("traceparent", traceparent(trace_id, span_id, flags)))
         stack.last_pick.set("")
         start_ns = time.time_ns()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import grpc
 import numpy as np
 
-from ._wrap import metadata_value, wrap_unary
+from ._wrap import WrappedHandlers, metadata_value
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,10 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return self != Faults()
+        return self != NO_FAULTS
+
+
+NO_FAULTS = Faults()
 
 
 class FaultInjector(grpc.ServerInterceptor):
@@ -57,6 +60,7 @@ class FaultInjector(grpc.ServerInterceptor):
         self._faults = Faults()
         self._pool: threading.Semaphore | None = None
         self.injected: dict[str, int] = {}
+        self._handlers = WrappedHandlers()
 
     @property
     def faults(self) -> Faults:
@@ -86,7 +90,8 @@ class FaultInjector(grpc.ServerInterceptor):
             self._stopping.wait(seconds)
 
     def intercept_service(self, continuation, handler_call_details):
-        return wrap_unary(continuation(handler_call_details), handler_call_details.method, self._around)
+        return self._handlers.wrap(continuation(handler_call_details), handler_call_details.method,
+                                   lambda: self._around)
 
     def _around(self, behaviour, request, context: grpc.ServicerContext):
         f = self._faults

@@ -12,16 +12,18 @@ import time
 import grpc
 
 from .._inbound import Inbound, inbound
-from ._wrap import wrap_unary
+from ._wrap import WrappedHandlers
 
 
 class ServerContext(grpc.ServerInterceptor):
     def __init__(self, service: str, instance: str):
         self._service = service
         self._instance = instance
+        self._handlers = WrappedHandlers()
 
     def intercept_service(self, continuation, handler_call_details):
-        return wrap_unary(continuation(handler_call_details), handler_call_details.method, self._around)
+        return self._handlers.wrap(continuation(handler_call_details), handler_call_details.method,
+                                   lambda: self._around)
 
     def _around(self, behaviour, request, context: grpc.ServicerContext):
         remaining = context.time_remaining()

@@ -11,7 +11,7 @@ import time
 import grpc
 
 from ..metrics import Metrics
-from ._wrap import run_reporting, wrap_unary
+from ._wrap import WrappedHandlers, run_reporting
 
 SERVED_BY = "x-served-by"
 
@@ -22,9 +22,14 @@ class ServerMetrics(grpc.ServerInterceptor):
         self._service = service
         self._instance = instance
         self._on_call = on_call
+        self._handlers = WrappedHandlers()
 
     def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        full = handler_call_details.method
+        return self._handlers.wrap(continuation(handler_call_details), full, lambda: self._around(full))
+
+    def _around(self, full_method: str):
+        method = full_method.rsplit("/", 1)[-1]
 
         def around(behaviour, request, context):
             context.send_initial_metadata(((SERVED_BY, self._instance),))
@@ -35,4 +40,4 @@ class ServerMetrics(grpc.ServerInterceptor):
             return run_reporting(behaviour, request, context, lambda status: self._metrics.server_finished(
                 self._instance, self._service, method, status, time.perf_counter() - start))
 
-        return wrap_unary(continuation(handler_call_details), handler_call_details.method, around)
+        return around

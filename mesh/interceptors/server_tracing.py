@@ -10,7 +10,7 @@ import grpc
 from opentelemetry import trace
 
 from ..tracing import Tracing
-from ._wrap import metadata_value, run_reporting, wrap_unary
+from ._wrap import WrappedHandlers, run_reporting
 
 
 class ServerTracing(grpc.ServerInterceptor):
@@ -18,19 +18,24 @@ class ServerTracing(grpc.ServerInterceptor):
         self._tracing = tracing
         self._service = service
         self._instance = instance
+        self._handlers = WrappedHandlers()
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
+        return self._handlers.wrap(continuation(handler_call_details), method, lambda: self._around(method))
+
+    def _around(self, method: str):
+        name = method.rsplit("/", 1)[-1]
 
         def around(behaviour, request, context):
-            parent = self._tracing.extract(context.invocation_metadata())
-            attempt = metadata_value(context, "x-attempt", "1")
-            attributes = {"rpc.system": "grpc", "rpc.method": method.rsplit("/", 1)[-1],
+            metadata = dict(context.invocation_metadata())
+            attempt = metadata.get("x-attempt", "1")
+            attributes = {"rpc.system": "grpc", "rpc.method": name,
                           "mesh.service": self._service, "mesh.instance": self._instance,
-                          "mesh.caller": metadata_value(context, "x-caller", "client"),
+                          "mesh.caller": metadata.get("x-caller", "client"),
                           "mesh.attempt": int(attempt) if attempt.isdigit() else 1}
             with self._tracing.tracer.start_as_current_span(
-                    f"{self._service}/{attributes['rpc.method']}", context=parent,
+                    f"{self._service}/{name}", context=self._tracing.extract(metadata),
                     kind=trace.SpanKind.SERVER, attributes=attributes) as span:
 
                 def report(status: str) -> None:
@@ -40,4 +45,4 @@ class ServerTracing(grpc.ServerInterceptor):
 
                 return run_reporting(behaviour, request, context, report)
 
-        return wrap_unary(continuation(handler_call_details), method, around)
+        return around
