@@ -2,8 +2,8 @@
 
 Each mesh has its own ``TracerProvider`` whose finished spans go to an in-memory span processor
 that keeps the most recent 100,000. A client span is recorded for every attempt of every call
-(built just after the call, off its path: see :mod:`mesh._span_pipeline`) and a server span for
-every call an instance serves; the ``traceparent`` header travels in gRPC metadata, so a server
+(made when the call returns: see :mod:`mesh._span_store`) and a server span for every call an
+instance serves; the ``traceparent`` header travels in gRPC metadata, so a server
 span is the child of the client span that caused it, and the calls a handler makes are children
 of its server span.
 
@@ -22,11 +22,12 @@ import networkx as nx
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ._span_pipeline import MAX_SPANS, LateSpans, RecentSpans, ReservableIds
+from ._span_store import MAX_SPANS, SpanStore
 
 
 @dataclass
@@ -66,15 +67,17 @@ class Tracing:
     """A tracer provider, its in-memory span store, and W3C trace-context propagation."""
 
     def __init__(self, name: str = "mesh", max_spans: int = MAX_SPANS):
-        self.recent = RecentSpans(max_spans)
-        self.ids = ReservableIds()
-        # Sampler fixed here (not from OTEL_TRACES_SAMPLER): the client's traceparent assumes it.
-        self.provider = TracerProvider(resource=Resource.create({"service.name": name}),
-                                       sampler=ParentBased(ALWAYS_ON), id_generator=self.ids)
-        self.provider.add_span_processor(self.recent)
+        resource = Resource.create({"service.name": name})
+        self.store = SpanStore(resource, InstrumentationScope("mesh"), max_spans)
+        # Sampler fixed here (not from OTEL_TRACES_SAMPLER): client spans (mesh._span_store) follow it.
+        self.provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
+        self.provider.add_span_processor(self.store.processors)
         self.tracer = self.provider.get_tracer("mesh")
-        self.late = LateSpans(self.tracer, self.ids)
         self.propagator = TraceContextTextMapPropagator()
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Send every span of this mesh, client and server, to ``processor`` too (an exporter)."""
+        self.store.processors.add_span_processor(processor)
 
     # -- propagation (the client writes traceparent itself: interceptors/client_tracing.py) --------
     def extract(self, metadata) -> otel_context.Context:
@@ -83,16 +86,12 @@ class Tracing:
 
     # -- results ----------------------------------------------------------------------------------
     def spans(self) -> tuple[ReadableSpan, ...]:
-        """Return the finished spans kept, including every client span of a call that has returned."""
-        self.late.flush()
-        return self.recent.get_finished_spans()
+        return self.store.recent.get_finished_spans()
 
     def clear(self) -> None:
-        self.late.flush()
-        self.recent.clear()
+        self.store.recent.clear()
 
     def shutdown(self) -> None:
-        self.late.close()
         self.provider.shutdown()
 
     def calls(self) -> list[CallNode]:

@@ -1,17 +1,17 @@
 """The client stack's plumbing: its interceptor channel keeps gRPC's interceptor contract, and each
-attempt's span — built after the call, off its path — carries the ids its ``traceparent`` sent."""
+attempt's span — made when the call returns — carries the ids its ``traceparent`` sent."""
 
 from __future__ import annotations
 
-import threading
 from concurrent import futures
 
 import grpc
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mesh import Mesh, burst
-from mesh._span_pipeline import LateSpans
 from mesh.interceptors._wrap import WrappedHandlers
 from mesh.interceptors.intercepted_channel import CallDetails, InterceptedChannel
 from mesh.pb import greeter_pb2_grpc
@@ -104,7 +104,7 @@ def test_each_attempt_span_has_the_ids_its_traceparent_sent_and_retries_say_whic
     greeters.tracing.clear()
     records = burst(greeters.client("greeter").SayHello, HELLO, calls=6)
     assert {r.code for r in records} == {"OK"}
-    spans = greeters.tracing.spans()  # read at once: every returned call's client spans are there
+    spans = greeters.tracing.spans()
     clients = {s.context.span_id: s for s in spans if s.kind == trace.SpanKind.CLIENT}
     servers = [s for s in spans if s.kind == trace.SpanKind.SERVER]
     assert len(servers) == len(clients) > 6  # some calls needed a second attempt
@@ -120,40 +120,37 @@ def test_each_attempt_span_has_the_ids_its_traceparent_sent_and_retries_say_whic
     assert retried == {"greeter-2"} and failed == {"greeter-1"}
 
 
-def _record(late: LateSpans, tracing: Tracing, name: str, parent=None) -> None:
-    trace_id, span_id = tracing.ids.new_trace_id(), tracing.ids.new_span_id()
-    late.record(parent, trace_id, span_id, name, trace.SpanKind.CLIENT, 1_000, 2_000, {"n": name})
-
-
-def test_late_spans_are_all_there_after_a_flush_and_the_thread_ends_at_close():
-    tracing = Tracing(name="late")
-    for n in range(50):
-        _record(tracing.late, tracing, f"call-{n}")
-    assert [s.name for s in tracing.spans()] == [f"call-{n}" for n in range(50)]
-    assert tracing.spans()[0].start_time == 1_000 and tracing.spans()[0].end_time == 2_000
-    assert "mesh-late-spans" in {t.name for t in threading.enumerate()}
-    tracing.late.close()
-    assert "mesh-late-spans" not in {t.name for t in threading.enumerate()}
-    _record(tracing.late, tracing, "after-close")  # built at once, by the caller
-    assert tracing.recent.get_finished_spans()[-1].name == "after-close"
+def test_a_span_made_after_its_call_reaches_every_processor_as_a_tracer_span_does():
+    tracing = Tracing(name="store")
+    exporter = InMemorySpanExporter()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracing.tracer.start_as_current_span("frontend/Checkout", kind=trace.SpanKind.SERVER) as server:
+        parent = server.get_span_context()
+    store = tracing.store
+    span_id = store.new_span_id()
+    store.finished("orders/CreateOrder", trace.SpanKind.CLIENT, parent.trace_id, span_id, parent.trace_flags,
+                   parent, 1_000, 2_500, {"mesh.attempt": 2}, error="UNAVAILABLE")
+    assert [s.name for s in exporter.get_finished_spans()] == ["frontend/Checkout", "orders/CreateOrder"]
+    assert tracing.spans() == exporter.get_finished_spans()
+    client = tracing.spans()[1]
+    assert (client.context.trace_id, client.context.span_id) == (parent.trace_id, span_id)
+    assert client.parent == parent and client.kind == trace.SpanKind.CLIENT
+    assert (client.start_time, client.end_time) == (1_000, 2_500)
+    assert dict(client.attributes) == {"mesh.attempt": 2}
+    assert (client.status.status_code, client.status.description) == (trace.StatusCode.ERROR, "UNAVAILABLE")
+    assert client.resource.attributes["service.name"] == "store"
+    assert client.to_json()  # what an exporter would serialise
     tracing.shutdown()
 
 
-def test_a_bad_record_is_logged_and_later_spans_still_get_built(caplog):
-    tracing = Tracing(name="late-bad")
-    _record(tracing.late, tracing, "bad", parent=object())  # not an OpenTelemetry context
-    _record(tracing.late, tracing, "good")
-    assert [s.name for s in tracing.spans()] == ["good"]
-    assert "could not record a span" in caplog.text
-    tracing.shutdown()
-
-
-def test_over_the_backlog_the_caller_builds_its_own_span():
-    tracing = Tracing(name="late-backlog")
-    late = LateSpans(tracing.tracer, tracing.ids, backlog=0)
-    _record(late, tracing, "in-line")
-    assert [s.name for s in tracing.recent.get_finished_spans()] == ["in-line"]  # no flush needed
-    late.close()
+def test_a_span_under_an_unsampled_parent_is_dropped_as_the_sampler_would():
+    tracing = Tracing(name="unsampled")
+    store = tracing.store
+    unsampled = trace.SpanContext(store.new_trace_id(), store.new_span_id(), is_remote=True,
+                                  trace_flags=trace.TraceFlags(0))
+    store.finished("x/Y", trace.SpanKind.CLIENT, unsampled.trace_id, store.new_span_id(),
+                   unsampled.trace_flags, unsampled, 1, 2, {})
+    assert tracing.spans() == ()
     tracing.shutdown()
 
 

@@ -1,8 +1,8 @@
 """Client side: one OpenTelemetry CLIENT span and one metrics row per attempt of every call.
 
 Injects the W3C ``traceparent`` into the attempt's metadata, and records caller, callee, method,
-attempt, the instance tried (from the balanced channel) and the status; the span is built just
-after the call, off its path (:mod:`mesh._span_pipeline`). The resilience
+attempt, the instance tried (from the balanced channel) and the status; the span is made when
+the call returns (:mod:`mesh._span_store`). The resilience
 interceptor runs each attempt through :meth:`AttemptTracer.run` rather than through a second gRPC
 interceptor: every interceptor layer costs a call tens of microseconds (see bench/client_stack.py).
 """
@@ -13,13 +13,10 @@ import time
 from collections.abc import Callable
 
 import grpc
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._outcome import status_of
-
-# Flags of a new trace under the mesh's ParentBased(ALWAYS_ON) sampler: sampled, random trace id.
-_ROOT_FLAGS = int(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+from .._span_store import ROOT_FLAGS
 
 
 def traceparent(trace_id: int, span_id: int, flags: int) -> str:
@@ -35,19 +32,18 @@ class AttemptTracer:
     def run(self, continuation, details: grpc.ClientCallDetails, request, method: str, attempt: int):
         """Run one attempt (``details`` are its own: timeout, metadata) and record its span.
 
-        The span's ids are drawn first and sent as the ``traceparent``; the span itself is built
-        after the call returns, off the caller's path (see :mod:`mesh._span_pipeline`). It need not
-        be current while the call runs: nothing nests under it on this side of the wire.
+        The span's ids are drawn first and sent as the ``traceparent``; the span is made when the
+        call returns (see :mod:`mesh._span_store`). It need not be current while the call runs:
+        nothing nests under it on this side of the wire.
         """
         stack = self._stack
-        tracing = stack.tracing
-        parent = otel_context.get_current()
-        parent_span = trace.get_current_span(parent).get_span_context()
-        span_id = tracing.ids.new_span_id()
-        if parent_span.is_valid:  # a child inherits the trace and its flags (ParentBased sampling)
-            trace_id, flags = parent_span.trace_id, int(parent_span.trace_flags)
+        store = stack.tracing.store
+        parent = trace.get_current_span().get_span_context()
+        span_id = store.new_span_id()
+        if parent.is_valid:  # a child inherits the trace and its flags (ParentBased sampling)
+            trace_id, flags = parent.trace_id, parent.trace_flags
         else:
-            trace_id, flags = tracing.ids.new_trace_id(), _ROOT_FLAGS
+            trace_id, flags, parent = store.new_trace_id(), ROOT_FLAGS, None
         details.metadata.append(("traceparent", traceparent(trace_id, span_id, flags)))
         stack.last_pick.set("")
         start_ns = time.time_ns()
@@ -57,10 +53,9 @@ class AttemptTracer:
         end_ns = time.time_ns()
         code = status_of(outcome)
         instance = stack.last_pick.get()
-        tracing.late.record(
-            parent, trace_id, span_id, f"{stack.callee}/{method}", trace.SpanKind.CLIENT, start_ns, end_ns,
-            {"rpc.method": method, "mesh.caller": stack.caller, "mesh.callee": stack.callee,
-             "mesh.attempt": attempt, "mesh.instance": instance, "rpc.grpc.status": code},
-            "" if code == "OK" else code)
+        attributes = {"rpc.method": method, "mesh.caller": stack.caller, "mesh.callee": stack.callee,
+                      "mesh.attempt": attempt, "mesh.instance": instance, "rpc.grpc.status": code}
+        store.finished(f"{stack.callee}/{method}", trace.SpanKind.CLIENT, trace_id, span_id, flags, parent,
+                       start_ns, end_ns, attributes, "" if code == "OK" else code)
         stack.metrics.client_attempt(stack.caller, stack.callee, method, code, latency, attempt, instance)
         return outcome
