@@ -1,8 +1,10 @@
 """gRPC interceptors of the mesh, one concern each.
 
 Client side: :class:`ResilienceInterceptor` (deadline, rate limit, bulkhead, breaker, retries,
-fallback), which runs each attempt through :class:`AttemptTracer` (a span and metrics per attempt),
-then the balanced channel (balancer and outlier detection). Server side, outermost first:
+fallback), run by an :class:`InterceptedChannel` (gRPC's interceptor contract without
+``grpc.intercept_channel``'s per-call wrappers); it runs each attempt through
+:class:`AttemptTracer` (a span and metrics per attempt), then the balanced channel (balancer and
+outlier detection). Server side, outermost first:
 :class:`ServerContext` (caller's deadline, refuse expired calls), :class:`ServerTracing`,
 :class:`ServerMetrics` (with ``x-served-by``), :class:`FaultInjector`.
 """
@@ -10,6 +12,7 @@ then the balanced channel (balancer and outlier detection). Server side, outermo
 from .client_resilience import ResilienceInterceptor
 from .client_tracing import AttemptTracer
 from .faults import FaultInjector, Faults
+from .intercepted_channel import CallDetails, InterceptedChannel
 from .server_context import ServerContext
 from .server_metrics import SERVED_BY, ServerMetrics
 from .server_tracing import ServerTracing
@@ -17,8 +20,10 @@ from .server_tracing import ServerTracing
 __all__ = [
     "SERVED_BY",
     "AttemptTracer",
+    "CallDetails",
     "FaultInjector",
     "Faults",
+    "InterceptedChannel",
     "ResilienceInterceptor",
     "ServerContext",
     "ServerMetrics",
