@@ -172,3 +172,49 @@ def plot_balancers(experiment):
     right.set_title("who served the calls (and calls per second)")
     figure.tight_layout()
     return figure
+
+
+def plot_formats(rows: Sequence[dict[str, Any]], axes=None):
+    """Draw protobuf against JSON per message: bytes on the wire, and encode + decode time
+    (rows from :func:`mesh.wire.compare_formats`)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 0.7 * len(rows) + 1.6), sharey=True,
+                               layout="constrained")
+    labels = [r["message"] for r in rows]
+    y = np.arange(len(rows))
+    size_ax, time_ax = axes
+    size_ax.barh(y - 0.2, [r["protobuf_bytes"] for r in rows], height=0.4, label="protobuf", color="#1565c0")
+    size_ax.barh(y + 0.2, [r["json_bytes"] for r in rows], height=0.4, label="JSON", color="#ef6c00")
+    size_ax.set_yticks(y, labels)
+    size_ax.set_xlabel("bytes on the wire")
+    size_ax.set_title("size", fontsize=10)
+    size_ax.legend(loc="lower right")
+    ways = [("protobuf", "protobuf", "#1565c0"), ("json", "JSON (json_format)", "#ef6c00"),
+            ("json_stdlib", "JSON (json module, from a dict)", "#ffb74d")]
+    for offset, (key, label, colour) in zip((-0.27, 0, 0.27), ways, strict=True):
+        total = [r[f"{key}_encode_us"] + r[f"{key}_decode_us"] for r in rows]
+        time_ax.barh(y + offset, total, height=0.27, label=label, color=colour)
+    time_ax.set_xscale("log")
+    time_ax.set_xlabel("encode + decode, µs per message (log scale)")
+    time_ax.set_title("time", fontsize=10)
+    time_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return axes
+
+
+def plot_conversation(rows: Sequence[dict[str, Any]], ax=None):
+    """Draw a bidirectional stream as a timeline: requests sent above, answers received below
+    (rows from :func:`mesh.rpc.converse`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.4))
+    ax.set_title("a bidirectional stream: each answer comes while the client is still sending", fontsize=10)
+    for row in rows:
+        up = row["direction"] == "sent"
+        seq = getattr(row["message"], "seq", "")
+        ax.plot([row["t"] * 1e3] * 2, [0, 1 if up else -1], color="#1565c0" if up else "#2e7d32")
+        label = f"{'sent' if up else 'got'} {seq}"
+        ax.text(row["t"] * 1e3, 1.08 if up else -1.25, label, ha="center", fontsize=8)
+    ax.axhline(0, color="#9e9e9e", linewidth=0.8)
+    ax.set_ylim(-1.6, 1.5)
+    ax.set_yticks([])
+    ax.set_xlabel("ms since the call started")
+    return ax
