@@ -1,7 +1,8 @@
 """Client-side load balancing as a ``grpc.Channel``: every call goes to an instance picked anew.
 
 ``GreeterStub(BalancedChannel(watch))`` is an ordinary generated stub; each call asks the balancer
-for one of the instances discovery reports passing, minus the ones outlier detection has ejected
+for one of the instances discovery reports passing — of the versions the release routing allows
+(blue-green, canary) — minus the ones outlier detection has ejected
 and the ones this call's earlier attempts failed on, and runs on a channel to that instance. The
 balancer and the outlier detector hear how each call went. Channels of instances that leave the
 passing set are closed, so one that comes back gets a fresh connection instead of a channel stuck
@@ -13,16 +14,19 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from ._outcome import MeshRpcError
 from .discovery import Endpoint, ServiceWatch
-from .policies import Balancer, OutlierDetector, RoundRobin
+from .policies import Balancer, OutlierDetector, Release, RoundRobin, route
 
 #: Instance ids the current call should not go to (set by the retry logic for its next attempt).
 avoid_instances: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("avoid", default=frozenset())
+#: A version the current call asked for itself (an ``x-version`` header: a tester's dark launch).
+asked_version: contextvars.ContextVar[str] = contextvars.ContextVar("asked_version", default="")
 #: The instance id the last pick in this context chose (read by tracing and retries).
 picked_instance: contextvars.ContextVar[str] = contextvars.ContextVar("picked", default="")
 
@@ -31,20 +35,25 @@ SERVER_ERRORS = {"UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED", "DAT
 
 
 class NoHealthyInstances(MeshRpcError):
-    """Raised by a call when discovery knows no passing instance: status UNAVAILABLE."""
+    """Raised by a call when discovery knows no passing instance (of the version the release routes
+    to): status UNAVAILABLE."""
 
-    def __init__(self, service: str):
-        super().__init__(grpc.StatusCode.UNAVAILABLE, f"no passing instance of {service!r} in the registry")
+    def __init__(self, service: str, version: str = ""):
+        of = f"{service!r} version {version!r}" if version else repr(service)
+        super().__init__(grpc.StatusCode.UNAVAILABLE, f"no passing instance of {of} in the registry")
 
 
 class BalancedChannel(grpc.Channel):
     """A channel over all passing instances of one service."""
 
     def __init__(self, watch: ServiceWatch, balancer: Balancer | None = None,
-                 outlier: OutlierDetector | None = None):
+                 outlier: OutlierDetector | None = None, release: Release | None = None,
+                 draw: Callable[[], float] | None = None):
         self.service = watch.service
         self.balancer = balancer or RoundRobin()
         self.outlier = outlier
+        self.release = release or Release()
+        self._draw = draw or (lambda: 0.5)
         self._watch = watch
         self._lock = threading.Lock()
         self._endpoints: tuple[Endpoint, ...] = ()
@@ -86,8 +95,12 @@ class BalancedChannel(grpc.Channel):
             if self._closed:
                 raise ValueError("channel closed")
             candidates = list(self._endpoints)
+            release, asked = self.release, asked_version.get()
+            if candidates and (release.active or asked):
+                key = str(request) if release.sticky else ""
+                candidates = route(candidates, release, self._draw(), key=key, asked=asked)
             if not candidates:
-                raise NoHealthyInstances(self.service)
+                raise NoHealthyInstances(self.service, release.version)
             if self.outlier is not None:
                 candidates = self.outlier.available(candidates)
             endpoint = self._pick_avoiding(candidates, request, avoid_instances.get())

@@ -18,6 +18,7 @@ from .interceptors import ResilienceInterceptor
 from .interceptors.intercepted_channel import InterceptedChannel
 from .metrics import Metrics
 from .policies import Fallback, make_balancer
+from .policies._uniforms import Uniforms
 from .policy_spec import PolicySettings, PolicyState, rng_for
 from .tracing import Tracing
 
@@ -37,7 +38,8 @@ class ClientStack:
         self._method_policies = method_policies  # callable: method -> ServiceConfig | None
         self._states: dict[str, PolicyState] = {}
         settings = policy.current
-        self.channel = BalancedChannel(watch, make_balancer(settings.balancer, self.rng, clock))
+        self.channel = BalancedChannel(watch, make_balancer(settings.balancer, self.rng, clock),
+                                       release=settings.release(), draw=Uniforms(self.rng))
         self._balancer_name = settings.balancer
         self._service_state = self._new_state(settings, "*")
         self.channel.outlier = self._service_state.outlier
@@ -74,6 +76,7 @@ class ClientStack:
         with self.lock:
             self._service_state.update(settings)
             self.channel.outlier = self._service_state.outlier
+            self.channel.release = settings.release()
             if settings.balancer != self._balancer_name:
                 self.channel.balancer = make_balancer(settings.balancer, self.rng, self._clock)
                 self._balancer_name = settings.balancer

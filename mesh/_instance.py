@@ -24,13 +24,15 @@ __all__ = ["SERVED_BY", "Instance"]
 
 
 class Instance:
-    """A replica of ``kind`` listening on ``host``; its port is kept across kill and revive."""
+    """A replica of ``kind`` (at ``version``) listening on ``host``; its port is kept across kill and
+    revive."""
 
     def __init__(self, kind: ServiceKind, number: int, servicer: Callable[[Instance], Any],
                  interceptors: Callable[[Instance], Sequence[grpc.ServerInterceptor]],
-                 host: str = "127.0.0.1", max_workers: int = 16):
+                 host: str = "127.0.0.1", max_workers: int = 16, version: str = "v1"):
         self.kind = kind
         self.number = number
+        self.version = version
         self.id = f"{kind.name}-{number}"
         self.host = host
         self.port = 0

@@ -100,20 +100,26 @@ class Mesh:
             raise
 
     # -- instances ------------------------------------------------------------------------------
-    def add_service(self, service: str | ServiceKind, replicas: int = 1,
-                    max_workers: int = 16) -> list[Instance]:
-        """Start ``replicas`` more instances of a service and register each one."""
+    def add_service(self, service: str | ServiceKind, replicas: int = 1, max_workers: int = 16,
+                    version: str = "v1") -> list[Instance]:
+        """Start ``replicas`` more instances of a service and register each one.
+
+        ``version`` is registered as a tag and as ``Meta.version``: release routing (blue-green,
+        canary: see :meth:`set_policy`) chooses between the versions of a service.
+        """
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
         if kind is None:
             raise KeyError(f"unknown service {service!r}; known: {sorted(KINDS)}")
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
+        if not version or not version.replace("-", "").replace(".", "").isalnum():
+            raise ValueError(f"version must be a DNS-friendly label such as 'v2', got {version!r}")
         existing = sum(1 for i in self._instances.values() if i.kind.name == kind.name)
         config = self.config(kind) if kind.settings else None
         started = []
         for number in range(existing + 1, existing + replicas + 1):
             instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
-                                self._server_interceptors, max_workers=max_workers).start()
+                                self._server_interceptors, max_workers=max_workers, version=version).start()
             self._instances[instance.id] = instance
             self._register(instance)
             self._log("start", instance)
@@ -142,7 +148,8 @@ class Mesh:
     def _register(self, instance: Instance, weight: int = 1) -> None:
         self.consul.agent.service.register(
             instance.service, service_id=instance.id, address=instance.host, port=instance.port,
-            tags=["workbench"], meta={"mesh": self.name}, weights={"Passing": weight, "Warning": 1},
+            tags=["workbench", instance.version], meta={"mesh": self.name, "version": instance.version},
+            weights={"Passing": weight, "Warning": 1},
             check=consul.Check.grpc(instance.address, self.check_interval,
                                     timeout=self.check_timeout),
         )
@@ -236,10 +243,14 @@ class Mesh:
         return self._configs[name]
 
     def set_policy(self, service: str, method: str | None = None, **settings) -> PolicySettings:
-        """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them."""
+        """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them.
+
+        All the settings are checked before any is written: a bad one changes nothing. Release
+        routing is set here too: ``release_version="v2"`` (blue-green switch),
+        ``canary_version="v2", canary_percent=10`` (canary), ``canary_sticky=True``.
+        """
         config = self.policy(service, method)
-        for field, value in settings.items():
-            config.set(field, value)
+        config.set_many(**settings)
         return config.wait_for(lambda s: set(settings) <= config.explicit
                                and all(getattr(s, k) == v for k, v in settings.items()))
 
@@ -303,6 +314,13 @@ class Mesh:
         if kind is None:
             raise KeyError(f"no stub known for service {service!r}")
         return kind
+
+    def versions(self, service: str) -> dict[str, list[str]]:
+        """Return the running instances of ``service`` by version: ``{"v1": ["greeter-1", ...]}``."""
+        found: dict[str, list[str]] = {}
+        for instance in self.instances(service):
+            found.setdefault(instance.version, []).append(instance.id)
+        return found
 
     def passing(self, service: str) -> list[str]:
         """Return the ids of the instances discovery currently reports passing."""

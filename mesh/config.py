@@ -95,18 +95,27 @@ class ServiceConfig(Generic[S]):
 
     def set(self, name: str, value: Any) -> None:
         """Validate and write one setting; invalid names or values raise before anything is written."""
-        if name not in self._fields:
-            raise ConfigError(f"{self.schema.__name__} has no setting {name!r}; "
-                              f"it has {sorted(self._fields)}")
-        text = format_value(value)
-        parsed = parse_value(self._types[name], text)
-        if isinstance(value, bool) != (self._types[name] is bool):
-            raise ConfigError(f"{name} takes {self._types[name].__name__}, not {value!r}")
+        self.set_many(**{name: value})
+
+    def set_many(self, **values: Any) -> None:
+        """Validate several settings together, then write them; if any is invalid, none is written."""
+        texts: dict[str, str] = {}
+        parsed: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in self._fields:
+                raise ConfigError(f"{self.schema.__name__} has no setting {name!r}; "
+                                  f"it has {sorted(self._fields)}")
+            texts[name] = format_value(value)
+            parsed[name] = parse_value(self._types[name], texts[name])
+            if isinstance(value, bool) != (self._types[name] is bool):
+                raise ConfigError(f"{name} takes {self._types[name].__name__}, not {value!r}")
         try:  # the schema's own checks (ranges, allowed names) run before anything is written
-            dataclasses.replace(self._current, **{name: parsed})
+            dataclasses.replace(self._current, **parsed)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{name}={value!r}: {exc}") from None
-        self._client.kv.put(self.key(name), text)
+            changes = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            raise ConfigError(f"{changes}: {exc}") from None
+        for name, text in texts.items():
+            self._client.kv.put(self.key(name), text)
 
     def reset(self, name: str | None = None) -> None:
         """Delete one setting (or all) from the KV store, so the defaults apply again."""

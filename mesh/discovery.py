@@ -35,6 +35,11 @@ class Endpoint:
     def target(self) -> str:
         return f"{self.address}:{self.port}"
 
+    @property
+    def version(self) -> str:
+        """The version the instance registered (``Meta.version``; "" if it gave none)."""
+        return self.meta.get("version", "")
+
     @classmethod
     def from_health(cls, entry: dict) -> Endpoint:
         service = entry["Service"]

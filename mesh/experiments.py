@@ -35,6 +35,7 @@ class Experiment:
     runs: dict[str, list[LoadRecord]] = field(default_factory=dict)
     marks: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # instance id -> version (releases)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per run: requests, OK, errors by status, p50 and p99 of the OK ones, and notes."""

@@ -218,3 +218,47 @@ def plot_conversation(rows: Sequence[dict[str, Any]], ax=None):
     ax.set_yticks([])
     ax.set_xlabel("ms since the call started")
     return ax
+
+
+VERSION_COLOURS = {"v1": "#1565c0", "v2": "#2e7d32", "": "#9e9e9e"}
+
+
+def plot_release(experiment, bucket: float = 0.1, axes=None):
+    """Draw a release over time: which version served each share of the calls (top), and the
+    failed calls by version (bottom), with the switches and decisions marked.
+
+    Takes a release experiment (:mod:`mesh.releases`): its runs in time order, ``versions``
+    mapping each instance to its version.
+    """
+    records = [r for run in experiment.runs.values() for r in run]
+    versions = sorted({experiment.versions.get(r.served_by, "") for r in records})
+    end = max((r.start for r in records), default=0.0) + bucket
+    edges = np.arange(0.0, end + bucket, bucket)
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True, height_ratios=(3, 1.3),
+                               layout="constrained")
+    share_ax, error_ax = axes
+    totals = np.histogram([r.start for r in records], edges)[0].astype(float)
+    bottom = np.zeros(len(edges) - 1)
+    for version in versions:
+        starts = [r.start for r in records if experiment.versions.get(r.served_by, "") == version]
+        counts = np.histogram(starts, edges)[0]
+        share = np.divide(counts, totals, out=np.zeros_like(totals), where=totals > 0)
+        share_ax.bar(edges[:-1], share, width=bucket, bottom=bottom, align="edge",
+                     color=VERSION_COLOURS.get(version, "#6a1b9a"), label=version or "no answer")
+        failed = [r.start for r in records
+                  if not r.ok and experiment.versions.get(r.served_by, "") == version]
+        if failed:
+            error_ax.hist(failed, edges, color=VERSION_COLOURS.get(version, "#6a1b9a"), label=version)
+        bottom += share
+    share_ax.set_ylabel("share of calls")
+    share_ax.set_ylim(0, 1)
+    share_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    error_ax.set_ylabel("failed calls")
+    error_ax.set_xlabel("seconds")
+    for marks in experiment.marks.values():
+        for t, label in marks:
+            for ax in axes:
+                ax.axvline(t, color="black", linewidth=0.8, linestyle="--")
+            share_ax.text(t, 1.02, label, fontsize=8, ha="right", rotation=0)
+    return axes

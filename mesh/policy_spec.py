@@ -3,7 +3,8 @@
 :class:`PolicySettings` is flat — every field a number or a short string, 0 meaning "off" — so it
 lives in the config center (``config/policy.<service>/<field>``, or ``policy.<service>.<method>``
 for one method), changes at runtime, and maps one field to one slider. :class:`PolicyState` is the
-set of policy objects built from it (breaker, limiter, bulkhead, budget, retry, outlier detector).
+set of policy objects built from it (breaker, limiter, bulkhead, budget, retry, outlier detector);
+the release routing (blue-green, canary) is read from it by the balanced channel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .policies import (
     Bulkhead,
     CircuitBreaker,
     OutlierDetector,
+    Release,
     RetryBudget,
     RetryPolicy,
     SlidingWindow,
@@ -58,6 +60,10 @@ class PolicySettings:
     outlier_errors: int = 0  # consecutive errors that eject an instance; 0 = off
     outlier_ejection: float = 30.0
     outlier_max_percent: float = 10.0
+    release_version: str = ""  # blue-green: only this version serves; "" = any
+    canary_version: str = ""  # a version that gets canary_percent of the calls
+    canary_percent: float = 0.0
+    canary_sticky: bool = False  # split by request key (one user, one version) instead of by call
 
     def __post_init__(self) -> None:
         from .policies import BALANCERS, JITTERS
@@ -77,6 +83,11 @@ class PolicySettings:
             raise ValueError(f"settings must not be negative: {', '.join(negative)}")
         if self.breaker_failure_rate > 100 or self.breaker_slow_rate > 100 or self.outlier_max_percent > 100:
             raise ValueError("rates and percentages must be at most 100")
+        self.release()  # checks the canary share
+
+    def release(self) -> Release:
+        """Return the release routing these settings describe."""
+        return Release(self.release_version, self.canary_version, self.canary_percent, self.canary_sticky)
 
     def replace(self, **changes) -> PolicySettings:
         return dataclasses.replace(self, **changes)

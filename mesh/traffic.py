@@ -27,13 +27,18 @@ class CallRecord:
 
 
 def observe(method: Callable[..., Any], request: Any, timeout: float) -> tuple[str, dict[str, str], float]:
-    """Make one call; return its status code, its initial metadata (empty on error), its latency."""
+    """Make one call; return its status code, its initial metadata, its latency.
+
+    A failed call has the metadata its server sent before failing (``x-served-by`` when an instance
+    took the call and then failed it), or none if no server answered.
+    """
     start = time.perf_counter()
     try:
         _, call = method.with_call(request, timeout=timeout)
         code, metadata = "OK", dict(call.initial_metadata() or ())
     except grpc.RpcError as exc:
-        code, metadata = exc.code().name, {}
+        code = exc.code().name
+        metadata = dict(exc.initial_metadata() or ()) if hasattr(exc, "initial_metadata") else {}
     return code, metadata, time.perf_counter() - start
 
 

@@ -11,6 +11,8 @@ For one call, in order:
    budget, the attempt count and the deadline allow; the next attempt avoids the instance that
    failed. Every attempt names its caller service in ``x-caller`` metadata; a retry also carries
    its attempt number in ``x-attempt`` (as Envoy's ``x-envoy-attempt-count``; none means the first).
+   A call with an ``x-version`` header goes to instances of that version if any pass (a tester
+   trying a release before it takes traffic).
 5. When a call is rejected or finally fails, a registered fallback answers instead (marked with
    ``x-fallback: <reason>``), or the error goes to the caller.
 """
@@ -23,6 +25,7 @@ from collections.abc import Callable
 
 import grpc
 
+from .._channel import asked_version
 from .._inbound import inbound
 from .._outcome import Completed, MeshRpcError, status_of
 from ..policies import Deadline, NoFallback
@@ -30,7 +33,15 @@ from .client_tracing import AttemptTracer
 from .intercepted_channel import CallDetails
 
 FALLBACK = "x-fallback"
+VERSION_HEADER = "x-version"
 _FALLBACK_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+
+
+def _asked_version(metadata) -> str:
+    """Return the version a call asks for in its ``x-version`` header ("" if none)."""
+    if not metadata:
+        return ""
+    return next((value for key, value in metadata if key == VERSION_HEADER), "")
 
 
 class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
@@ -70,9 +81,13 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         if bulkhead is not None and not self._enter(bulkhead, deadline):
             return self._give_up(method, request, "RESOURCE_EXHAUSTED",
                                  f"bulkhead full ({bulkhead.max_concurrent} calls in flight)")
+        asked = _asked_version(client_call_details.metadata)
+        token = asked_version.set(asked) if asked else None
         try:
             return self._attempts(continuation, client_call_details, request, method, state, deadline)
         finally:
+            if token is not None:
+                asked_version.reset(token)
             if bulkhead is not None:
                 self._leave(bulkhead)
 

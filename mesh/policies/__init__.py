@@ -22,6 +22,7 @@ from .deadline import Deadline, DeadlineExceeded
 from .fallback import Fallback, NoFallback
 from .outlier import OutlierDetector
 from .rate_limit import SlidingWindow, TokenBucket
+from .release import Release, key_bucket, route, version_share
 from .retry import JITTERS, Backoff, RetryBudget, RetryPolicy
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "PeakEwma",
     "PowerOfChoices",
     "Random",
+    "Release",
     "RetryBudget",
     "RetryPolicy",
     "RingHash",
@@ -52,5 +54,8 @@ __all__ = [
     "TokenBucket",
     "Transition",
     "WeightedRoundRobin",
+    "key_bucket",
     "make_balancer",
+    "route",
+    "version_share",
 ]
