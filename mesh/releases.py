@@ -7,6 +7,8 @@ for notebook 06.
 - :func:`canary_rollout`: a new version takes a growing share of calls in steps; after each step
   :func:`canary_analysis` compares the canary's error rate with the stable version's, from the
   servers' own metrics (as a canary controller reads Prometheus), and promotes or rolls back.
+- :func:`versions_served`: which version answered each of a list of requests (to see a sticky
+  canary keep each user on one version).
 
 Both start their own mesh, drive it with the closed-loop load generator for a bounded time, stop
 it, and return an :class:`~mesh.experiments.Experiment` whose ``versions`` map each instance to
@@ -25,6 +27,7 @@ from tqdm.auto import tqdm
 from ._mesh import Mesh
 from .experiments import HELLO, Experiment, _at
 from .load import closed_loop
+from .traffic import burst
 
 
 def canary_analysis(rows: Iterable[dict[str, Any]], versions: dict[str, str], stable: str, canary: str,
@@ -122,6 +125,15 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
             mesh.set_policy("greeter", release_version="v2", canary_version="", canary_percent=0)
             experiment.notes[label]["decision"] = "promote: v2 pinned"
     return experiment
+
+
+def versions_served(mesh: Mesh, method, requests: Iterable[Any], timeout: float = 2.0) -> list[str]:
+    """Call ``method`` once per request; return the version that served each ("" if none did)."""
+    served = []
+    for request in requests:
+        (record,) = burst(method, request, calls=1, timeout=timeout)
+        served.append(mesh.instance(record.served_by).version if record.served_by else "")
+    return served
 
 
 def _versions(mesh: Mesh, service: str) -> dict[str, str]:
