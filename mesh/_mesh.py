@@ -201,13 +201,14 @@ class Mesh:
         self.events.append(MeshEvent(time.monotonic(), action, instance.id))
 
     # -- discovery and calls --------------------------------------------------------------------
-    def client(self, service: str, balancer: Balancer | None = None):
+    def client(self, service: str, balancer: Balancer | None = None, caller: str = "client"):
         """Return a generated stub for ``service`` whose calls come from the notebook (``client``).
 
         Calls are balanced over the passing instances, follow the policy set with
-        :meth:`set_policy`, and are traced and measured. ``balancer`` pins a balancer object.
+        :meth:`set_policy`, and are traced and measured. ``balancer`` pins a balancer object;
+        ``caller`` names who calls in traces and metrics (the API gateway calls as ``gateway``).
         """
-        stack = self._stack("client", "client", service)
+        stack = self._stack(caller, caller, service)
         if balancer is not None:
             stack.channel.balancer = balancer
         return stack.stub

@@ -1,0 +1,265 @@
+"""The API gateway (API 网关): one HTTP entry in front of the mesh's gRPC services.
+
+Runs an aiohttp server on its own thread and event loop (like the registry). For each request:
+match a :class:`Route` (404/405 otherwise), authenticate (JWT, 401/403), rate-limit the caller
+(token bucket from :mod:`mesh.policies`, 429 + ``Retry-After``), turn the query string or JSON
+body into the method's request message (400 if it does not fit), answer from the cache (GET
+routes with ``cache_ttl``), else call the service through the mesh as caller ``gateway`` —
+balanced, with the callers' policies, traced — and answer its reply as JSON. A failed call is
+answered with the HTTP status of its gRPC status, or, when the route has a ``fallback`` and the
+service is unavailable, slow or overloaded, with that static answer and ``x-degraded``.
+Every request leaves one :class:`GatewayRecord` in :attr:`Gateway.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import grpc
+from aiohttp import web
+from google.protobuf import descriptor_pool, message_factory
+
+from ..interceptors import SERVED_BY
+from ..policies import TokenBucket
+from ..services import KINDS
+from ._auth import AuthError, Tokens
+from ._routes import Route, RouteTable
+from ._transcode import BadRequest, http_status, to_json, to_message
+
+DEGRADE_ON = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+MAX_LOG = 100_000
+_running: weakref.WeakValueDictionary[str, Gateway] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class GatewayRecord:
+    """One request through the gateway."""
+
+    time: float  # on the gateway's clock
+    method: str
+    path: str
+    client: str  # the token's subject, or the caller's address
+    status: int
+    latency: float
+    served_by: str = ""
+    note: str = ""  # cache hit, degraded: <status>, rate limited, ...
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: dict[str, Any]
+    note: str = ""
+    served_by: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Gateway:
+    """``Gateway(mesh, [Route("/api/greet", "greeter", "SayHello"), ...])``; ``gateway.url``."""
+
+    def __init__(self, mesh, routes: Sequence[Route], secret: str | None = None, host: str = "127.0.0.1",
+                 port: int = 0, name: str = "gateway", clock: Callable[[], float] = time.monotonic,
+                 max_workers: int = 16):
+        self.routes = RouteTable(list(routes))
+        self._methods = {(r.service, r.method): _method(r.service, r.method) for r in self.routes}
+        previous = _running.pop(name, None)
+        if previous is not None:
+            previous.stop()
+        self.name = name
+        self.mesh = mesh
+        self.tokens = Tokens(secret or secrets.token_urlsafe(32))
+        self.host, self.port = host, port
+        self.log: deque[GatewayRecord] = deque(maxlen=MAX_LOG)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._limiters: dict[tuple[str, str], TokenBucket] = {}
+        self._cache: dict[tuple, tuple[float, dict, str]] = {}
+        self._stubs = {service: mesh.client(service, caller="gateway") for service, _ in self._methods}
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-call")
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name=f"{name}-http", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._pool.shutdown(wait=False)
+            raise self._error
+        _running[name] = self
+
+    # -- public ----------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def issue_token(self, subject: str, scopes: Sequence[str] = (), ttl: float = 3600.0) -> str:
+        """Return a token for ``subject`` (send it as ``Authorization: Bearer <token>``)."""
+        return self.tokens.issue(subject, scopes, ttl)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Return the log as one dict per request."""
+        return [asdict(r) for r in list(self.log)]
+
+    def stop(self) -> None:
+        """Stop serving and end the gateway's threads (requests in flight are answered first)."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(stopping.set)
+        self._thread.join(10)
+        self._pool.shutdown(wait=True)
+        if _running.get(self.name) is self:
+            del _running[self.name]
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Gateway {self.url}: {len(list(self.routes))} routes>"
+
+    # -- the loop thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    # -- one request -----------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        start = self._clock()
+        client = request.remote or "?"
+        route, allowed = self.routes.find(request.method, request.path)
+        if route is not None:
+            answer, client = await self._route(route, request, client)
+        elif allowed:
+            methods = ", ".join(allowed)
+            answer = _Answer(405, {"error": f"{request.method} is not allowed here; use {methods}"},
+                             "no route", headers={"Allow": methods})
+        else:
+            answer = _Answer(404, {"error": f"no route for {request.path}"}, "no route")
+        self.log.append(GatewayRecord(start, request.method, request.path, client, answer.status,
+                                      self._clock() - start, answer.served_by, answer.note))
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+    async def _route(self, route: Route, request: web.Request, client: str) -> tuple[_Answer, str]:
+        """Return the answer to a routed request, and who the caller turned out to be."""
+        try:
+            if route.scope:
+                client = self.tokens.check(request.headers.get("Authorization"), route.scope)["sub"]
+            if route.rate_limit and not self._admit(route, client):
+                retry = str(max(1, math.ceil(1 / route.rate_limit)))
+                limited = {"error": f"rate limit of {route.rate_limit:g}/s for {client!r} reached"}
+                return _Answer(429, limited, "rate limited", headers={"Retry-After": retry}), client
+            data = dict(request.query) if route.http_method == "GET" else await _json_body(request)
+            request_type, _ = self._methods[(route.service, route.method)]
+            message = to_message(data, request_type)
+        except AuthError as exc:
+            return _Answer(exc.status, {"error": exc.message}, "unauthorized",
+                           headers={"WWW-Authenticate": "Bearer"}), client
+        except BadRequest as exc:
+            return _Answer(400, {"error": str(exc)}, "bad request"), client
+        key = (route.path, tuple(sorted(data.items()))) if route.cache_ttl else None
+        cached = self._cached(key)
+        if cached is not None:
+            return _Answer(200, cached[0], "cache hit", cached[1], {"x-cache": "hit"}), client
+        loop = asyncio.get_running_loop()
+        try:
+            reply, served_by = await loop.run_in_executor(self._pool, self._call, route, message)
+        except grpc.RpcError as exc:
+            code = exc.code().name
+            failed_at = _served_by(exc)
+            if route.fallback is not None and code in DEGRADE_ON:
+                degraded = _Answer(200, route.fallback, f"degraded: {code}", failed_at, {"x-degraded": code})
+                return degraded, client
+            failed = {"error": exc.details(), "grpc_status": code}
+            return _Answer(http_status(code), failed, code, failed_at), client
+        body = to_json(reply)
+        headers = {"x-served-by": served_by}
+        if key is not None:
+            headers["x-cache"] = "miss"
+            with self._lock:
+                self._cache[key] = (self._clock() + route.cache_ttl, body, served_by)
+        return _Answer(200, body, "", served_by, headers), client
+
+    def _call(self, route: Route, message):
+        method = getattr(self._stubs[route.service], route.method)
+        reply, call = method.with_call(message, timeout=route.timeout)
+        return reply, _served_by(call)
+
+    def _admit(self, route: Route, client: str) -> bool:
+        with self._lock:
+            bucket = self._limiters.get((route.path, client))
+            if bucket is None:
+                bucket = self._limiters[(route.path, client)] = TokenBucket(route.rate_limit, route.burst,
+                                                                            self._clock)
+            return bucket.acquire(timeout=0) is not None
+
+    def _cached(self, key) -> tuple[dict, str] | None:
+        if key is None:
+            return None
+        with self._lock:
+            found = self._cache.get(key)
+            if found is None or found[0] <= self._clock():
+                self._cache.pop(key, None)
+                return None
+            return found[1], found[2]
+
+
+def _served_by(call) -> str:
+    """Return the instance that answered (or failed) a call, from its ``x-served-by`` metadata."""
+    metadata = call.initial_metadata() if hasattr(call, "initial_metadata") else None
+    return dict(metadata or ()).get(SERVED_BY, "")
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.text() or "{}")
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+
+
+def _method(service: str, method: str) -> tuple[type, type]:
+    """Return the request and reply classes of ``service.method`` (from the generated descriptors)."""
+    kind = KINDS.get(service)
+    if kind is None:
+        raise ValueError(f"unknown service {service!r}; known: {sorted(KINDS)}")
+    descriptor = descriptor_pool.Default().FindServiceByName(kind.grpc_service)
+    found = descriptor.methods_by_name.get(method)
+    if found is None:
+        raise ValueError(f"{service} has no method {method!r}; it has {sorted(descriptor.methods_by_name)}")
+    return (message_factory.GetMessageClass(found.input_type),
+            message_factory.GetMessageClass(found.output_type))
