@@ -305,3 +305,34 @@ def plot_gateway(records: Sequence[dict[str, Any]], bucket: float = 0.1, ax=None
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return ax
+
+
+def plot_bus(runs: Sequence[Any], axes=None):
+    """Draw bus runs (:class:`mesh.bus.BusRun`) side by side: the subscription's backlog over
+    time (top) and each handling's lag from publish to consumer (bottom), a second handling of
+    the same message in red, a skipped duplicate in grey."""
+    if axes is None:
+        _, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 4.6), sharey="row",
+                               squeeze=False, layout="constrained")
+    for column, run in enumerate(runs):
+        backlog_ax, lag_ax = axes[0][column], axes[1][column]
+        if run.backlog:
+            times, sizes = zip(*run.backlog, strict=True)
+            backlog_ax.step(times, sizes, where="post", color="#1565c0")
+        backlog_ax.set_title(run.label, fontsize=9)
+        seen: set[str] = set()
+        colours, xs, ys = [], [], []
+        for handled in run.handled:
+            again = handled.message_id in seen and not handled.skipped
+            seen.add(handled.message_id)
+            colours.append("#9e9e9e" if handled.skipped else "#c62828" if again else "#2e7d32")
+            xs.append(handled.handled_at - run.start)
+            ys.append(handled.lag * 1e3)
+        lag_ax.scatter(xs, ys, c=colours, s=6)
+        lag_ax.set_xlabel("seconds")
+    axes[0][0].set_ylabel("backlog (messages)")
+    axes[1][0].set_ylabel("publish → handled, ms")
+    kinds = [Patch(color="#2e7d32", label="handled"), Patch(color="#c62828", label="handled again"),
+             Patch(color="#9e9e9e", label="seen: skipped")]
+    axes[1][-1].legend(handles=kinds, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return axes

@@ -1,0 +1,147 @@
+"""The message bus: its bookkeeping on a fake clock (leases, redelivery, dead letters, fan-out to
+subscriptions, sharing within one), then on the real mesh — at-least-once delivery duplicates
+when acks are lost, an idempotent consumer acts once, a paused consumer's backlog drains."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+import pytest
+
+from mesh import Mesh
+from mesh.bus import Broker, Bus, BusError, Consumer, deliver_orders
+from mesh.pb import bus_pb2
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def broker():
+    clock = Clock()
+    broker = Broker(clock)
+    broker.clock = clock
+    broker.create_topic("orders")
+    broker.subscribe("billing", "orders", ack_deadline=1.0, max_deliveries=3)
+    return broker
+
+
+def test_every_subscription_gets_every_message_and_consumers_of_one_share_it(broker):
+    broker.subscribe("shipping", "orders")
+    ids = [broker.publish("orders", f"o{n}".encode()) for n in range(4)]
+    first = broker.pull("billing", max_messages=2)
+    second = broker.pull("billing", max_messages=10)  # another consumer of the same subscription
+    assert [d.message.id for d in first + second] == ids  # shared, each once, oldest first
+    assert [d.message.id for d in broker.pull("shipping")] == ids  # its own copy of each
+    assert broker.pull("billing") == []
+
+
+def test_an_unacknowledged_message_comes_back_after_its_deadline_then_goes_to_dead_letters(broker):
+    message_id = broker.publish("orders", b"o1")
+    for attempt in (1, 2, 3):
+        (delivery,) = broker.pull("billing")
+        assert (delivery.message.id, delivery.attempt) == (message_id, attempt)
+        assert broker.pull("billing") == []  # leased: nobody else gets it meanwhile
+        broker.clock.now += 1.0
+    assert broker.pull("billing") == []
+    assert [m.id for m in broker.subscription("billing").dead] == [message_id]
+    assert broker.stats()[0] == {"subscription": "billing", "topic": "orders", "backlog": 0, "leased": 0,
+                                 "acked": 0, "redelivered": 2, "dead_lettered": 1}
+
+
+def test_an_ack_within_the_deadline_counts_and_a_late_ack_does_not(broker):
+    broker.publish("orders", b"o1")
+    broker.publish("orders", b"o2")
+    early, late = broker.pull("billing")
+    assert broker.ack("billing", [early.ack_id]) == 1
+    broker.clock.now += 1.5
+    assert broker.ack("billing", [late.ack_id]) == 0  # the lease expired: it will come again
+    (again,) = broker.pull("billing")
+    assert (again.message.id, again.attempt) == (late.message.id, 2)
+    assert broker.ack("billing", [again.ack_id, "a-unknown"]) == 1
+
+
+def test_bad_requests_are_refused_and_change_nothing(broker):
+    with pytest.raises(BusError, match="no topic"):
+        broker.publish("payments", b"x")
+    with pytest.raises(BusError, match="no subscription"):
+        broker.pull("nobody")
+    with pytest.raises(BusError, match="exists"):
+        broker.subscribe("billing", "orders")
+    with pytest.raises(BusError, match="ack_deadline"):
+        broker.subscribe("fast", "orders", ack_deadline=0)
+    assert broker.published == 0 and [row["subscription"] for row in broker.stats()] == ["billing"]
+
+
+@pytest.fixture
+def bus_mesh():
+    with Mesh(name="bus-tests", seed=2) as mesh:
+        bus = Bus(mesh, replicas=2)
+        bus.create_topic("orders")
+        bus.subscribe("billing", "orders", ack_deadline=0.2)
+        yield mesh, bus
+
+
+@pytest.mark.slow
+def test_the_bus_is_a_mesh_service_and_refuses_unknown_topics_over_grpc(bus_mesh):
+    mesh, bus = bus_mesh
+    assert sorted(mesh.passing("bus")) == ["bus-1", "bus-2"]
+    with pytest.raises(grpc.RpcError) as refused:
+        bus.stub.Publish(bus_pb2.PublishRequest(topic="nope", data=b"x"), timeout=2)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no topic" in refused.value.details()
+    ids = [bus.publish("orders", f"o{n}", order=str(n)) for n in range(20)]
+    assert len(set(ids)) == 20  # both replicas took publishes into one shared log
+    seen = []
+    with Consumer(bus, "billing", lambda data, attrs: seen.append(attrs["order"])):
+        mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=5)
+    assert sorted(seen, key=int) == [str(n) for n in range(20)]
+    assert not [t for t in threading.enumerate() if t.name == "consumer-billing"]
+
+
+@pytest.mark.slow
+def test_lost_acks_make_a_plain_consumer_act_twice_and_an_idempotent_one_once():
+    plain = deliver_orders(orders=120, lose_ack_percent=25, seed=5)
+    careful = deliver_orders(orders=120, lose_ack_percent=25, idempotent=True, seed=5)
+    for run in (plain, careful):
+        assert set(run.charges) == {f"o-{n}" for n in range(120)}  # nothing lost
+        assert len(run.handled) > 120  # some messages were delivered again
+    assert sum(n > 1 for n in plain.charges.values()) > 10
+    assert all(n == 1 for n in careful.charges.values())
+    assert sum(h.skipped for h in careful.handled) == len(careful.handled) - 120
+
+
+@pytest.mark.slow
+def test_a_paused_consumer_builds_a_backlog_that_drains_when_it_returns():
+    run = deliver_orders(orders=120, rate=300, pause=(0.1, 0.3), seed=1)
+    assert len(run.charges) == 120 and run.dead_lettered == 0
+    peak = max(size for _, size in run.backlog)
+    assert peak >= 40  # ~60 published while it was away
+    assert run.backlog[-1][1] == 0
+    waited = [h.lag for h in run.handled if 0.12 <= h.published_at - run.start < 0.28]
+    assert waited and min(waited) > 0.02  # published while away: handled only after it came back
+
+
+@pytest.mark.slow
+def test_a_poison_message_is_retried_then_dead_lettered_without_blocking_the_rest(bus_mesh):
+    mesh, bus = bus_mesh
+    bus.subscribe("strict", "orders", ack_deadline=0.1, max_deliveries=3)
+    done = []
+
+    def handle(data, attrs):
+        if attrs["order"] == "bad":
+            raise ValueError("cannot parse the order")
+        done.append(attrs["order"])
+
+    for order in ("o-1", "bad", "o-2"):
+        bus.publish("orders", "x", order=order)
+    with Consumer(bus, "strict", handle) as consumer:
+        mesh.wait_until(lambda: bus.backlog("strict") == 0, timeout=5)
+    assert done == ["o-1", "o-2"]
+    assert [attempt for _, attempt, _ in consumer.failures] == [1, 2, 3]
+    assert [m.attributes for m in bus.dead_letters("strict")] == [{"order": "bad"}]
