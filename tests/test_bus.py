@@ -145,3 +145,18 @@ def test_a_poison_message_is_retried_then_dead_lettered_without_blocking_the_res
     assert done == ["o-1", "o-2"]
     assert [attempt for _, attempt, _ in consumer.failures] == [1, 2, 3]
     assert [m.attributes for m in bus.dead_letters("strict")] == [{"order": "bad"}]
+
+
+@pytest.mark.slow
+def test_a_consumer_left_running_ends_when_its_mesh_stops_and_a_second_bus_is_refused():
+    mesh = Mesh(name="bus-leftover")
+    bus = Bus(mesh)
+    bus.create_topic("orders")
+    bus.subscribe("billing", "orders")
+    with pytest.raises(ValueError, match="already runs"):
+        Bus(mesh)
+    consumer = Consumer(bus, "billing", lambda data, attrs: None, name="leftover")
+    mesh.stop()
+    consumer._thread.join(5)
+    assert not consumer._thread.is_alive()
+    assert list(consumer.errors)[-1] == "CLOSED"

@@ -159,3 +159,13 @@ def test_a_new_gateway_of_the_same_name_replaces_the_old_and_stop_leaves_nothing
     second.stop()
     assert listening_ports() <= ports_before
     assert not [t for t in threading.enumerate() if t.name.startswith("replaced-")]
+
+
+def test_a_gateway_whose_mesh_stopped_answers_503():
+    mesh = Mesh({"greeter": 1}, name="gateway-orphan")
+    mesh.wait_until_passing()
+    with Gateway(mesh, ROUTES, name="orphan") as gateway:
+        assert requests.post(f"{gateway.url}/api/greet", json={}, timeout=5).status_code == 200
+        mesh.stop()
+        answer = requests.post(f"{gateway.url}/api/greet", json={}, timeout=5)
+        assert answer.status_code == 503 and "not running" in answer.json()["error"]

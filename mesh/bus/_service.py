@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,9 @@ class Bus:
 
     def __init__(self, mesh, replicas: int = 1, name: str = "bus",
                  clock: Callable[[], float] = time.monotonic):
+        if mesh.instances(name):
+            raise ValueError(f"the mesh already runs a service {name!r}: give this bus another name, "
+                             "or start a new Mesh (re-running the cell that makes the mesh does)")
         self.name = name
         self.clock = clock
         self.broker = Broker(clock)
@@ -144,7 +148,7 @@ class Consumer:
         self.batch, self.poll = batch, poll
         self.handled: list[Handled] = []
         self.failures: list[tuple[str, int, str]] = []  # (message id, attempt, error) the handler raised
-        self.errors: list[str] = []  # status codes of calls to the bus that failed
+        self.errors: deque[str] = deque(maxlen=1000)  # status codes of calls to the bus that failed
         self._seen: set[str] = set()
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -165,6 +169,9 @@ class Consumer:
                 self.errors.append(exc.code().name)
                 self._stop.wait(0.05)
                 continue
+            except ValueError:  # the mesh was stopped and closed its channels: nothing left to consume
+                self.errors.append("CLOSED")
+                return
             acks = []
             for delivery in reply.deliveries:
                 skip = self.idempotent and delivery.message_id in self._seen
@@ -185,6 +192,9 @@ class Consumer:
                     stub.Ack(bus_pb2.AckRequest(subscription=self.subscription, ack_ids=acks), timeout=2)
                 except grpc.RpcError as exc:
                     self.errors.append(exc.code().name)
+                except ValueError:
+                    self.errors.append("CLOSED")
+                    return
             if not reply.deliveries:
                 self._stop.wait(self.poll)
 

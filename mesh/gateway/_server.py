@@ -207,6 +207,9 @@ class Gateway:
                 return degraded, client
             failed = {"error": exc.details(), "grpc_status": code}
             return _Answer(http_status(code), failed, code, failed_at), client
+        except ValueError as exc:  # the mesh's channels are closed: the mesh was stopped
+            return _Answer(503, {"error": f"the mesh behind the gateway is not running ({exc})"},
+                           "mesh stopped"), client
         body = to_json(reply)
         headers = {"x-served-by": served_by}
         if key is not None:
