@@ -20,7 +20,6 @@ import http.client
 import json
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +28,9 @@ from urllib.parse import parse_qs, urlparse
 import grpc
 import psutil
 
-_running: weakref.WeakValueDictionary[str, LocalServer] = weakref.WeakValueDictionary()
+from ._rerun import ByName
+
+_running = ByName()
 
 
 class LocalServer:
@@ -37,9 +38,7 @@ class LocalServer:
 
     def __init__(self, add_servicer: Callable[[object, grpc.Server], None], servicer: object,
                  name: str = "local", max_workers: int = 8):
-        previous = _running.pop(name, None)
-        if previous is not None:
-            previous.stop()
+        _running.replace(name)
         self.name = name
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-rpc")
@@ -50,7 +49,7 @@ class LocalServer:
             self._pool.shutdown(wait=False)
             raise OSError("could not bind a loopback port")
         self._server.start()
-        _running[name] = self
+        _running.claim(name, self)
 
     @property
     def address(self) -> str:
@@ -61,8 +60,7 @@ class LocalServer:
         self.stopping.set()
         self._server.stop(grace).wait()
         self._pool.shutdown(wait=True)
-        if _running.get(self.name) is self:
-            del _running[self.name]
+        _running.release(self.name, self)
 
     def __enter__(self) -> LocalServer:
         return self

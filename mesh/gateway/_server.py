@@ -19,7 +19,6 @@ import math
 import secrets
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ import grpc
 from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
 
+from .._rerun import ByName
 from ..interceptors import SERVED_BY
 from ..policies import TokenBucket
 from ..services import KINDS
@@ -39,7 +39,7 @@ from ._transcode import BadRequest, http_status, to_json, to_message
 
 DEGRADE_ON = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 MAX_LOG = 100_000
-_running: weakref.WeakValueDictionary[str, Gateway] = weakref.WeakValueDictionary()
+_running = ByName()
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,7 @@ class Gateway:
                  max_workers: int = 16):
         self.routes = RouteTable(list(routes))
         self._methods = {(r.service, r.method): _method(r.service, r.method) for r in self.routes}
-        previous = _running.pop(name, None)
-        if previous is not None:
-            previous.stop()
+        _running.replace(name)
         self.name = name
         self.mesh = mesh
         self.tokens = Tokens(secret or secrets.token_urlsafe(32))
@@ -97,7 +95,7 @@ class Gateway:
         if self._error is not None:
             self._pool.shutdown(wait=False)
             raise self._error
-        _running[name] = self
+        _running.claim(name, self)
 
     # -- public ----------------------------------------------------------------------------------
     @property
@@ -119,8 +117,7 @@ class Gateway:
             loop.call_soon_threadsafe(stopping.set)
         self._thread.join(10)
         self._pool.shutdown(wait=True)
-        if _running.get(self.name) is self:
-            del _running[self.name]
+        _running.release(self.name, self)
 
     def __enter__(self) -> Gateway:
         return self
