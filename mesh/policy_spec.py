@@ -60,6 +60,7 @@ class PolicySettings:
     outlier_errors: int = 0  # consecutive errors that eject an instance; 0 = off
     outlier_ejection: float = 30.0
     outlier_max_percent: float = 10.0
+    # Release routing is per service: set on one method, these four are ignored.
     release_version: str = ""  # blue-green: only this version serves; "" = any
     canary_version: str = ""  # a version that gets canary_percent of the calls
     canary_percent: float = 0.0
