@@ -7,7 +7,7 @@ JUPYTER_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint protos lock bench clean
+.PHONY: setup lab test lint protos exercises grade lock bench clean
 
 # Re-installs only when the project's requirements change, so repeated runs are fast.
 $(STAMP): pyproject.toml requirements.lock
@@ -32,6 +32,14 @@ test: lint
 # Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
 protos: setup
 	$(BIN)/python -m mesh.codegen
+
+# Rebuild notebooks/exercises from the masters in exercises/ (the result is committed).
+exercises: setup
+	$(BIN)/python -m mesh.exercises build
+
+# Grade a filled-in exercise with every test, hidden ones too: make grade NB=notebooks/exercises/ex01-...
+grade: setup
+	$(BIN)/python -m mesh.exercises grade $(NB)
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup
