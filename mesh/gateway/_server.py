@@ -39,6 +39,7 @@ from ._transcode import BadRequest, http_status, to_json, to_message
 
 DEGRADE_ON = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 MAX_LOG = 100_000
+MAX_CACHED = 10_000  # answers kept at once; the oldest go first
 _running = ByName()
 
 
@@ -212,6 +213,8 @@ class Gateway:
         if key is not None:
             headers["x-cache"] = "miss"
             with self._lock:
+                if len(self._cache) >= MAX_CACHED:
+                    del self._cache[next(iter(self._cache))]
                 self._cache[key] = (self._clock() + route.cache_ttl, body, served_by)
         return _Answer(200, body, "", served_by, headers), client
 
