@@ -88,7 +88,8 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
 
     ``canary_faults`` are injected into every v2 replica (e.g. ``{"abort_code": "INTERNAL",
     "abort_percent": 20}``: a release with a bug). After the last step passes, v2 is pinned
-    (the release is complete); after a rollback, half a step more shows the calls back on v1.
+    (the release is complete); after a rollback — or a step in which the canary served fewer than
+    ``min_calls`` calls, too few to judge — half a step more shows the calls back on v1.
     Each step is one run of the experiment; its notes hold the analysis.
     """
     if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(steps):
@@ -115,7 +116,7 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
             experiment.notes[label] = {"canary_percent": percent, **verdict}
             elapsed += step_duration
             experiment.marks.setdefault("canary", []).append((elapsed, f"{label}: {verdict['decision']}"))
-            if verdict["decision"] == "rollback":
+            if verdict["decision"] != "promote":  # a step too small to judge promotes nothing either
                 mesh.set_policy("greeter", canary_percent=0)
                 after = closed_loop(client, HELLO, users=users, duration=step_duration / 2, rng=rng)
                 experiment.runs["after rollback"] = [dataclasses.replace(r, start=r.start + elapsed)

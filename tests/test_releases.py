@@ -166,3 +166,11 @@ def test_an_automated_canary_rolls_back_a_bad_release_and_promotes_a_good_one():
     good = canary_rollout(steps=(20, 100), step_duration=0.6, seed=3)
     assert [n["decision"] for n in good.notes.values()] == ["promote", "promote: v2 pinned"]
     assert {good.versions[r.served_by] for r in good.runs["100%"]} == {"v2"}
+
+
+@pytest.mark.slow
+def test_a_canary_step_too_small_to_judge_promotes_nothing():
+    rollout = canary_rollout(steps=(5, 100), step_duration=0.4, min_calls=100_000, seed=3)
+    assert list(rollout.runs) == ["5%", "after rollback"]
+    assert rollout.notes["5%"]["decision"] == "wait"
+    assert {rollout.versions[r.served_by] for r in rollout.runs["after rollback"]} == {"v1"}
