@@ -188,9 +188,7 @@ class _Balanced:
                                                    self._deserializer)
 
     def _invoke(self, request, args, kwargs, with_call: bool):
-        owner = self._owner
-        endpoint, channel = owner.pick(request)
-        callable_ = owner.multicallable(endpoint, channel, self._method, self._serializer, self._deserializer)
+        endpoint, callable_ = self._target(request)
         start = time.perf_counter()
         try:
             result = callable_.with_call(request, *args, **kwargs) if with_call else \

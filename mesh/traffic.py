@@ -26,6 +26,13 @@ class CallRecord:
         return self.code == "OK"
 
 
+def initial_metadata(call: Any) -> dict[str, str]:
+    """Return a finished call's initial metadata as a dict — of a call that answered, or of the
+    error a failed one raised (empty when no server sent any)."""
+    metadata = call.initial_metadata() if hasattr(call, "initial_metadata") else None
+    return dict(metadata or ())
+
+
 def observe(method: Callable[..., Any], request: Any, timeout: float) -> tuple[str, dict[str, str], float]:
     """Make one call; return its status code, its initial metadata, its latency.
 
@@ -35,10 +42,9 @@ def observe(method: Callable[..., Any], request: Any, timeout: float) -> tuple[s
     start = time.perf_counter()
     try:
         _, call = method.with_call(request, timeout=timeout)
-        code, metadata = "OK", dict(call.initial_metadata() or ())
+        code, metadata = "OK", initial_metadata(call)
     except grpc.RpcError as exc:
-        code = exc.code().name
-        metadata = dict(exc.initial_metadata() or ()) if hasattr(exc, "initial_metadata") else {}
+        code, metadata = exc.code().name, initial_metadata(exc)
     return code, metadata, time.perf_counter() - start
 
 

@@ -33,6 +33,7 @@ from .._rerun import ByName
 from ..interceptors import SERVED_BY
 from ..policies import TokenBucket
 from ..services import KINDS
+from ..traffic import initial_metadata
 from ._auth import AuthError, Tokens
 from ._routes import Route, RouteTable
 from ._transcode import BadRequest, http_status, to_json, to_message
@@ -199,7 +200,7 @@ class Gateway:
             reply, served_by = await loop.run_in_executor(self._pool, self._call, route, message)
         except grpc.RpcError as exc:
             code = exc.code().name
-            failed_at = _served_by(exc)
+            failed_at = initial_metadata(exc).get(SERVED_BY, "")
             if route.fallback is not None and code in DEGRADE_ON:
                 degraded = _Answer(200, route.fallback, f"degraded: {code}", failed_at, {"x-degraded": code})
                 return degraded, client
@@ -209,7 +210,7 @@ class Gateway:
             return _Answer(503, {"error": f"the mesh behind the gateway is not running ({exc})"},
                            "mesh stopped"), client
         body = to_json(reply)
-        headers = {"x-served-by": served_by}
+        headers = {SERVED_BY: served_by}
         if key is not None:
             headers["x-cache"] = "miss"
             with self._lock:
@@ -221,7 +222,7 @@ class Gateway:
     def _call(self, route: Route, message):
         method = getattr(self._stubs[route.service], route.method)
         reply, call = method.with_call(message, timeout=route.timeout)
-        return reply, _served_by(call)
+        return reply, initial_metadata(call).get(SERVED_BY, "")
 
     def _admit(self, route: Route, client: str) -> bool:
         with self._lock:
@@ -240,12 +241,6 @@ class Gateway:
                 self._cache.pop(key, None)
                 return None
             return found[1], found[2]
-
-
-def _served_by(call) -> str:
-    """Return the instance that answered (or failed) a call, from its ``x-served-by`` metadata."""
-    metadata = call.initial_metadata() if hasattr(call, "initial_metadata") else None
-    return dict(metadata or ()).get(SERVED_BY, "")
 
 
 async def _json_body(request: web.Request) -> Any:
