@@ -31,15 +31,15 @@ test: lint
 
 # Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
 protos: setup
-	$(BIN)/python -m mesh.codegen
+	$(BIN)/python -m tools.codegen
 
 # Rebuild notebooks/exercises from the masters in exercises/ (the result is committed).
 exercises: setup
-	$(BIN)/python -m mesh.exercises build
+	$(BIN)/python -m tools.exercises build
 
 # Grade a filled-in exercise with every test, hidden ones too: make grade NB=notebooks/exercises/ex01-...
 grade: setup
-	$(BIN)/python -m mesh.exercises grade $(NB)
+	$(BIN)/python -m tools.exercises grade $(NB)
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup

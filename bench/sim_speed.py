@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from mesh.policy_spec import PolicySettings
+from mesh.policies import PolicySettings
 from sim import Exponential, Poisson, Simulation, shop, single_tier
 
 

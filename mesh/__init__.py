@@ -1,60 +1,63 @@
 """The real mesh: gRPC services on loopback that register with and discover each other.
 
 Start with ``Mesh({"greeter": 3})``; see ``notebooks/00-tour.ipynb``.
+
+The names below are loaded when first used, so ``import mesh.policies`` (pure policies, what the
+simulator needs) does not load grpc, aiohttp or OpenTelemetry.
 """
 
+import importlib
 import os
 
 # gRPC's C core logs connection events (GOAWAY on a killed instance) at INFO; in a notebook
 # that is noise under every cell. It must be set before grpc is first imported.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from ._channel import BalancedChannel, NoHealthyInstances
-from ._instance import SERVED_BY, Instance
-from ._mesh import Mesh, MeshEvent, stop_all
-from .backends import Backend, BackendUnavailable, start_backend
-from .config import ConfigError, ServiceConfig
-from .discovery import Discovery, Endpoint, ServiceWatch
-from .interceptors import Faults
-from .load import LoadRecord, closed_loop, open_loop
-from .metrics import Metrics
-from .policy_spec import PolicySettings
-from .proxy import DiscoveryProxy
-from .registry import Registry
-from .services import GREETER, KINDS, ServiceKind
-from .tracing import CallNode, Tracing
-from .traffic import CallRecord, burst, tally
+_EXPORTS = {
+    "GREETER": ".services",
+    "KINDS": ".services",
+    "SERVED_BY": ".headers",
+    "Backend": ".backends",
+    "BackendUnavailable": ".backends",
+    "BalancedChannel": ".channel",
+    "CallNode": ".tracing",
+    "CallRecord": ".traffic",
+    "ConfigError": ".config",
+    "Discovery": ".discovery",
+    "DiscoveryProxy": ".proxy",
+    "Endpoint": ".discovery",
+    "Faults": ".interceptors",
+    "Instance": "._instance",
+    "LoadRecord": ".load",
+    "Mesh": "._mesh",
+    "MeshEvent": "._mesh",
+    "Metrics": ".metrics",
+    "NoHealthyInstances": ".channel",
+    "PolicySettings": ".policies",
+    "Registry": ".registry",
+    "ServiceConfig": ".config",
+    "ServiceKind": ".services",
+    "ServiceWatch": ".discovery",
+    "Tracing": ".tracing",
+    "burst": ".traffic",
+    "closed_loop": ".load",
+    "open_loop": ".load",
+    "start_backend": ".backends",
+    "stop_all": "._mesh",
+    "tally": ".traffic",
+}
 
-__all__ = [
-    "GREETER",
-    "KINDS",
-    "SERVED_BY",
-    "Backend",
-    "BackendUnavailable",
-    "BalancedChannel",
-    "CallNode",
-    "CallRecord",
-    "ConfigError",
-    "Discovery",
-    "DiscoveryProxy",
-    "Endpoint",
-    "Faults",
-    "Instance",
-    "LoadRecord",
-    "Mesh",
-    "MeshEvent",
-    "Metrics",
-    "NoHealthyInstances",
-    "PolicySettings",
-    "Registry",
-    "ServiceConfig",
-    "ServiceKind",
-    "ServiceWatch",
-    "Tracing",
-    "burst",
-    "closed_loop",
-    "open_loop",
-    "start_backend",
-    "stop_all",
-    "tally",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mesh' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

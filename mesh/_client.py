@@ -12,14 +12,12 @@ import dataclasses
 import threading
 import time
 
-from ._channel import BalancedChannel, avoid_instances, picked_instance
+from .channel import BalancedChannel, avoid_instances, picked_instance
 from .config import ServiceConfig
 from .interceptors import ResilienceInterceptor
 from .interceptors.intercepted_channel import InterceptedChannel
 from .metrics import Metrics
-from .policies import Fallback, make_balancer
-from .policies._uniforms import Uniforms
-from .policy_spec import PolicySettings, PolicyState, rng_for
+from .policies import Fallback, PolicySettings, PolicyState, Uniforms, make_balancer, rng_for
 from .tracing import Tracing
 
 

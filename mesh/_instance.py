@@ -17,7 +17,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .interceptors import SERVED_BY, FaultInjector
+from .headers import SERVED_BY
+from .interceptors import FaultInjector
 from .services import ServiceKind
 
 __all__ = ["SERVED_BY", "Instance"]

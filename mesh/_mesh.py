@@ -29,8 +29,7 @@ from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
 from .interceptors import FaultInjector, Faults, ServerContext, ServerMetrics, ServerTracing
 from .metrics import Metrics
-from .policies import Balancer, Fallback
-from .policy_spec import PolicySettings, rng_for
+from .policies import Balancer, Fallback, PolicySettings, rng_for
 from .proxy import DiscoveryProxy
 from .registry import Registry
 from .services import KINDS, ServiceKind

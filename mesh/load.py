@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .interceptors import SERVED_BY
-from .interceptors.client_resilience import FALLBACK
+from .headers import FALLBACK, SERVED_BY
 from .traffic import observe
 
 

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from ._channel import BalancedChannel
+from .channel import BalancedChannel
 from .discovery import ServiceWatch
+from .headers import PROXIED_BY
 from .policies import Balancer
 
-PROXIED_BY = "x-proxied-by"
 _HOP_BY_HOP = {"grpc-timeout", "user-agent", "content-type", "te", "grpc-accept-encoding",
                "grpc-encoding", "accept-encoding"}
 

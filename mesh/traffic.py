@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from .interceptors import SERVED_BY
+from .headers import SERVED_BY
 
 
 @dataclass(frozen=True)

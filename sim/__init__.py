@@ -5,11 +5,12 @@ builds the topology from the description the mesh starts from; the balancers, br
 retries, budgets, bulkheads and outlier detection are ``mesh.policies``, on ``env.now``.
 """
 
-from . import experiments, theory
+from . import theory
 from .arrivals import OnOff, Poisson, Ramp, Steps
 from .distributions import Bimodal, Deterministic, Exponential, LogNormal
 from .model import Fault, Simulation
 from .results import Results
+from .sweep import sweep
 from .topology import ServiceSpec, Topology, shop, single_tier
 
 __all__ = [
@@ -26,8 +27,8 @@ __all__ = [
     "Simulation",
     "Steps",
     "Topology",
-    "experiments",
     "shop",
     "single_tier",
+    "sweep",
     "theory",
 ]

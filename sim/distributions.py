@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mesh.policies._uniforms import Uniforms
+from mesh.policies import Uniforms
 
 __all__ = ["BATCH", "Bimodal", "Deterministic", "Distribution", "Exponential", "LogNormal", "Sampler",
            "Uniforms"]

@@ -3,7 +3,7 @@
 One :class:`Simulation` runs a :class:`~sim.topology.Topology` on a ``simpy.Environment`` for a
 span of simulated time, with arrivals at the entry service, faults on a timeline, and a seeded
 ``numpy.random.Generator``. Every caller applies the very same ``mesh.policies`` objects the real
-mesh does (built from the same :class:`~mesh.policy_spec.PolicySettings`), with ``env.now`` as
+mesh does (built from the same :class:`~mesh.policies.PolicySettings`), with ``env.now`` as
 their clock. Results come back as one flat record per request, and sampled time series.
 
 Speed: an instance whose service calls nothing queues its jobs with plain callbacks (an arrival,
@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from mesh.policies import RetryPolicy, TokenBucket, make_balancer
-from mesh.policy_spec import PolicySettings, PolicyState
+from mesh.policies import PolicySettings, PolicyState, RetryPolicy, TokenBucket, make_balancer
 
 from .arrivals import Arrivals, Poisson
 from .distributions import Sampler, Uniforms

@@ -1,7 +1,7 @@
 """The topology a simulation runs: services, replicas, dependencies, per-service policies.
 
 It is the same description the mesh starts from — ``{service: replicas}`` plus who calls whom
-(``mesh.services.SHOP_CALLS``) plus one :class:`mesh.policy_spec.PolicySettings` per service — with
+(``mesh.services.SHOP_CALLS``) plus one :class:`mesh.policies.PolicySettings` per service — with
 what only a model needs on top: workers per instance, queue limits and service-time distributions.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-from mesh.policy_spec import PolicySettings
+from mesh.policies import PolicySettings
 
 from .distributions import Distribution, Exponential
 

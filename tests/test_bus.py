@@ -9,8 +9,9 @@ import threading
 import grpc
 import pytest
 
+from lessons.bus import deliver_orders
 from mesh import Mesh
-from mesh.bus import Broker, Bus, BusError, Consumer, deliver_orders
+from mesh.bus import Broker, Bus, BusError, Consumer
 from mesh.pb import bus_pb2
 
 

@@ -12,8 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mesh import Mesh, burst
-from mesh.interceptors._wrap import WrappedHandlers
-from mesh.interceptors.intercepted_channel import CallDetails, InterceptedChannel
+from mesh.interceptors import CallDetails, InterceptedChannel, WrappedHandlers
 from mesh.pb import greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
 from mesh.tracing import Tracing

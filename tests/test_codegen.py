@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh import codegen
+from tools import codegen
 
 
 def test_regenerating_the_stubs_changes_nothing(tmp_path):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesh.registry import DecodeError, format_duration, parse_duration
-from mesh.registry._decode import decode_service
+from mesh.registry import DecodeError, decode_service, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from mesh.exercises import STUDENT_DIR, assign, grade, masters
+from tools.exercises import STUDENT_DIR, assign, grade, masters
 
 
 @pytest.mark.slow

@@ -11,8 +11,7 @@ import pytest
 import requests
 
 from mesh import Mesh
-from mesh.gateway import HTTP_STATUS, AuthError, Gateway, Route, Tokens
-from mesh.gateway._transcode import BadRequest, to_message
+from mesh.gateway import HTTP_STATUS, AuthError, BadRequest, Gateway, Route, Tokens, to_message
 from mesh.pb.greeter_pb2 import HelloRequest
 
 from .conftest import listening_ports

@@ -9,7 +9,7 @@ import dns.rcode
 import dns.resolver
 import pytest
 
-from mesh import chapter
+from lessons import chapter
 from mesh.registry import Registry
 
 from .conftest import eventually, free_port
@@ -128,7 +128,7 @@ def test_the_printed_samples_fail_where_the_chapter_is_wrong():
 
 
 def test_separate_a_and_srv_queries_can_pair_the_wrong_address_and_port(client, registry):
-    from mesh.chapter import greeter_client
+    from lessons.chapter import greeter_client
 
     for node, address, port in (("host-a", "10.0.0.1", 1001), ("host-b", "10.0.0.2", 2002)):
         client.catalog.register(node, address, service={"Service": "greeter_server", "Port": port},

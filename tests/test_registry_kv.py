@@ -9,8 +9,7 @@ import consul
 import pytest
 import requests
 
-from mesh.registry._index import Indexes
-from mesh.registry._kv import KVError, KVStore
+from mesh.registry import Indexes, KVError, KVStore
 
 
 def test_put_get_with_flags_and_indexes(client):

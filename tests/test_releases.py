@@ -9,13 +9,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from lessons.releases import blue_green, canary_analysis, canary_rollout
 from mesh import Mesh, burst
 from mesh.config import ConfigError
 from mesh.pb.greeter_pb2 import HelloRequest
-from mesh.policies import Release, key_bucket, route, version_share
+from mesh.policies import PolicySettings, Release, key_bucket, route, version_share
 from mesh.policies.release import describe
-from mesh.policy_spec import PolicySettings
-from mesh.releases import blue_green, canary_analysis, canary_rollout
 
 HELLO = HelloRequest(name="Jason")
 

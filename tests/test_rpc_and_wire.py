@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from mesh import rpc, wire
+from lessons import rpc, wire
 from mesh.pb import greeter_pb2, greeter_pb2_grpc, shop_pb2, streams_pb2, streams_pb2_grpc
 from mesh.services.greeter import GreeterServicer
 from mesh.services.ticker import TickerServicer

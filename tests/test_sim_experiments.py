@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim import experiments
+from lessons.simulation import experiments
 
 
 @pytest.mark.slow

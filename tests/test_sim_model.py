@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mesh.policy_spec import PolicySettings
+from lessons.simulation.twin import TOLERANCE, compare_with_mesh
+from mesh.policies import PolicySettings
 from mesh.services import SHOP_CALLS, shop_topology
 from sim import (
     Deterministic,
@@ -21,7 +22,6 @@ from sim import (
     Topology,
     single_tier,
 )
-from sim.twin import TOLERANCE, compare_with_mesh
 
 
 def run(topology, seed=0, rate=200.0, duration=20.0, **kw):

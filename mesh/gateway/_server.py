@@ -29,9 +29,9 @@ import grpc
 from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
 
-from .._rerun import ByName
-from ..interceptors import SERVED_BY
+from ..headers import SERVED_BY
 from ..policies import TokenBucket
+from ..rerun import ByName
 from ..services import KINDS
 from ..traffic import initial_metadata
 from ._auth import AuthError, Tokens

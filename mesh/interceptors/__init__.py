@@ -9,16 +9,16 @@ outlier detection). Server side, outermost first:
 :class:`ServerMetrics` (with ``x-served-by``), :class:`FaultInjector`.
 """
 
+from ._wrap import WrappedHandlers
 from .client_resilience import ResilienceInterceptor
 from .client_tracing import AttemptTracer
 from .faults import FaultInjector, Faults
 from .intercepted_channel import CallDetails, InterceptedChannel
 from .server_context import ServerContext
-from .server_metrics import SERVED_BY, ServerMetrics
+from .server_metrics import ServerMetrics
 from .server_tracing import ServerTracing
 
 __all__ = [
-    "SERVED_BY",
     "AttemptTracer",
     "CallDetails",
     "FaultInjector",
@@ -28,4 +28,5 @@ __all__ = [
     "ServerContext",
     "ServerMetrics",
     "ServerTracing",
+    "WrappedHandlers",
 ]

@@ -25,15 +25,14 @@ from collections.abc import Callable
 
 import grpc
 
-from .._channel import asked_version
-from .._inbound import inbound
-from .._outcome import Completed, MeshRpcError, status_of
+from ..channel import asked_version
+from ..headers import ATTEMPT, CALLER, FALLBACK, VERSION
+from ..inbound import inbound
+from ..outcome import Completed, MeshRpcError, status_of
 from ..policies import Deadline, NoFallback
 from .client_tracing import AttemptTracer
 from .intercepted_channel import CallDetails
 
-FALLBACK = "x-fallback"
-VERSION_HEADER = "x-version"
 _FALLBACK_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 
 
@@ -41,7 +40,7 @@ def _asked_version(metadata) -> str:
     """Return the version a call asks for in its ``x-version`` header ("" if none)."""
     if not metadata:
         return ""
-    return next((value for key, value in metadata if key == VERSION_HEADER), "")
+    return next((value for key, value in metadata if key == VERSION), "")
 
 
 class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
@@ -53,7 +52,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         self._clock = clock
         self._sleep = sleep
         self._tracer = AttemptTracer(stack)
-        self._caller_metadata = ("x-caller", stack.caller)
+        self._caller_metadata = (CALLER, stack.caller)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         stack = self._stack
@@ -109,7 +108,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
             # sends only the caller (and the tracer adds traceparent).
             metadata = [*(details.metadata or ()), self._caller_metadata]
             if attempt > 1:
-                metadata.append(("x-attempt", str(attempt)))
+                metadata.append((ATTEMPT, str(attempt)))
             timeout = deadline.limit(state.retry.per_try_timeout)
             attempt_details = CallDetails(details.method, timeout, metadata, details.credentials,
                                           details.wait_for_ready, details.compression)

@@ -2,7 +2,7 @@
 
 Injects the W3C ``traceparent`` into the attempt's metadata, and records caller, callee, method,
 attempt, the instance tried (from the balanced channel) and the status; the span is made when
-the call returns (:mod:`mesh._span_store`). The resilience
+the call returns (:mod:`mesh.span_store`). The resilience
 interceptor runs each attempt through :meth:`AttemptTracer.run` rather than through a second gRPC
 interceptor: every interceptor layer costs a call tens of microseconds (see bench/client_stack.py).
 """
@@ -15,8 +15,9 @@ from collections.abc import Callable
 import grpc
 from opentelemetry import trace
 
-from .._outcome import status_of
-from .._span_store import ROOT_FLAGS
+from ..headers import TRACEPARENT
+from ..outcome import status_of
+from ..span_store import ROOT_FLAGS
 
 
 def traceparent(trace_id: int, span_id: int, flags: int) -> str:
@@ -33,7 +34,7 @@ class AttemptTracer:
         """Run one attempt (``details`` are its own: timeout, metadata) and record its span.
 
         The span's ids are drawn first and sent as the ``traceparent``; the span is made when the
-        call returns (see :mod:`mesh._span_store`). It need not be current while the call runs:
+        call returns (see :mod:`mesh.span_store`). It need not be current while the call runs:
         nothing nests under it on this side of the wire.
         """
         stack = self._stack
@@ -44,7 +45,7 @@ class AttemptTracer:
             trace_id, flags = parent.trace_id, parent.trace_flags
         else:
             trace_id, flags, parent = store.new_trace_id(), ROOT_FLAGS, None
-        details.metadata.append(("traceparent", traceparent(trace_id, span_id, flags)))
+        details.metadata.append((TRACEPARENT, traceparent(trace_id, span_id, flags)))
         stack.last_pick.set("")
         start_ns = time.time_ns()
         start = self._clock()

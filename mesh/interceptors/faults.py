@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import grpc
 import numpy as np
 
+from ..headers import CALLER
 from ._wrap import WrappedHandlers, metadata_value
 
 
@@ -97,7 +98,7 @@ class FaultInjector(grpc.ServerInterceptor):
         f = self._faults
         if not f.active:
             return behaviour(request, context)
-        if f.partitioned_from and metadata_value(context, "x-caller", "client") in f.partitioned_from:
+        if f.partitioned_from and metadata_value(context, CALLER, "client") in f.partitioned_from:
             self._count("partition")
             self._wait(min(context.time_remaining() or f.max_hang, f.max_hang))
             context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned from this caller")

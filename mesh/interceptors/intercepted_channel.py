@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import grpc
 
-from .._outcome import Answered, Completed, Failed
+from ..outcome import Answered, Completed, Failed
 
 
 class CallDetails(namedtuple("CallDetails", ("method", "timeout", "metadata", "credentials",
@@ -105,18 +105,18 @@ class _InterceptedUnary:
         self._answer = answer
         self._response = response
 
-    def _outcome(self, continuation, request, timeout, metadata, credentials, wait_for_ready, compression):
+    def outcome(self, continuation, request, timeout, metadata, credentials, wait_for_ready, compression):
         details = CallDetails(self._method, timeout, metadata, credentials, wait_for_ready, compression)
         return self._intercept(continuation, details, request)
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        return self._outcome(self._response, request, timeout, metadata, credentials, wait_for_ready,
+        return self.outcome(self._response, request, timeout, metadata, credentials, wait_for_ready,
                              compression).result()
 
     def with_call(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                   compression=None):
-        outcome = self._outcome(self._answer, request, timeout, metadata, credentials, wait_for_ready,
+        outcome = self.outcome(self._answer, request, timeout, metadata, credentials, wait_for_ready,
                                 compression)
         return outcome.result(), outcome
 
@@ -124,5 +124,5 @@ class _InterceptedUnary:
                compression=None):
         """Return the call's outcome as a ``grpc.Future``, already finished: the interceptor needs
         each attempt's result before it can decide on the next, so the call runs here."""
-        return self._outcome(self._answer, request, timeout, metadata, credentials, wait_for_ready,
+        return self.outcome(self._answer, request, timeout, metadata, credentials, wait_for_ready,
                              compression)

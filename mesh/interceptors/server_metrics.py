@@ -10,10 +10,9 @@ import time
 
 import grpc
 
+from ..headers import SERVED_BY
 from ..metrics import Metrics
 from ._wrap import WrappedHandlers, run_reporting
-
-SERVED_BY = "x-served-by"
 
 
 class ServerMetrics(grpc.ServerInterceptor):

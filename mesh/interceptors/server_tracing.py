@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
+from ..headers import ATTEMPT, CALLER
 from ..tracing import Tracing
 from ._wrap import WrappedHandlers, run_reporting
 
@@ -29,10 +30,10 @@ class ServerTracing(grpc.ServerInterceptor):
 
         def around(behaviour, request, context):
             metadata = dict(context.invocation_metadata())
-            attempt = metadata.get("x-attempt", "1")
+            attempt = metadata.get(ATTEMPT, "1")
             attributes = {"rpc.system": "grpc", "rpc.method": name,
                           "mesh.service": self._service, "mesh.instance": self._instance,
-                          "mesh.caller": metadata.get("x-caller", "client"),
+                          "mesh.caller": metadata.get(CALLER, "client"),
                           "mesh.attempt": int(attempt) if attempt.isdigit() else 1}
             with self._tracing.tracer.start_as_current_span(
                     f"{self._service}/{name}", context=self._tracing.extract(metadata),

@@ -2,8 +2,14 @@
 
 The real mesh passes ``time.monotonic`` and the SimPy simulator passes ``lambda: env.now``; both run
 the very same classes. Randomness comes from a ``numpy.random.Generator`` the caller seeds.
+:class:`PolicySettings` is a caller's policy as flat settings (what the config center holds) and
+:class:`PolicyState` the objects built from them.
+
+Importing this package loads neither grpc, aiohttp nor OpenTelemetry (a test checks it), so the
+simulator and its sweep workers start light.
 """
 
+from ._uniforms import Uniforms
 from .balancers import (
     BALANCERS,
     Balancer,
@@ -24,6 +30,7 @@ from .outlier import OutlierDetector
 from .rate_limit import SlidingWindow, TokenBucket
 from .release import Release, key_bucket, route, version_share
 from .retry import JITTERS, Backoff, RetryBudget, RetryPolicy
+from .settings import PolicySettings, PolicyState, rng_for
 
 __all__ = [
     "BALANCERS",
@@ -41,6 +48,8 @@ __all__ = [
     "NoFallback",
     "OutlierDetector",
     "PeakEwma",
+    "PolicySettings",
+    "PolicyState",
     "PowerOfChoices",
     "Random",
     "Release",
@@ -53,9 +62,11 @@ __all__ = [
     "Ticket",
     "TokenBucket",
     "Transition",
+    "Uniforms",
     "WeightedRoundRobin",
     "key_bucket",
     "make_balancer",
+    "rng_for",
     "route",
     "version_share",
 ]

@@ -134,10 +134,13 @@ class LeastOutstanding(_Outstanding):
 
 
 class PowerOfChoices(_Outstanding):
-    """Power of d choices (P2C for d=2), as Envoy's least-request: sample d, take the least loaded.
+    """Power of d choices (P2C for d=2), as Envoy's least-request: sample d distinct instances, take
+    the least loaded.
 
-    ``choices`` is Envoy's ``choice_count``. With unequal weights Envoy divides by the weight; so
-    does this (load = in-flight / weight).
+    ``choices`` is Envoy's ``choice_count``. The sample is drawn without replacement (JSQ(d)); with
+    no more instances than choices, all of them are compared. A tie goes to the instance sampled
+    first, which is a random one, so equal instances share the calls evenly. With unequal weights
+    Envoy divides by the weight; so does this (load = in-flight / weight).
     """
 
     def __init__(self, rng: np.random.Generator, choices: int = 2):
@@ -157,15 +160,22 @@ class PowerOfChoices(_Outstanding):
         n = len(instances)
         if n == 1:
             return instances[0]
-        if n <= self.choices:
-            return min(instances, key=self._load)
         uniform = self._uniform
         if self.choices == 2:  # the common case, kept lean: it runs on every request
             a = int(uniform() * n) % n
             b = (a + 1 + int(uniform() * (n - 1)) % (n - 1)) % n  # a different instance
             first, second = instances[a], instances[b]
             return first if self._load(first) <= self._load(second) else second
-        return min((instances[uniform.index(n)] for _ in range(self.choices)), key=self._load)
+        order = list(range(n))
+        best, best_load = None, math.inf
+        for i in range(min(self.choices, n)):  # a partial Fisher-Yates shuffle: distinct samples
+            j = i + uniform.index(n - i)
+            order[i], order[j] = order[j], order[i]
+            candidate = instances[order[i]]
+            load = self._load(candidate)
+            if load < best_load:
+                best, best_load = candidate, load
+        return best
 
 
 class RingHash(_NoFeedback):
@@ -252,19 +262,20 @@ class PeakEwma(_Outstanding):
 
 
 BALANCERS = {
-    "round_robin": lambda rng, clock: RoundRobin(),
-    "random": lambda rng, clock: Random(rng),
-    "weighted_round_robin": lambda rng, clock: WeightedRoundRobin(),
-    "least_outstanding": lambda rng, clock: LeastOutstanding(rng),
-    "p2c": lambda rng, clock: PowerOfChoices(rng, 2),
-    "ring_hash": lambda rng, clock: RingHash(),
-    "peak_ewma": lambda rng, clock: PeakEwma(rng, clock),
+    "round_robin": lambda rng, clock, choices: RoundRobin(),
+    "random": lambda rng, clock, choices: Random(rng),
+    "weighted_round_robin": lambda rng, clock, choices: WeightedRoundRobin(),
+    "least_outstanding": lambda rng, clock, choices: LeastOutstanding(rng),
+    "p2c": lambda rng, clock, choices: PowerOfChoices(rng, choices),
+    "ring_hash": lambda rng, clock, choices: RingHash(),
+    "peak_ewma": lambda rng, clock, choices: PeakEwma(rng, clock),
 }
 
 
-def make_balancer(name: str, rng: np.random.Generator, clock: Callable[[], float]) -> Balancer:
-    """Return a balancer by its name in :data:`BALANCERS` (what a policy spec names)."""
+def make_balancer(name: str, rng: np.random.Generator, clock: Callable[[], float], choices: int = 2) -> Balancer:
+    """Return a balancer by its name in :data:`BALANCERS` (what a policy spec names); ``choices`` is
+    how many instances ``p2c`` compares."""
     try:
-        return BALANCERS[name](rng, clock)
+        return BALANCERS[name](rng, clock, choices)
     except KeyError:
         raise ValueError(f"unknown balancer {name!r}; choose one of {sorted(BALANCERS)}") from None

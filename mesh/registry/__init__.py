@@ -6,8 +6,10 @@ Start it in-process with ``Registry()`` (a context manager), or standalone with
 """
 
 from ._catalog import CRITICAL, MAINTENANCE, PASSING, WARNING
-from ._decode import DecodeError, format_duration, parse_duration
+from ._decode import DecodeError, decode_service, format_duration, parse_duration
 from ._filter import FilterError, compile_filter
+from ._index import Indexes
+from ._kv import KVError, KVStore
 from ._server import Registry
 
 __all__ = [
@@ -17,8 +19,12 @@ __all__ = [
     "WARNING",
     "DecodeError",
     "FilterError",
+    "Indexes",
+    "KVError",
+    "KVStore",
     "Registry",
     "compile_filter",
+    "decode_service",
     "format_duration",
     "parse_duration",
 ]

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrivals import Poisson
-from .distributions import Deterministic
-from .model import Simulation
-from .topology import single_tier
+from sim import Deterministic, Poisson, Simulation, single_tier
 
 TOLERANCE = 0.15  # relative difference of mean latency accepted between mesh and model
 

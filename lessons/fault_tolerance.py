@@ -1,108 +1,24 @@
-"""Experiments on the real mesh, one call each, for the notebooks on load balancing and fault tolerance.
-
-Every experiment starts its own small mesh (and stops it), drives it with the load generator for a
-bounded time, and returns an :class:`Experiment`: the records of each run (one row per request),
-events to mark on a timeline, and a few figures. Runs are seeded; durations are short so that a
-notebook runs in seconds, and every function takes ``duration`` to look longer.
-"""
+"""Lesson 04 (fault tolerance): one injected fault and one pattern at a time on the real mesh —
+timeouts, retries, a circuit breaker, a bulkhead, rate limiting — and their timelines."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
-from tqdm.auto import tqdm
 
-from ._mesh import Mesh
-from .load import LoadRecord, closed_loop, open_loop
-from .pb import greeter_pb2, shop_pb2
-from .services import shop_topology
+from mesh import Mesh
+from mesh.load import closed_loop, open_loop
+from mesh.pb import greeter_pb2
+from mesh.services import shop_topology
 
-HELLO = greeter_pb2.HelloRequest(name="Jason")
-CHECKOUT = shop_pb2.CheckoutRequest(user="ada", items=[shop_pb2.Item(sku="apple", quantity=1)], card="4242")
-HOME = shop_pb2.HomeRequest(user="ada", count=2)
+from .charts import plot_run
+from .experiment import CHECKOUT, HELLO, HOME, Experiment, at, each_policy
 
-
-@dataclass
-class Experiment:
-    """What one experiment measured: ``runs[label]`` is a list of records."""
-
-    name: str
-    runs: dict[str, list[LoadRecord]] = field(default_factory=dict)
-    marks: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
-    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)  # instance id -> version (releases)
-
-    def table(self) -> list[dict[str, Any]]:
-        """One row per run: requests, OK, errors by status, p50 and p99 of the OK ones, and notes."""
-        rows = []
-        for label, records in self.runs.items():
-            sent = [r for r in records if r.code != "SHED"]
-            ok = [r.latency for r in sent if r.ok]
-            rows.append({
-                "run": label, "requests": len(sent), "ok": len(ok),
-                "errors": dict(Counter(r.code for r in sent if not r.ok)),
-                "fallbacks": sum(1 for r in sent if r.fallback),
-                "p50_ms": round(float(np.percentile(ok, 50)) * 1e3, 1) if ok else None,
-                "p99_ms": round(float(np.percentile(ok, 99)) * 1e3, 1) if ok else None,
-                **self.notes.get(label, {}),
-            })
-        return rows
+__all__ = ["bulkhead", "circuit_breaker", "plot_experiment", "rate_limiting", "retries", "timeouts"]
 
 
-def _each_policy(mesh: Mesh, service: str, settings: dict[str, dict]):
-    """Yield (index, label) for each run, with ``service``'s policy reset and set for that run."""
-    for i, (label, policy) in enumerate(tqdm(settings.items(), desc="runs")):
-        mesh.reset_policy(service)
-        if policy:
-            mesh.set_policy(service, **policy)
-        yield i, label
-
-
-def _at(delay: float, action: Callable[[], None]) -> threading.Timer:
-    timer = threading.Timer(delay, action)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-# -- load balancing ---------------------------------------------------------------------------------
-def compare_balancers(balancers: Sequence[str] = ("round_robin", "weighted_round_robin", "random",
-                                                  "least_outstanding", "p2c", "peak_ewma"),
-                      service_times: Sequence[float] = (0.002, 0.006, 0.020), users: int = 12,
-                      duration: float = 1.5, seed: int = 0) -> Experiment:
-    """Drive replicas of unequal speed with each balancer in turn (closed loop, ``users`` users).
-
-    Each replica has two workers and takes ``service_times[i]`` per call, so a replica that gets
-    more than it can serve builds a queue. Weighted round robin gets weights inversely
-    proportional to the service times (what an operator would configure by hand).
-    """
-    experiment = Experiment("load balancing on unequal replicas")
-    with Mesh({"greeter": len(service_times)}, name="lb-experiment", seed=seed) as mesh:
-        mesh.wait_until_passing()
-        for instance, seconds in zip(mesh.instances("greeter"), service_times, strict=True):
-            mesh.inject(instance, workers=2, service_time=seconds)
-        greeter = mesh.client("greeter")
-        for i, name in enumerate(tqdm(balancers, desc="balancers")):
-            weights = [round(max(service_times) / t) if name == "weighted_round_robin" else 1
-                       for t in service_times]
-            for instance, weight in zip(mesh.instances("greeter"), weights, strict=True):
-                mesh.set_weight(instance, weight)
-            mesh.set_policy("greeter", balancer=name)
-            run = closed_loop(greeter.SayHello, HELLO, users=users, duration=duration,
-                              rng=np.random.default_rng(seed + i))
-            experiment.runs[name] = run.wait()
-            share = Counter(r.served_by for r in experiment.runs[name] if r.ok)
-            experiment.notes[name] = {"share": {k: share[k] for k in sorted(share)},
-                                      "calls_per_s": round(run.summary()["goodput"])}
-    return experiment
-
-
-# -- fault tolerance --------------------------------------------------------------------------------
 def timeouts(duration: float = 2.0, seed: int = 1) -> Experiment:
     """One replica hangs on 30% of calls. Without a timeout those callers wait out their own 1 s
     client timeout; with a 50 ms per-try timeout they fail fast — and with one retry they succeed."""
@@ -114,7 +30,7 @@ def timeouts(duration: float = 2.0, seed: int = 1) -> Experiment:
         mesh.wait_until_passing()
         mesh.inject("greeter-3", hang_percent=30)
         greeter = mesh.client("greeter")
-        for i, label in _each_policy(mesh, "greeter", settings):
+        for i, label in each_policy(mesh, "greeter", settings):
             run = closed_loop(greeter.SayHello, HELLO, users=6, duration=duration, timeout=1.0,
                               rng=np.random.default_rng(seed + i))
             experiment.runs[label] = run.wait()
@@ -131,7 +47,7 @@ def retries(duration: float = 2.0, seed: int = 2) -> Experiment:
         mesh.wait_until_passing()
         mesh.inject("greeter-2", abort_code="UNAVAILABLE", abort_percent=40)
         greeter = mesh.client("greeter")
-        for i, label in _each_policy(mesh, "greeter", settings):
+        for i, label in each_policy(mesh, "greeter", settings):
             mesh.metrics.clear()
             run = open_loop(greeter.SayHello, HELLO, rate=150, duration=duration,
                             rng=np.random.default_rng(seed + i))
@@ -155,12 +71,12 @@ def circuit_breaker(duration: float = 4.0, outage: tuple[float, float] = (1.0, 2
         greeter = mesh.client("greeter")
         if fallback:
             mesh.fallback("greeter", "SayHello", static=greeter_pb2.HelloReply(name="(degraded)"))
-        for i, label in _each_policy(mesh, "greeter", settings):
+        for i, label in each_policy(mesh, "greeter", settings):
             mesh.metrics.clear()
             run = open_loop(greeter.SayHello, HELLO, rate=100, duration=duration,
                             rng=np.random.default_rng(seed + i))
-            timers = [_at(outage[0], lambda: [mesh.inject(x, hang_percent=100) for x in mesh.instances()]),
-                      _at(outage[1], mesh.clear_faults)]
+            timers = [at(outage[0], lambda: [mesh.inject(x, hang_percent=100) for x in mesh.instances()]),
+                      at(outage[1], mesh.clear_faults)]
             experiment.runs[label] = run.wait()
             for timer in timers:
                 timer.join()
@@ -186,7 +102,7 @@ def bulkhead(duration: float = 2.5, seed: int = 4) -> Experiment:
         for instance in mesh.instances("recommendations"):
             mesh.inject(instance, delay=0.3)
         frontend = mesh.client("frontend")
-        for i, label in _each_policy(mesh, "recommendations", settings):
+        for i, label in each_policy(mesh, "recommendations", settings):
             home = open_loop(frontend.Home, HOME, rate=60, duration=duration, max_in_flight=128,
                              rng=np.random.default_rng(seed + i))
             checkout = open_loop(frontend.Checkout, CHECKOUT, rate=20, duration=duration,
@@ -209,8 +125,22 @@ def rate_limiting(duration: float = 2.0, seed: int = 5) -> Experiment:
         for instance in mesh.instances():
             mesh.inject(instance, workers=1, service_time=0.01)
         greeter = mesh.client("greeter")
-        for i, label in _each_policy(mesh, "greeter", settings):
+        for i, label in each_policy(mesh, "greeter", settings):
             run = open_loop(greeter.SayHello, HELLO, rate=2 * capacity, duration=duration, timeout=1.0,
                             max_in_flight=256, rng=np.random.default_rng(seed + i))
             experiment.runs[label] = run.wait()
     return experiment
+
+
+
+def plot_experiment(experiment, runs: Sequence[str] | None = None):
+    """Draw each run of an :class:`lessons.experiment.Experiment` on its own timeline, same scales."""
+    labels = list(runs or experiment.runs)
+    figure, axes = plt.subplots(len(labels), 1, figsize=(9, 2.6 * len(labels)), sharex=True, sharey=True,
+                                squeeze=False)
+    for ax, label in zip(axes[:, 0], labels, strict=True):
+        plot_run(experiment.runs[label], ax=ax, title=label, marks=experiment.marks.get(label, ()))
+    figure.suptitle(experiment.name)
+    figure.tight_layout()
+    return figure
+

@@ -1,4 +1,4 @@
-"""Experiments in simulation, one call each with sensible defaults, for notebook 05 and beyond.
+"""Lesson 05 (simulation): experiments in the SimPy twin, one call each with sensible defaults.
 
 - :func:`compare_balancers` — balancers over a load sweep with heterogeneous instances.
 - :func:`retry_storm` — how retries multiply through call depth, with and without a budget.
@@ -6,27 +6,30 @@
 - :func:`metastable_failure` — a short trigger, retries sustaining overload after it, the fix.
 - :func:`rate_limiting` — limiting at the edge versus at the service.
 
-Every run is seeded; sweeps run their independent simulations in parallel processes (spawned,
-never forked: the kernel may hold gRPC channels) and show a progress bar.
+Every run is seeded; sweeps run their independent simulations in parallel processes
+(:func:`sim.sweep`) and show a progress bar.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from mesh.policy_spec import PolicySettings
-
-from .arrivals import Poisson
-from .distributions import Deterministic, Exponential
-from .model import Fault, Simulation
-from .results import Results
-from .topology import ServiceSpec, Topology, single_tier
+from mesh.policies import PolicySettings
+from sim import (
+    Deterministic,
+    Exponential,
+    Fault,
+    Poisson,
+    Results,
+    ServiceSpec,
+    Simulation,
+    Topology,
+    single_tier,
+    sweep,
+)
 
 
 @dataclass
@@ -37,15 +40,6 @@ class SimExperiment:
     rows: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, Results] = field(default_factory=dict)
     marks: list[tuple[float, str]] = field(default_factory=list)
-
-
-def _sweep(tasks: list[tuple], worker, parallel: bool, desc: str) -> list[dict[str, Any]]:
-    if not parallel or len(tasks) < 4:
-        return [worker(*t) for t in tqdm(tasks, desc=desc)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(4, multiprocessing.cpu_count()), mp_context=context) as pool:
-        futures = [pool.submit(worker, *t) for t in tasks]
-        return [f.result() for f in tqdm(futures, desc=desc)]
 
 
 # -- load balancing ---------------------------------------------------------------------------------
@@ -100,7 +94,7 @@ def compare_balancers(
         for s in seeds
     ]
     experiment = SimExperiment("balancers over a load sweep")
-    experiment.rows = _sweep(tasks, _balancer_run, parallel, "balancers x loads")
+    experiment.rows = sweep(tasks, _balancer_run, parallel, "balancers x loads")
     return experiment
 
 

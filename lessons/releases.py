@@ -1,5 +1,5 @@
-"""Releases on the real mesh (灰度发布 canary release, 蓝绿部署 blue-green deployment), one call each
-for notebook 06.
+"""Lesson 06 (releases): 灰度发布 canary release and 蓝绿部署 blue-green deployment on the real mesh,
+one call each, and their picture.
 
 - :func:`blue_green`: two full sets of replicas, "blue" (v1) and "green" (v2), under steady load;
   the callers' release routing switches from blue to green, then back (the rollback) — all at
@@ -11,23 +11,36 @@ for notebook 06.
   canary keep each user on one version).
 
 Both start their own mesh, drive it with the closed-loop load generator for a bounded time, stop
-it, and return an :class:`~mesh.experiments.Experiment` whose ``versions`` map each instance to
-its version, so every record says which version served it.
+it, and return a :class:`ReleaseExperiment` whose ``versions`` map each instance to its version, so
+every record says which version served it; :func:`plot_release` draws it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._mesh import Mesh
-from .experiments import HELLO, Experiment, _at
-from .load import closed_loop
-from .traffic import burst
+from mesh import Mesh
+from mesh.load import closed_loop
+from mesh.traffic import burst
+
+from .experiment import HELLO, Experiment, at
+
+__all__ = ["ReleaseExperiment", "blue_green", "canary_analysis", "canary_rollout", "plot_release",
+           "versions_served"]
+
+
+@dataclass
+class ReleaseExperiment(Experiment):
+    """An experiment whose runs were served by several versions of one service."""
+
+    versions: dict[str, str] = field(default_factory=dict)  # instance id -> version
 
 
 def canary_analysis(rows: Iterable[dict[str, Any]], versions: dict[str, str], stable: str, canary: str,
@@ -67,9 +80,9 @@ def blue_green(replicas: int = 2, duration: float = 3.0, switch_at: float = 1.0,
         mesh.add_service("greeter", replicas, version="v2")
         mesh.wait_until_passing()
         mesh.set_policy("greeter", release_version="v1")
-        experiment = Experiment("blue-green", versions=_versions(mesh, "greeter"))
-        timers = [_at(switch_at, lambda: mesh.set_policy("greeter", release_version="v2")),
-                  _at(rollback_at, lambda: mesh.set_policy("greeter", release_version="v1"))]
+        experiment = ReleaseExperiment("blue-green", versions=_versions(mesh, "greeter"))
+        timers = [at(switch_at, lambda: mesh.set_policy("greeter", release_version="v2")),
+                  at(rollback_at, lambda: mesh.set_policy("greeter", release_version="v1"))]
         run = closed_loop(mesh.client("greeter").SayHello, HELLO, users=users, duration=duration,
                           rng=np.random.default_rng(seed))
         experiment.runs["blue-green"] = run.wait()
@@ -101,7 +114,7 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
         for instance in canaries:
             if canary_faults:
                 mesh.inject(instance, **canary_faults)
-        experiment = Experiment("canary", versions=_versions(mesh, "greeter"))
+        experiment = ReleaseExperiment("canary", versions=_versions(mesh, "greeter"))
         client = mesh.client("greeter").SayHello
         rng = np.random.default_rng(seed)
         elapsed = 0.0
@@ -139,3 +152,48 @@ def versions_served(mesh: Mesh, method, requests: Iterable[Any], timeout: float 
 
 def _versions(mesh: Mesh, service: str) -> dict[str, str]:
     return {instance.id: instance.version for instance in mesh.instances(service)}
+
+
+VERSION_COLOURS = {"v1": "#1565c0", "v2": "#2e7d32", "": "#9e9e9e"}
+
+
+def plot_release(experiment, bucket: float = 0.1, axes=None):
+    """Draw a release over time: which version served each share of the calls (top), and the
+    failed calls by version (bottom), with the switches and decisions marked.
+
+    Takes a :class:`ReleaseExperiment`: its runs in time order, ``versions``
+    mapping each instance to its version.
+    """
+    records = [r for run in experiment.runs.values() for r in run]
+    versions = sorted({experiment.versions.get(r.served_by, "") for r in records})
+    end = max((r.start for r in records), default=0.0) + bucket
+    edges = np.arange(0.0, end + bucket, bucket)
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True, height_ratios=(3, 1.3),
+                               layout="constrained")
+    share_ax, error_ax = axes
+    totals = np.histogram([r.start for r in records], edges)[0].astype(float)
+    bottom = np.zeros(len(edges) - 1)
+    for version in versions:
+        starts = [r.start for r in records if experiment.versions.get(r.served_by, "") == version]
+        counts = np.histogram(starts, edges)[0]
+        share = np.divide(counts, totals, out=np.zeros_like(totals), where=totals > 0)
+        share_ax.bar(edges[:-1], share, width=bucket, bottom=bottom, align="edge",
+                     color=VERSION_COLOURS.get(version, "#6a1b9a"), label=version or "no answer")
+        failed = [r.start for r in records
+                  if not r.ok and experiment.versions.get(r.served_by, "") == version]
+        if failed:
+            error_ax.hist(failed, edges, color=VERSION_COLOURS.get(version, "#6a1b9a"), label=version)
+        bottom += share
+    share_ax.set_ylabel("share of calls")
+    share_ax.set_ylim(0, 1)
+    share_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    error_ax.set_ylabel("failed calls")
+    error_ax.set_xlabel("seconds")
+    for marks in experiment.marks.values():
+        for t, label in marks:
+            for ax in axes:
+                ax.axvline(t, color="black", linewidth=0.8, linestyle="--")
+            share_ax.text(t, 1.02, label, fontsize=8, ha="right", rotation=0)
+    return axes
+

@@ -1,4 +1,5 @@
-"""What a protobuf message looks like on the wire, and what it costs next to JSON (section 6.6.2).
+"""Lesson 01 (RPC and protobuf): what a protobuf message looks like on the wire, and what it costs
+next to JSON (section 6.6.2).
 
 - :func:`varint` and :func:`varint_steps`: the base-128 varint that protobuf writes integers,
   field tags and lengths in — seven bits per byte, low group first, the top bit saying "more".
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 import json
 import timeit
+from collections.abc import Sequence
 from typing import Any
 
+import matplotlib.pyplot as plt
+import numpy as np
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+
+__all__ = ["WIRE_TYPES", "compare_formats", "fields", "plot_formats", "varint", "varint_steps"]
 
 #: Protobuf's wire types (the low three bits of a field's tag).
 WIRE_TYPES = {0: "VARINT", 1: "I64", 2: "LEN", 5: "I32"}
@@ -108,3 +114,31 @@ def compare_formats(messages: dict[str, Message], number: int = 2000) -> list[di
 
 def _micros(call, number: int) -> float:
     return timeit.timeit(call, number=number) / number * 1e6
+
+
+def plot_formats(rows: Sequence[dict[str, Any]], axes=None):
+    """Draw protobuf against JSON per message: bytes on the wire, and encode + decode time
+    (rows from :func:`compare_formats`)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 0.7 * len(rows) + 1.6), sharey=True,
+                               layout="constrained")
+    labels = [r["message"] for r in rows]
+    y = np.arange(len(rows))
+    size_ax, time_ax = axes
+    size_ax.barh(y - 0.2, [r["protobuf_bytes"] for r in rows], height=0.4, label="protobuf", color="#1565c0")
+    size_ax.barh(y + 0.2, [r["json_bytes"] for r in rows], height=0.4, label="JSON", color="#ef6c00")
+    size_ax.set_yticks(y, labels)
+    size_ax.set_xlabel("bytes on the wire")
+    size_ax.set_title("size", fontsize=10)
+    size_ax.legend(loc="lower right")
+    ways = [("protobuf", "protobuf", "#1565c0"), ("json", "JSON (json_format)", "#ef6c00"),
+            ("json_stdlib", "JSON (json module, from a dict)", "#ffb74d")]
+    for offset, (key, label, colour) in zip((-0.27, 0, 0.27), ways, strict=True):
+        total = [r[f"{key}_encode_us"] + r[f"{key}_decode_us"] for r in rows]
+        time_ax.barh(y + offset, total, height=0.27, label=label, color=colour)
+    time_ax.set_xscale("log")
+    time_ax.set_xlabel("encode + decode, µs per message (log scale)")
+    time_ax.set_title("time", fontsize=10)
+    time_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return axes
+

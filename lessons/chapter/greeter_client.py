@@ -1,5 +1,5 @@
 # The chapter's Greeter client (section 6.6.4) with its printed defects corrected.
-# Every change is marked "FIX"; run `python -m mesh.chapter.greeter_client`.
+# Every change is marked "FIX"; run `python -m lessons.chapter.greeter_client`.
 import os
 import grpc
 from dns import resolver

@@ -1,4 +1,5 @@
-"""At-least-once delivery, seen from a billing consumer: duplicates, idempotency, lag and backlog.
+"""Lesson 08 (message bus): at-least-once delivery, seen from a billing consumer — duplicates,
+idempotency, lag and backlog — and its picture.
 
 :func:`deliver_orders` starts a mesh with a bus, publishes ``orders`` "order placed" events at
 ``rate`` per second to the topic ``orders``, and lets a billing consumer charge each order. With
@@ -12,12 +13,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
-from .._mesh import Mesh
-from ._service import Bus, Consumer, Handled
+from mesh import Mesh
+from mesh.bus import Bus, Consumer, Handled
+
+__all__ = ["BusRun", "deliver_orders", "plot_bus"]
 
 
 @dataclass
@@ -97,3 +104,35 @@ def _label(lose: float, idempotent: bool, pause) -> str:
     if pause:
         parts.append(f"consumer away {pause[0]:g}-{pause[1]:g} s")
     return ", ".join(parts)
+
+
+def plot_bus(runs: Sequence[Any], axes=None):
+    """Draw bus runs (:class:`BusRun`) side by side: the subscription's backlog over
+    time (top) and each handling's lag from publish to consumer (bottom), a second handling of
+    the same message in red, a skipped duplicate in grey."""
+    if axes is None:
+        _, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 4.6), sharey="row",
+                               squeeze=False, layout="constrained")
+    for column, run in enumerate(runs):
+        backlog_ax, lag_ax = axes[0][column], axes[1][column]
+        if run.backlog:
+            times, sizes = zip(*run.backlog, strict=True)
+            backlog_ax.step(times, sizes, where="post", color="#1565c0")
+        backlog_ax.set_title(run.label, fontsize=9)
+        seen: set[str] = set()
+        colours, xs, ys = [], [], []
+        for handled in run.handled:
+            again = handled.message_id in seen and not handled.skipped
+            seen.add(handled.message_id)
+            colours.append("#9e9e9e" if handled.skipped else "#c62828" if again else "#2e7d32")
+            xs.append(handled.handled_at - run.start)
+            ys.append(handled.lag * 1e3)
+        lag_ax.scatter(xs, ys, c=colours, s=6)
+        lag_ax.set_xlabel("seconds")
+    axes[0][0].set_ylabel("backlog (messages)")
+    axes[1][0].set_ylabel("publish → handled, ms")
+    kinds = [Patch(color="#2e7d32", label="handled"), Patch(color="#c62828", label="handled again"),
+             Patch(color="#9e9e9e", label="seen: skipped")]
+    axes[1][-1].legend(handles=kinds, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return axes
+

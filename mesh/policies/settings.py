@@ -3,8 +3,8 @@
 :class:`PolicySettings` is flat — every field a number or a short string, 0 meaning "off" — so it
 lives in the config center (``config/policy.<service>/<field>``, or ``policy.<service>.<method>``
 for one method), changes at runtime, and maps one field to one slider. :class:`PolicyState` is the
-set of policy objects built from it (breaker, limiter, bulkhead, budget, retry, outlier detector);
-the release routing (blue-green, canary) is read from it by the balanced channel.
+set of policy objects built from it (breaker, limiter, bulkhead, budget, retry, outlier detector,
+release routing) that the call plan (:mod:`mesh.policies.plan`) runs a call through.
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .policies import (
-    BreakerConfig,
-    Bulkhead,
-    CircuitBreaker,
-    OutlierDetector,
-    Release,
-    RetryBudget,
-    RetryPolicy,
-    SlidingWindow,
-    TokenBucket,
-)
+from .balancers import BALANCERS
+from .bulkhead import Bulkhead
+from .circuit_breaker import BreakerConfig, CircuitBreaker
+from .outlier import OutlierDetector
+from .rate_limit import SlidingWindow, TokenBucket
+from .release import Release
+from .retry import JITTERS, RetryBudget, RetryPolicy
+from .statuses import CLIENT_ERRORS
 
 
 @dataclass(frozen=True)
@@ -34,6 +31,7 @@ class PolicySettings:
     """How a caller treats calls to a service. Durations are in seconds; 0 turns a policy off."""
 
     balancer: str = "round_robin"
+    choice_count: int = 2  # instances that p2c samples, distinct (Envoy's choice_count; JSQ(d))
     timeout: float = 0.0  # the whole call's deadline when the caller sets none
     max_attempts: int = 1  # 1 = no retries
     per_try_timeout: float = 0.0
@@ -67,10 +65,10 @@ class PolicySettings:
     canary_sticky: bool = False  # split by request key (one user, one version) instead of by call
 
     def __post_init__(self) -> None:
-        from .policies import BALANCERS, JITTERS
-
         if self.balancer not in BALANCERS:
             raise ValueError(f"balancer must be one of {sorted(BALANCERS)}")
+        if self.choice_count < 1:
+            raise ValueError("choice_count must be at least 1")
         if self.jitter not in JITTERS:
             raise ValueError(f"jitter must be one of {JITTERS}")
         if self.rate_limiter not in ("token_bucket", "sliding_window"):
@@ -124,6 +122,7 @@ class PolicyState:
         for group in _GROUPS:
             self._build(group)
         self.retry = self._retry()
+        self.release = settings.release()
 
     def update(self, settings: PolicySettings) -> None:
         old, self.settings = self.settings, settings
@@ -131,6 +130,7 @@ class PolicyState:
             if any(getattr(old, f) != getattr(settings, f) for f in fields):
                 self._build(group)
         self.retry = self._retry()
+        self.release = settings.release()
 
     def _retry(self) -> RetryPolicy:
         s = self.settings
@@ -152,7 +152,7 @@ class PolicyState:
                     window_type=s.breaker_window_type, window_size=s.breaker_window,
                     minimum_calls=s.breaker_minimum_calls, wait_in_open=s.breaker_wait,
                     permitted_in_half_open=s.breaker_half_open_calls,
-                    is_failure=lambda code: code not in _CLIENT_ERRORS,
+                    is_failure=lambda code: code not in CLIENT_ERRORS,
                 )
                 self.breaker = CircuitBreaker(self.name, config, self._clock)
                 if self._on_transition is not None:
@@ -172,11 +172,6 @@ class PolicyState:
             if s.outlier_errors > 0:
                 self.outlier = OutlierDetector(self._clock, s.outlier_errors, s.outlier_ejection,
                                                max(300.0, s.outlier_ejection), s.outlier_max_percent)
-
-
-# Errors that say the request was wrong, not that the service is unwell: a breaker ignores them.
-_CLIENT_ERRORS = {"INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-                  "UNAUTHENTICATED", "FAILED_PRECONDITION", "OUT_OF_RANGE", "CANCELLED"}
 
 
 def rng_for(seed: int | None, *names: str) -> np.random.Generator:

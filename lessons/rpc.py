@@ -1,4 +1,4 @@
-"""Plain RPC and REST side by side, outside the mesh (section 6.6.2).
+"""Lesson 01 (RPC and protobuf): plain RPC and REST side by side, outside the mesh (section 6.6.2).
 
 - :class:`LocalServer`: one real ``grpc.server`` for a servicer on ``127.0.0.1`` (ephemeral port,
   ``SO_REUSEPORT`` off), started at once, stopped by :meth:`LocalServer.stop` or its ``with``
@@ -20,15 +20,19 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import grpc
+import matplotlib.pyplot as plt
 import psutil
 
-from ._rerun import ByName
+from mesh.rerun import ByName
+
+__all__ = ["LocalServer", "RestGreeter", "call_rest", "connections_to", "converse", "plot_conversation"]
 
 _running = ByName()
 
@@ -175,3 +179,23 @@ def converse(method: Callable[..., Iterable], requests: Iterable, gap: float, ti
         with lock:
             rows.append({"t": clock() - start, "direction": "received", "message": answer})
     return sorted(rows, key=lambda row: row["t"])
+
+
+def plot_conversation(rows: Sequence[dict[str, Any]], ax=None):
+    """Draw a bidirectional stream as a timeline: requests sent above, answers received below
+    (rows from :func:`converse`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.4))
+    ax.set_title("a bidirectional stream: each answer comes while the client is still sending", fontsize=10)
+    for row in rows:
+        up = row["direction"] == "sent"
+        seq = getattr(row["message"], "seq", "")
+        ax.plot([row["t"] * 1e3] * 2, [0, 1 if up else -1], color="#1565c0" if up else "#2e7d32")
+        label = f"{'sent' if up else 'got'} {seq}"
+        ax.text(row["t"] * 1e3, 1.08 if up else -1.25, label, ha="center", fontsize=8)
+    ax.axhline(0, color="#9e9e9e", linewidth=0.8)
+    ax.set_ylim(-1.6, 1.5)
+    ax.set_yticks([])
+    ax.set_xlabel("ms since the call started")
+    return ax
+

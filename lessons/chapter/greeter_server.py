@@ -1,5 +1,5 @@
 # The chapter's Greeter server (section 6.6.4) with its printed defects corrected.
-# Every change is marked "FIX"; run `python -m mesh.chapter.greeter_server`.
+# Every change is marked "FIX"; run `python -m lessons.chapter.greeter_server`.
 import logging  # FIX: logging was used but not imported
 import os
 import time

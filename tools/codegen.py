@@ -1,6 +1,6 @@
 """Generate the Python gRPC stubs in ``mesh/pb`` from the ``.proto`` files in ``protos/``.
 
-Run ``python -m mesh.codegen`` after editing a proto. The stubs are committed so that an
+Run ``python -m tools.codegen`` after editing a proto. The stubs are committed so that an
 installed package works without grpcio-tools at build time; ``tests/test_codegen.py`` proves
 that regenerating changes nothing.
 

@@ -1,10 +1,10 @@
 """Graded exercises, with otter-grader: build the learners' notebooks, grade a notebook.
 
 Each exercise is written once, as an Otter Assign master notebook in ``exercises/`` (questions,
-reference solutions, public and hidden tests). ``python -m mesh.exercises build`` runs
+reference solutions, public and hidden tests). ``python -m tools.exercises build`` runs
 ``otter assign`` on each and writes the learner's notebook to ``notebooks/exercises/`` (solutions
 replaced by ``...``; ``grader.check("q")`` cells run the public tests in the notebook).
-``python -m mesh.exercises grade notebooks/exercises/<name>.ipynb`` grades a filled-in notebook
+``python -m tools.exercises grade notebooks/exercises/<name>.ipynb`` grades a filled-in notebook
 with every test, hidden ones included, as ``otter run`` does, and prints the score.
 ``tests/test_exercises.py`` proves for each exercise that the blank notebook scores 0 and the
 reference solutions score full marks, and that the committed learner notebooks are current.
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
         total, possible = sum(s.points for s in scores), sum(s.possible for s in scores)
         print(f"{'total':30s} {total:g} / {possible:g}")
         return 0
-    print("usage: python -m mesh.exercises build | grade <notebook>")
+    print("usage: python -m tools.exercises build | grade <notebook>")
     return 2
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import grpc
 
-from ._outcome import MeshRpcError
 from .discovery import Endpoint, ServiceWatch
+from .outcome import MeshRpcError
 from .policies import Balancer, OutlierDetector, Release, RoundRobin, route
 
 #: Instance ids the current call should not go to (set by the retry logic for its next attempt).

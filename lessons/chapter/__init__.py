@@ -148,7 +148,7 @@ def start_server(consul_http_addr: str, port: int = 12006, check_interval: str =
                  timeout: float = 30.0) -> subprocess.Popen:
     """Start the corrected server as its own process; return once it has registered."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mesh.chapter.greeter_server"],
+        [sys.executable, "-m", "lessons.chapter.greeter_server"],
         env=_env(consul_http_addr, GREETER_PORT=str(port), GREETER_CHECK_INTERVAL=check_interval),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -173,7 +173,7 @@ def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> str:
 def run_client(dns_port: int, timeout: float = 30.0) -> str:
     """Run the corrected client as its own process against the registry's DNS; return its output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mesh.chapter.greeter_client"],
+        [sys.executable, "-m", "lessons.chapter.greeter_client"],
         env=dict(os.environ, CONSUL_DNS_PORT=str(dns_port)), capture_output=True, text=True,
         timeout=timeout,
     )

@@ -1,0 +1,18 @@
+"""The gRPC metadata keys the mesh's clients, servers, proxy and gateway exchange, defined once."""
+
+#: The calling service (``client`` for the notebook); servers record it, partitions match on it.
+CALLER = "x-caller"
+#: The attempt number of a retry (absent on the first attempt), as Envoy's ``x-envoy-attempt-count``.
+ATTEMPT = "x-attempt"
+#: W3C trace context: the trace and the client span an attempt belongs to.
+TRACEPARENT = "traceparent"
+#: A version the call asks for itself (a dark launch: a tester trying a release before it takes traffic).
+VERSION = "x-version"
+#: Sent back by the client stack when a fallback answered instead of a server: the reason.
+FALLBACK = "x-fallback"
+#: Sent back by every instance in its initial metadata: the instance that served the call.
+SERVED_BY = "x-served-by"
+#: Sent back by the discovery proxy: the proxy that forwarded the call.
+PROXIED_BY = "x-proxied-by"
+
+__all__ = ["ATTEMPT", "CALLER", "FALLBACK", "PROXIED_BY", "SERVED_BY", "TRACEPARENT", "VERSION"]
