@@ -1,9 +1,10 @@
 """One caller's connection to one service: its channel, its policies, and its telemetry.
 
 A :class:`ClientStack` belongs to a caller (the notebook's ``client``, or one instance of a
-service) and a callee service. It holds the balanced channel, the policy state of each method
-(built from the config center's :class:`PolicySettings` and rebuilt when they change), fallbacks,
-and the interceptors that apply them. Its :meth:`stub` is the generated stub on all of that.
+service) and a callee service. It holds the balanced channel, the balancer, the policy state of
+each method (built from the config center's :class:`PolicySettings` and rebuilt when they change),
+fallbacks, and the interceptor that runs each call's plan; it is the route the call plan reads
+(:class:`mesh.policies.plan.Route`). Its :attr:`stub` is the generated stub on all of that.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import threading
 import time
 
-from .channel import BalancedChannel, avoid_instances, picked_instance
+from .channel import BalancedChannel
 from .config import ServiceConfig
 from .interceptors import ResilienceInterceptor
 from .interceptors.intercepted_channel import InterceptedChannel
@@ -26,28 +27,28 @@ class ClientStack:
                  policy: ServiceConfig, method_policies, tracing: Tracing, metrics: Metrics,
                  seed: int | None, clock=time.monotonic, sleep=time.sleep):
         self.caller, self.caller_instance, self.callee = caller, caller_instance, callee
+        self.service = callee
         self.tracing, self.metrics = tracing, metrics
         self.lock = threading.RLock()
+        self.clock = clock
         self.rng = rng_for(seed, caller_instance, callee)
-        self.avoid, self.last_pick = avoid_instances, picked_instance
+        self.draw = Uniforms(self.rng)
         self.fallbacks: dict[str, Fallback] = {}
-        self._clock = clock
         self._policy = policy
         self._method_policies = method_policies  # callable: method -> ServiceConfig | None
         self._states: dict[str, PolicyState] = {}
         settings = policy.current
-        self.channel = BalancedChannel(watch, make_balancer(settings.balancer, self.rng, clock),
-                                       release=settings.release(), draw=Uniforms(self.rng))
-        self._balancer_name = settings.balancer
+        self.balancer = make_balancer(settings.balancer, self.rng, clock, settings.choice_count)
+        self._balancer_kind = (settings.balancer, settings.choice_count)
+        self.channel = BalancedChannel(watch)
         self._service_state = self._new_state(settings, "*")
-        self.channel.outlier = self._service_state.outlier
         policy.subscribe(self._on_settings)
-        self.interceptor = ResilienceInterceptor(self, clock=clock, sleep=sleep)
+        self.interceptor = ResilienceInterceptor(self, sleep=sleep)
         self.stub = stub_class(InterceptedChannel(self.channel, self.interceptor))
 
     def _new_state(self, settings: PolicySettings, method: str) -> PolicyState:
         name = f"{self.caller_instance}->{self.callee}" + ("" if method == "*" else f".{method}")
-        return PolicyState(settings, name, self._clock,
+        return PolicyState(settings, name, self.clock,
                            on_transition=lambda event: self.metrics.breaker_transition(self.caller, event))
 
     def settings(self, method: str) -> PolicySettings:
@@ -70,14 +71,17 @@ class ClientStack:
                 state.update(settings)
             return state
 
+    def instances(self):
+        """The instances discovery reports passing now (what the call plan picks from)."""
+        return self.channel.endpoints
+
     def _on_settings(self, settings: PolicySettings) -> None:
         with self.lock:
             self._service_state.update(settings)
-            self.channel.outlier = self._service_state.outlier
-            self.channel.release = settings.release()
-            if settings.balancer != self._balancer_name:
-                self.channel.balancer = make_balancer(settings.balancer, self.rng, self._clock)
-                self._balancer_name = settings.balancer
+            kind = (settings.balancer, settings.choice_count)
+            if kind != self._balancer_kind:
+                self.balancer = make_balancer(settings.balancer, self.rng, self.clock, settings.choice_count)
+                self._balancer_kind = kind
 
     @property
     def breaker(self):

@@ -209,7 +209,8 @@ class Mesh:
         """
         stack = self._stack(caller, caller, service)
         if balancer is not None:
-            stack.channel.balancer = balancer
+            with stack.lock:
+                stack.balancer = balancer
         return stack.stub
 
     def _client_of(self, service: str, instance: Instance):

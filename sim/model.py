@@ -1,14 +1,15 @@
-"""The simulation: instances with workers and queues, clients with the mesh's policies, on SimPy.
+"""The simulation: instances with workers and queues, callers with the mesh's policies, on SimPy.
 
 One :class:`Simulation` runs a :class:`~sim.topology.Topology` on a ``simpy.Environment`` for a
 span of simulated time, with arrivals at the entry service, faults on a timeline, and a seeded
-``numpy.random.Generator``. Every caller applies the very same ``mesh.policies`` objects the real
-mesh does (built from the same :class:`~mesh.policies.PolicySettings`), with ``env.now`` as
-their clock. Results come back as one flat record per request, and sampled time series.
+``numpy.random.Generator``. Every call runs through the mesh's own call plan
+(:func:`mesh.policies.plan.call_plan`) with the policy objects the real mesh builds from the same
+:class:`~mesh.policies.PolicySettings` — balancer, release routing, breaker, limiter, bulkhead,
+retries and budget, outlier detection, fallback, deadline propagation — on ``env.now``. Results
+come back as one :class:`~sim.results.Record` per request, and sampled time series.
 
-Speed: an instance whose service calls nothing queues its jobs with plain callbacks (an arrival,
-a completion: two scheduled events per request); instances that call dependencies, and callers
-with policies, run as SimPy processes. A request that needs neither takes the fast path.
+Speed: plans and handlers are driven as plain events (:mod:`sim.driver`), not one SimPy process
+per call; a leaf instance's job is a single event, which is also the job's record.
 """
 
 from __future__ import annotations
@@ -17,24 +18,31 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
-from mesh.policies import PolicySettings, PolicyState, RetryPolicy, TokenBucket, make_balancer
+from mesh.policies import Fallback, PolicyState, TokenBucket, make_balancer
+from mesh.policies.plan import Done, call_deadline, call_plan
 
 from .arrivals import Arrivals, Poisson
 from .distributions import Sampler, Uniforms
-from .results import Results
+from .driver import Fork, Task, Timer
+from .results import UNFINISHED, BreakerChange, Record, Results, Sample
 from .topology import Topology
 
 OK = "OK"
-SERVER_ERRORS = {"UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED", "DATA_LOSS"}
+INF = math.inf
+_new_record = partial(tuple.__new__, Record)  # Record(...) without its Python-level __new__: one per request
 
 
 @dataclass(frozen=True)
 class Fault:
-    """Something that happens to an instance (``service-n``) or every instance of a service at ``at``.
+    """Something that happens at ``at`` to an instance (``service-n``), to every instance of a
+    service (``service``), or to the instances of one version of it (``service@v2``).
 
     ``slow`` multiplies service times; ``fail`` is the probability a call fails (INTERNAL);
     ``crash`` stops the instance (calls are refused until discovery drops it after the
@@ -49,38 +57,117 @@ class Fault:
     recover: bool = False
 
 
+class _Request:
+    """A request from the edge while it is in flight; once it has settled (its answer came and the
+    messages it handed off were handled) it is kept only as its Record.
+
+    Records are plain tuples of numbers and strings, which the garbage collector stops tracking;
+    keeping every request object to the end instead made a long run a fifth slower.
+    """
+
+    __slots__ = ("arrival", "attempts", "clock", "fallback", "finish", "open", "path", "settled", "sim",
+                 "status")
+
+    def __init__(self, clock, sim: Simulation | None, arrival: float):
+        self.clock = clock
+        self.sim = sim  # None for a request of the warm-up: no record is kept
+        self.arrival = arrival
+        self.finish = math.nan
+        self.settled = math.nan
+        self.status = UNFINISHED
+        self.attempts = 0
+        self.fallback = ""
+        self.path: list[str] = []
+        self.open = 1  # the answer, and each message handed off and not yet handled
+        if sim is not None:
+            sim.in_flight[self] = None
+
+    def answered(self, done: Done) -> None:
+        """The entry call's plan ended: the request has its answer."""
+        self.finish = self.clock()
+        self.status, self.attempts, self.fallback = done.status, done.attempts, done.fallback
+        self.settle()
+
+    def settle(self) -> None:
+        """One part of the request (its answer, or a message it handed off) ended."""
+        self.open -= 1
+        if self.open == 0:
+            self.settled = self.clock()
+            sim = self.sim
+            if sim is not None:
+                sim.records.append(self.record())
+                del sim.in_flight[self]
+
+    def record(self) -> Record:
+        return _new_record((self.arrival, self.finish, self.status, self.attempts, ">".join(self.path),
+                            self.fallback, self.settled))
+
+
+class _Job:
+    """One call or message an instance serves. It is also the event that ends a leaf's work: what
+    ``Environment.step`` reads of an event is ``callbacks`` and ``_ok``."""
+
+    __slots__ = ("callbacks", "deadline", "reply", "request", "server", "status")
+    _ok = True
+
+    def __init__(self, deadline: float, reply, request: _Request | None):
+        self.deadline = deadline
+        self.reply = reply  # called with the job when it ends
+        self.request = request
+        self.status = OK
+
+    def called(self, done: Done) -> None:
+        """The plan of the one call this job makes has ended: so does the job, with its status."""
+        if done.status != OK:
+            self.status = done.status
+        self.server._end(self)
+
+
 class Instance:
-    """One replica: ``workers`` servers and a FIFO queue (bounded by ``queue_limit`` if set)."""
+    """One replica: ``workers`` servers and a FIFO queue (bounded by ``queue_limit`` if set); idle
+    workers also take messages from its service's ``mailbox``."""
 
     __slots__ = (
+        "_ended",
         "_sample",
+        "_worked",
         "busy",
         "call_probability",
         "calls",
         "crashed",
         "discoverable",
         "fail",
+        "hands_off",
         "id",
         "leaf",
         "limiter",
+        "mailbox",
+        "publishes",
         "queue",
         "queue_limit",
         "served",
         "service",
         "sim",
         "slow",
+        "stacks",
+        "version",
+        "weight",
         "workers",
     )
 
-    def __init__(self, sim: Simulation, service: str, number: int):
+    def __init__(self, sim: Simulation, service: str, number: int, mailbox: deque):
         spec = sim.topology.services[service]
         self.sim = sim
         self.service = service
         self.id = f"{service}-{number}"
+        self.version = spec.version(number - 1)
+        self.weight = 1
         self.workers = spec.workers
         self.queue_limit = spec.queue_limit
         self.calls = spec.calls
         self.leaf = not spec.calls
+        self.hands_off = spec.hands_off
+        self.publishes = spec.publishes
         self.fail = spec.fail_probability
         self.call_probability = spec.call_probability
         self.limiter = TokenBucket(spec.rate_limit, max(1.0, spec.rate_limit / 10), sim.clock) \
@@ -90,104 +177,127 @@ class Instance:
         self.discoverable = True
         self.busy = 0
         self.served = 0
-        self.queue: deque = deque()
+        self.queue: deque[_Job] = deque()
+        self.mailbox = mailbox
+        self.stacks: dict[str, ClientStack] = {}  # this instance's policies towards each callee
         self._sample = Sampler(spec.service_time, sim.rng)
+        self._ended = (self._end,)
+        self._worked = (self._call,)
 
-    @property
-    def weight(self) -> int:
-        return 1
-
-    def submit(self, deadline: float, done: simpy.Event) -> None:
-        """Take a job that must end by ``deadline``; ``done`` succeeds with its status."""
-        if not self.sim.propagate_deadlines:
-            deadline = math.inf
+    def submit(self, job: _Job) -> bool:
+        """Take ``job``; ``job.reply(job)`` is called when it ends, with ``job.status`` set. Return
+        False if it waits in the queue (it may then end past its deadline: the caller keeps time)."""
         if self.crashed:
-            done.succeed("UNAVAILABLE")
+            job.status = "UNAVAILABLE"
+            job.reply(job)
         elif self.limiter is not None and self.limiter.acquire() is None:
-            done.succeed("RESOURCE_EXHAUSTED")
+            job.status = "RESOURCE_EXHAUSTED"
+            job.reply(job)
         elif self.busy < self.workers:
-            self._start(deadline, done)
+            self._start(job)
         elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
-            done.succeed("RESOURCE_EXHAUSTED")
+            job.status = "RESOURCE_EXHAUSTED"
+            job.reply(job)
         else:
-            self.queue.append((deadline, done))
+            self.queue.append(job)
+            return False
+        return True
 
-    def _start(self, deadline: float, done: simpy.Event) -> None:
-        env = self.sim.env
-        now = env.now
+    def _start(self, job: _Job) -> None:
+        sim = self.sim
+        now = sim.clock()
+        deadline = job.deadline
         if deadline <= now:  # it waited past its caller's deadline: never start it
-            done.succeed("DEADLINE_EXCEEDED")
+            job.status = "DEADLINE_EXCEEDED"
+            job.reply(job)
             return
         self.busy += 1
-        if self.leaf:
-            work = self._sample() * self.slow
-            status = OK
-            if now + work > deadline:
-                work, status = deadline - now, "DEADLINE_EXCEEDED"
-            elif self.fail and self.sim.uniform() < self.fail:
-                status = "INTERNAL"
-            timer = env.timeout(work, status)
-            timer.callbacks.append(lambda event, done=done: self._finish(done, event.value))
-        else:
-            env.process(self._handle(deadline, done))
-
-    def _handle(self, deadline: float, done: simpy.Event):
-        env = self.sim.env
         work = self._sample() * self.slow
-        left = deadline - env.now
-        yield env.timeout(min(work, left))
-        status = OK if work <= left else "DEADLINE_EXCEEDED"
-        if status == OK and self.fail and self.sim.uniform() < self.fail:
-            status = "INTERNAL"
-        calls = self.calls
-        if self.call_probability < 1 and self.sim.uniform() >= self.call_probability:
-            calls = ()  # this request needs only local work
-        for group in calls if status == OK else ():
-            calls = [env.process(self.sim.call(self, target, deadline)) for target in group]
-            yield env.all_of(calls)
-            failed = [c.value for c in calls if c.value != OK]
-            if failed:
-                status = failed[0]
-                break
-        self._finish(done, status)
+        if now + work > deadline:
+            work, job.status = deadline - now, "DEADLINE_EXCEEDED"
+            job.callbacks = self._ended
+        elif self.fail and sim.uniform() < self.fail:
+            job.status = "INTERNAL"
+            job.callbacks = self._ended
+        else:
+            job.callbacks = self._ended if self.leaf else self._worked
+        sim.env.schedule(job, NORMAL, work)
 
-    def _finish(self, done: simpy.Event, status: str) -> None:
+    def _call(self, job: _Job) -> None:
+        """The job's own work is done: make its calls (unless this request needs only local work)."""
+        sim = self.sim
+        calls = self.calls
+        if self.call_probability < 1 and sim.uniform() >= self.call_probability:
+            self._end(job)
+        elif len(calls) == 1 and len(calls[0]) == 1:  # one call: its plan is the job's task
+            job.server = self
+            Task(sim, sim.plan(self, calls[0][0], job.deadline), job.called, job.request)
+        else:
+            Task(sim, self._calls(job), self._end, job.request)
+
+    def _calls(self, job: _Job):
+        """Make the job's calls, group by group (the calls of a group side by side); return the job."""
+        sim = self.sim
+        deadline = job.deadline
+        for group in self.calls:
+            if len(group) == 1:
+                done: Done = yield from sim.plan(self, group[0], deadline)
+                failed = done.status if done.status != OK else None
+            else:
+                dones = yield Fork([sim.plan(self, target, deadline) for target in group])
+                failed = next((d.status for d in dones if d.status != OK), None)
+            if failed is not None:
+                job.status = failed
+                break
+        return job
+
+    def _end(self, job: _Job) -> None:
         self.busy -= 1
         self.served += 1
-        done.succeed(status)
-        queue = self.queue
-        while queue and self.busy < self.workers:
-            self._start(*queue.popleft())
+        if job.status == OK and (self.hands_off or self.publishes):
+            self.sim.hand_off(self, job.request)
+        job.reply(job)
+        if self.queue or self.mailbox:
+            self.take_next()
+
+    def take_next(self) -> None:
+        """Start what waits while a worker is free: calls in the queue first, then messages."""
+        queue, mailbox = self.queue, self.mailbox
+        while self.busy < self.workers and not self.crashed:
+            if queue:
+                self._start(queue.popleft())
+            elif mailbox:
+                self._start(mailbox.popleft())
+            else:
+                return
 
     def drop_queue(self) -> None:
         while self.queue:
-            self.queue.popleft()[1].succeed("UNAVAILABLE")
-
-
-class _Direct:
-    """A completion that calls back at once, instead of scheduling an event (the fast path's)."""
-
-    __slots__ = ("_callback",)
-
-    def __init__(self, callback):
-        self._callback = callback
-
-    def succeed(self, value) -> None:
-        self._callback(value)
+            job = self.queue.popleft()
+            job.status = "UNAVAILABLE"
+            job.reply(job)
 
 
 class ClientStack:
-    """One caller's policies and balancer towards one service (the mesh keeps the same per caller)."""
+    """One caller's policies and balancer towards one service (the mesh keeps the same per caller):
+    the route a call plan runs on."""
 
-    __slots__ = ("balancer", "caller", "service", "state")
+    __slots__ = ("_found", "balancer", "caller", "clock", "draw", "fallback", "rng", "service", "state")
 
-    def __init__(self, sim: Simulation, caller: str, service: str, settings: PolicySettings):
-        clock = sim.clock
+    def __init__(self, sim: Simulation, caller: str, service: str):
+        spec = sim.topology.services[service]
+        settings = spec.policy
         self.caller, self.service = caller, service
-        self.state = PolicyState(settings, f"{caller}->{service}", clock,
-                                 on_transition=lambda t: sim.transitions.append(
-                                     (t.time, caller, service, t.source.value, t.target.value)))
-        self.balancer = make_balancer(settings.balancer, sim.rng, clock)
+        self.clock, self.rng, self.draw = sim.clock, sim.rng, sim.uniform
+        self.state = PolicyState(settings, f"{caller}->{service}", sim.clock,
+                                 on_transition=lambda t: sim.transitions.append(BreakerChange(
+                                     t.time, caller, service, t.source.value, t.target.value)))
+        self.balancer = make_balancer(settings.balancer, sim.rng, sim.clock, settings.choice_count)
+        self.fallback = Fallback(static="fallback") if spec.fallback else None
+        self._found = sim.discoverable(service)
+
+    def instances(self) -> list[Instance]:
+        return self._found
 
 
 class Simulation:
@@ -207,7 +317,8 @@ class Simulation:
         self.topology = topology
         self.rng = rng
         self.env = simpy.Environment()
-        self.clock = lambda: self.env.now
+        # env.now without the property's frame: the policies read the clock several times a call.
+        self.clock = partial(attrgetter("_now"), self.env)
         self.uniform = Uniforms(rng)
         self.arrivals = arrivals or Poisson(100.0)
         self.timeout = timeout
@@ -215,33 +326,32 @@ class Simulation:
         self.network_delay = network_delay
         self.propagate_deadlines = propagate_deadlines
         self.sample_every = sample_every
+        self.mailboxes: dict[str, deque] = {name: deque() for name in topology.services}
         self.instances: dict[str, list[Instance]] = {
-            name: [Instance(self, name, i + 1) for i in range(spec.replicas)]
+            name: [Instance(self, name, i + 1, self.mailboxes[name]) for i in range(spec.replicas)]
             for name, spec in topology.services.items()
         }
-        self._stacks: dict[tuple[str, str], ClientStack] = {}
         self._discoverable = {name: list(group) for name, group in self.instances.items()}
-        self.records: list[tuple] = []
-        self.series: list[tuple] = []
-        self.transitions: list[tuple] = []
+        self._client = ClientStack(self, "client", topology.entry)
+        self.records: list[Record] = []  # of the requests that settled, in that order
+        self.in_flight: dict[_Request, None] = {}  # the others, in the order they arrived
+        self.series: list[Sample] = []
+        self.transitions: list[BreakerChange] = []
         self._faults = sorted(faults, key=lambda f: f.at)
+        self._warmup = 0.0
 
     # -- running --------------------------------------------------------------------------------------
     def run(self, duration: float, warmup: float = 0.0, progress: bool = False) -> Results:
         """Simulate ``duration`` seconds (after ``warmup`` seconds whose requests are not kept).
 
         ``progress`` shows a bar (tqdm.auto: a widget in a notebook, text in a terminal) advancing
-        in simulated time.
+        in simulated time. Requests still in flight at the end are recorded as unfinished.
         """
         env = self.env
         self._warmup = warmup
-        entry_spec = self.topology.services[self.entry]
-        self._fast = entry_spec.policy == PolicySettings(balancer=entry_spec.policy.balancer) and \
-            all(i.leaf for i in self.instances[self.entry]) and self.network_delay == 0
-        self._entry_stack = self.stack("client", self.entry)
         self._schedule_arrival()
         for fault in self._faults:
-            env.timeout(fault.at).callbacks.append(lambda _, f=fault: self._apply(f))
+            env.schedule(Timer(lambda _, f=fault: self._apply(f)), NORMAL, fault.at)
         if self.sample_every:
             env.process(self._monitor())
         end = warmup + duration
@@ -255,7 +365,8 @@ class Simulation:
                     bar.update(1)
         else:
             env.run(until=end)
-        return Results(self.records, self.series, self.transitions, warmup, warmup + duration,
+        records = self.records + [r.record() for r in self.in_flight]
+        return Results(records, self.series, self.transitions, warmup, end,
                        [i.id for group in self.instances.values() for i in group])
 
     @property
@@ -265,54 +376,91 @@ class Simulation:
     def _schedule_arrival(self) -> None:
         gap = self.arrivals.next_gap(self.env.now, self.uniform)
         if math.isfinite(gap):
-            self.env.timeout(gap).callbacks.append(self._arrive)
+            self.env.schedule(Timer(self._arrive), NORMAL, gap)
 
-    def _arrive(self, _event) -> None:
+    def _arrive(self, _timer: Timer) -> None:
         self._schedule_arrival()
         now = self.env.now
-        deadline = now + self.timeout if self.timeout is not None else math.inf
-        if self._fast:
-            self._fast_request(now, deadline)
-        else:
-            self.env.process(self._request(now, deadline))
+        stack = self._client
+        state = stack.state
+        request = _Request(self.clock, self if now >= self._warmup else None, now)
+        plan = call_plan(stack, state, call_deadline(now, self.timeout, state.settings.timeout),
+                         fallback=stack.fallback)
+        Task(self, plan, request.answered, request, request.path)
 
-    def _fast_request(self, arrival: float, deadline: float) -> None:
-        stack = self._entry_stack
-        instances = self._discoverable[self.entry]
-        if not instances:
-            self._record(arrival, arrival, "UNAVAILABLE", 0, "")
-            return
-        instance = stack.balancer.pick(instances)
-        stack.balancer.on_start(instance)
-        instance.submit(deadline, _Direct(lambda status: self._fast_done(arrival, instance, stack, status)))
+    # -- calls ----------------------------------------------------------------------------------------
+    def plan(self, caller: Instance, service: str, upstream: float):
+        """Return the plan of one call from ``caller`` to ``service`` inside a job due by ``upstream``."""
+        stack = caller.stacks.get(service)
+        if stack is None:
+            stack = caller.stacks[service] = ClientStack(self, caller.id, service)
+        state = stack.state
+        deadline = call_deadline(self.clock(), None, state.settings.timeout, upstream)
+        return call_plan(stack, state, deadline, fallback=stack.fallback)
 
-    def _fast_done(self, arrival: float, instance: Instance, stack: ClientStack, status: str) -> None:
-        now = self.env.now
-        stack.balancer.on_end(instance, now - arrival, status == OK)
-        if arrival >= self._warmup:
-            self.records.append((arrival, now, status, 1, instance.id))
+    def attempt(self, task: Task, step) -> None:
+        """Send one attempt to its instance; the task hears the reply, or the timeout (its own
+        timer, when the instance might answer late: the job queued, or deadlines not propagated)."""
+        timeout = step.timeout
+        limit = self.clock() + timeout if timeout is not None else INF
+        job = _Job(limit if self.propagate_deadlines else INF, task.replied, task.context)
+        task.waiting = job
+        if self.network_delay:
+            self.env.schedule(Timer(lambda _: self._submit(task, step.instance, job, limit)), NORMAL,
+                              self.network_delay)
+        elif not (step.instance.submit(job) and self.propagate_deadlines):
+            self._keep_time(task, job, limit)
 
-    def _request(self, arrival: float, deadline: float):
-        attempts: list[str] = []
-        status = yield self.env.process(self.call(None, self.entry, deadline, attempts))
-        self._record(arrival, self.env.now, status, len(attempts), ">".join(attempts))
+    def _submit(self, task: Task, instance: Instance, job: _Job, limit: float) -> None:
+        if not (instance.submit(job) and self.propagate_deadlines):
+            self._keep_time(task, job, limit)
 
-    def _record(self, arrival: float, finish: float, status: str, attempts: int, instance: str) -> None:
-        if arrival >= self._warmup:
-            self.records.append((arrival, finish, status, attempts, instance))
+    def _keep_time(self, task: Task, job: _Job, limit: float) -> None:
+        """Time the attempt out at ``limit``: its instance queued it or ignores deadlines."""
+        if limit != INF and task.waiting is job:
+            self.env.schedule(Timer(task.timed_out, job), NORMAL, limit - self.env.now)
+
+    def hand_off(self, sender: Instance, request: _Request | None) -> None:
+        """Send the messages a job that ended OK hands off: one by the routing row, one per publish."""
+        targets = list(sender.publishes)
+        if sender.hands_off:
+            draw, total = self.uniform(), 0.0
+            for target, probability in sender.hands_off:
+                total += probability
+                if draw < total:
+                    targets.append(target)
+                    break
+        for target in targets:
+            if request is not None:
+                request.open += 1
+            job = _Job(INF, self._handled, request)
+            mailbox = self.mailboxes[target]
+            mailbox.append(job)
+            for instance in self.instances[target]:
+                if instance.busy < instance.workers and not instance.queue and not instance.crashed:
+                    instance.take_next()
+                    break
+
+    @staticmethod
+    def _handled(job: _Job) -> None:
+        if job.request is not None:
+            job.request.settle()
 
     # -- discovery and faults -------------------------------------------------------------------------
     def discoverable(self, service: str) -> list[Instance]:
-        """The instances discovery lists now (a crashed one stays until ``detection_delay`` passes)."""
+        """The instances discovery lists now (a crashed one stays until ``detection_delay`` passes).
+        The list is updated in place, so a caller may keep it."""
         return self._discoverable[service]
 
     def _set_discoverable(self, instance: Instance, value: bool) -> None:
         instance.discoverable = value
-        self._discoverable[instance.service] = [i for i in self.instances[instance.service] if i.discoverable]
+        listed = [i for i in self.instances[instance.service] if i.discoverable]
+        self._discoverable[instance.service][:] = listed
 
     def _targets(self, target: str) -> list[Instance]:
-        if target in self.instances:
-            return self.instances[target]
+        service, _, version = target.partition("@")
+        if service in self.instances:
+            return [i for i in self.instances[service] if not version or i.version == version]
         return [i for group in self.instances.values() for i in group if i.id == target]
 
     def _apply(self, fault: Fault) -> None:
@@ -322,6 +470,7 @@ class Simulation:
                 if instance.crashed:
                     instance.crashed = False
                     self._later(lambda i=instance: self._set_discoverable(i, not i.crashed))
+                    instance.take_next()
                 continue
             if fault.slow is not None:
                 instance.slow = fault.slow
@@ -333,116 +482,15 @@ class Simulation:
                 self._later(lambda i=instance: self._set_discoverable(i, not i.crashed))
 
     def _later(self, action) -> None:
-        self.env.timeout(self.detection_delay).callbacks.append(lambda _: action())
+        self.env.schedule(Timer(lambda _: action()), NORMAL, self.detection_delay)
 
     def _monitor(self):
         while True:
             now = self.env.now
             for group in self.instances.values():
                 for i in group:
-                    self.series.append((now, i.id, len(i.queue), i.busy))
+                    self.series.append(Sample(now, i.id, len(i.queue), i.busy))
             yield self.env.timeout(self.sample_every)
 
-    # -- calls with policies --------------------------------------------------------------------------
-    def stack(self, caller: str, service: str) -> ClientStack:
-        key = (caller, service)
-        stack = self._stacks.get(key)
-        if stack is None:
-            stack = self._stacks[key] = ClientStack(self, caller, service,
-                                                    self.topology.services[service].policy)
-        return stack
 
-    def call(self, caller: Instance | None, service: str, deadline: float, attempts: list | None = None):
-        """A process: one call from ``caller`` to ``service`` under the caller's policy; returns a status."""
-        env = self.env
-        stack = self.stack(caller.id if caller is not None else "client", service)
-        state = stack.state
-        settings = state.settings
-        if settings.timeout > 0:
-            deadline = min(deadline, env.now + settings.timeout)
-        if deadline <= env.now:
-            return "DEADLINE_EXCEEDED"
-        if state.limiter is not None:
-            wait = state.limiter.acquire(timeout=min(settings.rate_wait, deadline - env.now))
-            if wait is None:
-                return "RESOURCE_EXHAUSTED"
-            if wait > 0:
-                yield env.timeout(wait)
-        bulkhead = state.bulkhead
-        if bulkhead is not None and not bulkhead.try_enter():
-            ticket = bulkhead.enqueue(env.event())
-            if ticket is None:
-                return "RESOURCE_EXHAUSTED"
-            yield ticket.payload | env.timeout(min(bulkhead.max_wait, max(deadline - env.now, 0.0)))
-            if not ticket.admitted:
-                bulkhead.cancel(ticket)
-                return "RESOURCE_EXHAUSTED"
-        try:
-            status = yield from self._attempts(stack, service, deadline, attempts)
-        finally:
-            if bulkhead is not None:
-                admitted = bulkhead.leave()
-                if admitted is not None:
-                    admitted.payload.succeed()
-        return status
-
-    def _attempts(self, stack: ClientStack, service: str, deadline: float, attempts: list | None):
-        env = self.env
-        state = stack.state
-        retry: RetryPolicy = state.retry
-        backoff = None
-        attempt = 0
-        avoid: set[str] = set()
-        while True:
-            attempt += 1
-            if state.breaker is not None and not state.breaker.try_acquire():
-                return "UNAVAILABLE"
-            candidates = self.discoverable(service)
-            if not candidates:
-                return "UNAVAILABLE"
-            if state.outlier is not None:
-                candidates = state.outlier.available(candidates)
-            instance = stack.balancer.pick(candidates)
-            if instance.id in avoid and len(candidates) > 1:
-                instance = next((c for c in candidates if c.id not in avoid), instance)
-            stack.balancer.on_start(instance)
-            if attempts is not None:
-                attempts.append(instance.id)
-            start = env.now
-            per_try = deadline - start
-            if retry.per_try_timeout:
-                per_try = min(per_try, retry.per_try_timeout)
-            done = env.event()
-            if self.network_delay:
-                yield env.timeout(self.network_delay)
-            instance.submit(start + per_try if math.isfinite(per_try) else math.inf, done)
-            if math.isfinite(per_try):
-                yield done | env.timeout(per_try)
-                status = done.value if done.triggered else "DEADLINE_EXCEEDED"
-            else:
-                status = yield done
-            duration = env.now - start
-            ok = status == OK
-            stack.balancer.on_end(instance, duration, ok)
-            if state.outlier is not None:
-                state.outlier.on_result(instance, status not in SERVER_ERRORS, len(self.instances[service]))
-            if state.breaker is not None:
-                if ok:
-                    state.breaker.on_success(duration)
-                else:
-                    state.breaker.on_error(duration, status)
-            if state.budget is not None:
-                if ok:
-                    state.budget.on_success()
-                elif status in retry.retryable:
-                    state.budget.on_failure()
-            if ok:
-                return OK
-            avoid.add(instance.id)
-            if not retry.should_retry(status, attempt, deadline - env.now):
-                return status
-            backoff = backoff or retry.backoff(self.rng)
-            delay = backoff.delay(attempt)
-            if delay >= deadline - env.now:
-                return status
-            yield env.timeout(delay)
+__all__ = ["ClientStack", "Fault", "Instance", "Simulation"]

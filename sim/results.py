@@ -1,21 +1,68 @@
-"""What a simulation returns: one flat record per request, time series, breaker transitions."""
+"""What a simulation returns: one named record per request, time series, breaker changes.
+
+A request still in flight when the run ends is kept, as :data:`UNFINISHED` with no ``finish``, so
+that a short, heavily loaded run is not biased towards the requests that happened to end: the
+summary says how many there were, and latencies are of the finished ones.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-FIELDS = ("arrival", "finish", "status", "attempts", "path")
+UNFINISHED = "UNFINISHED"
+
+
+class Record(NamedTuple):
+    """One request: when it arrived, when its answer came (``nan`` if it had not by the end) and
+    with which status, how many attempts the entry call made and on which instances (``path``,
+    ``>``-joined), the reason a fallback answered ('' if none did), and when the request and the
+    asynchronous work it handed off had all ended (``settled``; ``nan`` if some had not)."""
+
+    arrival: float
+    finish: float
+    status: str
+    attempts: int
+    path: str
+    fallback: str = ""
+    settled: float = math.nan
+
+    @property
+    def latency(self) -> float:
+        return self.finish - self.arrival
+
+
+class Sample(NamedTuple):
+    """One instance at one moment of a sampled time series."""
+
+    time: float
+    instance: str
+    queue: int
+    busy: int
+
+
+class BreakerChange(NamedTuple):
+    """A caller's breaker towards a service changed state."""
+
+    time: float
+    caller: str
+    service: str
+    source: str
+    target: str
+
+
+FIELDS = Record._fields
 
 
 @dataclass
 class Results:
-    records: list[tuple]  # (arrival, finish, status, attempts, path: the instances tried, ">"-joined)
-    series: list[tuple]  # (time, instance, queue length, busy workers)
-    transitions: list[tuple]  # (time, caller, service, from, to)
+    records: list[Record]  # one per request that arrived after the warm-up, in arrival order
+    series: list[Sample]
+    transitions: list[BreakerChange]
     start: float
     end: float
     instances: list[str]
@@ -23,9 +70,24 @@ class Results:
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def finished(self) -> list[Record]:
+        return [r for r in self.records if r.status != UNFINISHED]
+
+    @property
+    def unfinished(self) -> int:
+        """How many requests were still waiting for their answer when the run ended."""
+        return sum(1 for r in self.records if r.status == UNFINISHED)
+
     def latencies(self, status: str | None = "OK") -> np.ndarray:
-        """Latencies of the requests that ended with ``status`` (all of them for None)."""
-        return np.array([r[1] - r[0] for r in self.records if status is None or r[2] == status])
+        """Latencies of the requests that ended with ``status`` (every finished one for None)."""
+        return np.array([r.finish - r.arrival for r in self.records
+                         if (r.status == status if status is not None else r.status != UNFINISHED)])
+
+    def sojourns(self) -> np.ndarray:
+        """Time from arrival until the request and all the work it handed off had ended (the
+        time in the network of a queueing-theory customer), for the requests that settled."""
+        return np.array([r.settled - r.arrival for r in self.records if not math.isnan(r.settled)])
 
     def percentile(self, q: float, status: str | None = "OK") -> float:
         values = self.latencies(status)
@@ -40,43 +102,52 @@ class Results:
         return self.end - self.start
 
     def throughput(self) -> float:
-        return len(self.records) / self.span
+        """Finished requests per second."""
+        return (len(self.records) - self.unfinished) / self.span
 
     def goodput(self) -> float:
-        return sum(1 for r in self.records if r[2] == "OK") / self.span
+        return sum(1 for r in self.records if r.status == "OK") / self.span
 
     def by_status(self) -> dict[str, int]:
-        return dict(Counter(r[2] for r in self.records))
+        return dict(Counter(r.status for r in self.records))
 
     def share(self) -> dict[str, float]:
         """Fraction of the OK requests each instance served (the last attempt's instance)."""
-        counts = Counter(r[4].rsplit(">", 1)[-1] for r in self.records if r[2] == "OK")
+        counts = Counter(r.path.rsplit(">", 1)[-1] for r in self.records if r.status == "OK")
         total = sum(counts.values()) or 1
         return {i: counts.get(i, 0) / total for i in self.instances}
 
     def mean_attempts(self) -> float:
-        return float(np.mean([r[3] for r in self.records])) if self.records else float("nan")
+        finished = self.finished
+        return float(np.mean([r.attempts for r in finished])) if finished else float("nan")
 
     def mean_in_system(self) -> float:
-        """Time-average number of requests in the system over the measured span (for Little's law)."""
-        busy = sum(min(r[1], self.end) - max(r[0], self.start) for r in self.records)
+        """Time-average number of requests in the system over the measured span (for Little's law);
+        an unfinished request counts until the end."""
+        end, start = self.end, self.start
+        busy = sum(min(end if r.status == UNFINISHED else r.finish, end) - max(r.arrival, start)
+                   for r in self.records)
         return busy / self.span
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": len(self.records), "throughput": self.throughput(), "goodput": self.goodput(),
-                "by_status": self.by_status(), "p50": self.percentile(50), "p99": self.percentile(99),
-                "mean": self.mean_latency(), "attempts": self.mean_attempts()}
+        return {"requests": len(self.records), "unfinished": self.unfinished, "throughput": self.throughput(),
+                "goodput": self.goodput(), "by_status": self.by_status(), "p50": self.percentile(50),
+                "p99": self.percentile(99), "mean": self.mean_latency(), "attempts": self.mean_attempts()}
 
     def timeline(self, bucket: float = 1.0) -> dict[str, np.ndarray]:
-        """Requests per second by arrival time: ``time``, ``sent``, ``goodput`` (OK), ``mean_latency``."""
+        """Requests per second by arrival time: ``time``, ``sent``, ``goodput`` (OK), ``mean_latency``
+        (of the finished ones)."""
         edges = np.arange(self.start, self.end + bucket, bucket)
-        arrivals = np.array([r[0] for r in self.records])
-        ok = np.array([r[2] == "OK" for r in self.records], dtype=bool)
-        latency = np.array([r[1] - r[0] for r in self.records])
+        finished = self.finished
+        arrivals = np.array([r.arrival for r in self.records])
+        ok = np.array([r.arrival for r in self.records if r.status == "OK"])
+        done = np.array([r.arrival for r in finished])
+        latency = np.array([r.finish - r.arrival for r in finished])
         sent, _ = np.histogram(arrivals, bins=edges)
-        good, _ = np.histogram(arrivals[ok] if len(ok) else arrivals, bins=edges)
-        total, _ = np.histogram(arrivals, bins=edges, weights=latency if len(latency) else None)
-        mean = np.divide(total, sent, out=np.full(len(sent), np.nan), where=sent > 0)
+        good, _ = np.histogram(ok, bins=edges)
+        count, _ = np.histogram(done, bins=edges)
+        total, _ = np.histogram(done, bins=edges, weights=latency if len(latency) else None)
+        mean = np.divide(total, count, out=np.full(len(count), np.nan), where=count > 0)
         return {"time": edges[:-1], "sent": sent / bucket, "goodput": good / bucket, "mean_latency": mean}
 
     def to_frame(self):
@@ -90,4 +161,4 @@ class Results:
     def series_frame(self):
         import pandas as pd
 
-        return pd.DataFrame.from_records(self.series, columns=["time", "instance", "queue", "busy"])
+        return pd.DataFrame.from_records(self.series, columns=list(Sample._fields))

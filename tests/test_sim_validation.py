@@ -68,9 +68,9 @@ def test_littles_law_holds_on_every_run(balancer):
                      Poisson(600), sample_every=0.01)
     results = sim.run(60, warmup=5)
     samples = {}
-    for time, _, queue, busy in results.series:
-        if time >= results.start:
-            samples[time] = samples.get(time, 0) + queue + busy
+    for sample in results.series:
+        if sample.time >= results.start:
+            samples[sample.time] = samples.get(sample.time, 0) + sample.queue + sample.busy
     in_system = float(np.mean(list(samples.values())))  # L, measured by sampling the instances
     arrival_rate = len(results) / results.span  # lambda
     mean_time = results.mean_latency(None)  # W
@@ -92,9 +92,9 @@ def test_power_of_d_choices_matches_the_jsq_d_mean_field(balancer, d):
         results = Simulation(topo, np.random.default_rng(seed), Poisson(lam * n),
                              sample_every=1.0).run(1500, warmup=100)
         per_time: dict[float, list[int]] = {}
-        for time, _, queue, busy in results.series:
-            if time >= results.start:
-                per_time.setdefault(time, []).append(queue + busy)
+        for sample in results.series:
+            if sample.time >= results.start:
+                per_time.setdefault(sample.time, []).append(sample.queue + sample.busy)
         occupancy = np.array(list(per_time.values()))
         for i in fractions:
             fractions[i].append(float((occupancy >= i).mean()))

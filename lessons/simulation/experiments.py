@@ -208,15 +208,15 @@ def cascading_failure(
         )
         results = sim.run(duration)
         experiment.runs[label] = results
-        during = [r for r in results.records if slow_from + 2 <= r[0] < slow_until]
+        during = [r for r in results.finished if slow_from + 2 <= r.arrival < slow_until]
         window = slow_until - slow_from - 2
         experiment.rows.append(
             {
                 "policy": label,
-                "p50_during_ms": 1e3 * float(np.median([r[1] - r[0] for r in during])),
-                "goodput_during": sum(r[2] == "OK" for r in during) / window,
+                "p50_during_ms": 1e3 * float(np.median([r.latency for r in during])),
+                "goodput_during": sum(r.status == "OK" for r in during) / window,
                 # what users feel: answered OK within 100 ms
-                "useful_goodput_during": sum(r[2] == "OK" and r[1] - r[0] < 0.1 for r in during) / window,
+                "useful_goodput_during": sum(r.status == "OK" and r.latency < 0.1 for r in during) / window,
             }
         )
     return experiment
@@ -259,11 +259,11 @@ def metastable_failure(
         )
         results = sim.run(duration)
         experiment.runs[label] = results
-        after = [r for r in results.records if r[0] >= duration - 10]
+        after = [r for r in results.records if r.arrival >= duration - 10]
         experiment.rows.append(
             {
                 "policy": label,
-                "goodput_last_10s": sum(r[2] == "OK" for r in after) / 10,
+                "goodput_last_10s": sum(r.status == "OK" for r in after) / 10,
                 "offered": rate,
                 "attempts": results.mean_attempts(),
             }

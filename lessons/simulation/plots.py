@@ -80,8 +80,8 @@ def plot_queues(results, ax=None, title: str = "queued requests per service"):
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3))
     per_service: dict[str, dict[float, int]] = defaultdict(lambda: defaultdict(int))
-    for time, instance, queue, _busy in results.series:
-        per_service[instance.rsplit("-", 1)[0]][time] += queue
+    for sample in results.series:
+        per_service[sample.instance.rsplit("-", 1)[0]][sample.time] += sample.queue
     for service, points in per_service.items():
         times = sorted(points)
         ax.plot(times, [points[t] for t in times], label=service)

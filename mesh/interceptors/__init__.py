@@ -1,10 +1,10 @@
 """gRPC interceptors of the mesh, one concern each.
 
-Client side: :class:`ResilienceInterceptor` (deadline, rate limit, bulkhead, breaker, retries,
-fallback), run by an :class:`InterceptedChannel` (gRPC's interceptor contract without
-``grpc.intercept_channel``'s per-call wrappers); it runs each attempt through
-:class:`AttemptTracer` (a span and metrics per attempt), then the balanced channel (balancer and
-outlier detection). Server side, outermost first:
+Client side: :class:`ResilienceInterceptor` (runs each call's plan: deadline, rate limit, bulkhead,
+breaker, pick, retries, fallback), run by an :class:`InterceptedChannel` (gRPC's interceptor
+contract without ``grpc.intercept_channel``'s per-call wrappers); it runs each attempt through
+:class:`AttemptTracer` (a span and metrics per attempt), then the balanced channel (a channel to
+the instance the plan chose). Server side, outermost first:
 :class:`ServerContext` (caller's deadline, refuse expired calls), :class:`ServerTracing`,
 :class:`ServerMetrics` (with ``x-served-by``), :class:`FaultInjector`.
 """

@@ -1,7 +1,7 @@
 """Client side: one OpenTelemetry CLIENT span and one metrics row per attempt of every call.
 
 Injects the W3C ``traceparent`` into the attempt's metadata, and records caller, callee, method,
-attempt, the instance tried (from the balanced channel) and the status; the span is made when
+attempt, the instance the call plan chose and the status; the span is made when
 the call returns (:mod:`mesh.span_store`). The resilience
 interceptor runs each attempt through :meth:`AttemptTracer.run` rather than through a second gRPC
 interceptor: every interceptor layer costs a call tens of microseconds (see bench/client_stack.py).
@@ -30,8 +30,9 @@ class AttemptTracer:
         self._stack = stack
         self._clock = clock
 
-    def run(self, continuation, details: grpc.ClientCallDetails, request, method: str, attempt: int):
-        """Run one attempt (``details`` are its own: timeout, metadata) and record its span.
+    def run(self, continuation, details: grpc.ClientCallDetails, request, method: str, attempt: int,
+            instance: str):
+        """Run one attempt on ``instance`` (``details`` are its own: timeout, metadata) and record its span.
 
         The span's ids are drawn first and sent as the ``traceparent``; the span is made when the
         call returns (see :mod:`mesh.span_store`). It need not be current while the call runs:
@@ -46,14 +47,12 @@ class AttemptTracer:
         else:
             trace_id, flags, parent = store.new_trace_id(), ROOT_FLAGS, None
         details.metadata.append((TRACEPARENT, traceparent(trace_id, span_id, flags)))
-        stack.last_pick.set("")
         start_ns = time.time_ns()
         start = self._clock()
         outcome = continuation(details, request)
         latency = self._clock() - start
         end_ns = time.time_ns()
         code = status_of(outcome)
-        instance = stack.last_pick.get()
         attributes = {"rpc.method": method, "mesh.caller": stack.caller, "mesh.callee": stack.callee,
                       "mesh.attempt": attempt, "mesh.instance": instance, "rpc.grpc.status": code}
         store.finished(f"{stack.callee}/{method}", trace.SpanKind.CLIENT, trace_id, span_id, flags, parent,

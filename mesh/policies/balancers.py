@@ -165,6 +165,9 @@ class PowerOfChoices(_Outstanding):
             a = int(uniform() * n) % n
             b = (a + 1 + int(uniform() * (n - 1)) % (n - 1)) % n  # a different instance
             first, second = instances[a], instances[b]
+            if getattr(first, "weight", 1) == 1 and getattr(second, "weight", 1) == 1:
+                active = self.active
+                return first if active.get(first, 0) <= active.get(second, 0) else second
             return first if self._load(first) <= self._load(second) else second
         order = list(range(n))
         best, best_load = None, math.inf
@@ -272,7 +275,8 @@ BALANCERS = {
 }
 
 
-def make_balancer(name: str, rng: np.random.Generator, clock: Callable[[], float], choices: int = 2) -> Balancer:
+def make_balancer(name: str, rng: np.random.Generator, clock: Callable[[], float],
+                  choices: int = 2) -> Balancer:
     """Return a balancer by its name in :data:`BALANCERS` (what a policy spec names); ``choices`` is
     how many instances ``p2c`` compares."""
     try:

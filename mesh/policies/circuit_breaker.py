@@ -33,6 +33,9 @@ class State(enum.Enum):
     FORCED_OPEN = "forced_open"
 
 
+_CLOSED = State.CLOSED
+
+
 class CallNotPermitted(Exception):
     """The breaker rejected a call without running it."""
 
@@ -82,7 +85,7 @@ class _Outcome:
     """Outcome bits (plain ints: enum flags cost more than the rest of recording a call)."""
 
     SUCCESS = 0
-    FAILURE = 1
+    FAILURE = 1  # CountWindow.record reads these two bits by value
     SLOW = 2
 
 
@@ -91,18 +94,21 @@ class CountWindow:
 
     def __init__(self, size: int):
         self._outcomes: deque[int] = deque(maxlen=size)
+        self._size = size
         self.calls = self.failures = self.slow = 0
 
     def record(self, outcome: int, now: float) -> None:
-        if len(self._outcomes) == self._outcomes.maxlen:
-            self._account(self._outcomes[0], -1)
-        self._outcomes.append(outcome)
-        self._account(outcome, +1)
-
-    def _account(self, outcome: int, sign: int) -> None:
-        self.calls += sign
-        self.failures += sign * bool(outcome & _Outcome.FAILURE)
-        self.slow += sign * bool(outcome & _Outcome.SLOW)
+        # Written out rather than through a helper: a breaker records every call of a simulation.
+        outcomes = self._outcomes
+        if len(outcomes) == self._size:
+            oldest = outcomes[0]  # the append below drops it
+            self.calls -= 1
+            self.failures -= oldest & 1
+            self.slow -= (oldest & 2) >> 1
+        outcomes.append(outcome)
+        self.calls += 1
+        self.failures += outcome & 1
+        self.slow += (outcome & 2) >> 1
 
     def totals(self, now: float) -> tuple[int, int, int]:
         return self.calls, self.failures, self.slow
@@ -144,6 +150,9 @@ class CircuitBreaker:
         self.config = config
         self._clock = clock
         self._state = State.CLOSED
+        # A count window never holds more than its size, so it opens after at most that many calls.
+        self._minimum = min(config.minimum_calls, config.window_size) if config.window_type == "count" \
+            else config.minimum_calls
         self._window = self._closed_window()
         self._opened_at = 0.0
         self._half_open_permits = 0
@@ -193,7 +202,7 @@ class CircuitBreaker:
     def try_acquire(self) -> bool:
         """Return whether a call may go ahead now (and take a half-open permit if so)."""
         state = self._state
-        if state in (State.CLOSED, State.DISABLED):
+        if state is _CLOSED or state is State.DISABLED:
             return True
         if state == State.OPEN and self._clock() - self._opened_at >= self.config.wait_in_open:
             self._transition(State.HALF_OPEN)
@@ -224,21 +233,21 @@ class CircuitBreaker:
         self._record(_Outcome.FAILURE if self.config.is_failure(error) else _Outcome.SUCCESS, duration)
 
     def _record(self, outcome: int, duration: float) -> None:
-        if self._state not in (State.CLOSED, State.HALF_OPEN):
+        state = self._state
+        if state is not _CLOSED and state is not State.HALF_OPEN:
             return
-        if duration >= self.config.slow_call_duration:
+        config = self.config
+        if duration >= config.slow_call_duration:
             outcome |= _Outcome.SLOW
         now = self._clock()
-        self._window.record(outcome, now)
-        calls, failures, slow = self._window.totals(now)
-        if self._state == State.HALF_OPEN:
-            if calls >= self.config.permitted_in_half_open:
+        window = self._window
+        window.record(outcome, now)
+        calls, failures, slow = window.totals(now)
+        if state is State.HALF_OPEN:
+            if calls >= config.permitted_in_half_open:
                 self._transition(State.OPEN if self._over(calls, failures, slow) else State.CLOSED)
             return
-        minimum = self.config.minimum_calls
-        if self.config.window_type == "count":
-            minimum = min(minimum, self.config.window_size)
-        if calls >= minimum and self._over(calls, failures, slow):
+        if (failures or slow) and calls >= self._minimum and self._over(calls, failures, slow):
             self._transition(State.OPEN)
 
     def _over(self, calls: int, failures: int, slow: int) -> bool:
@@ -249,10 +258,7 @@ class CircuitBreaker:
     def metrics(self) -> dict[str, float]:
         """Return the window's calls, failure rate and slow-call rate (rates -1 below the minimum)."""
         calls, failures, slow = self._window.totals(self._clock())
-        minimum = self.config.minimum_calls
-        if self.config.window_type == "count":
-            minimum = min(minimum, self.config.window_size)
-        enough = calls >= minimum and calls > 0
+        enough = calls >= self._minimum and calls > 0
         return {
             "calls": calls,
             "failure_rate": 100.0 * failures / calls if enough else -1.0,

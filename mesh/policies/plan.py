@@ -40,25 +40,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from typing import Any, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from .balancers import Balancer
 from .bulkhead import Ticket
 from .fallback import Fallback, NoFallback
-from .release import Release, route
+from .release import route as versions_for
 from .settings import PolicyState
 from .statuses import FALLBACK_CODES, OK, SERVER_ERRORS
 
 
-class Wait(NamedTuple):
+# Steps and outcomes are slotted dataclasses rather than named tuples: a simulation makes several
+# per call, and these cost a third as much to make.
+@dataclass(slots=True)
+class Wait:
     """Let ``seconds`` pass; then send ``None``."""
 
     seconds: float
 
 
-class Queue(NamedTuple):
+@dataclass(slots=True)
+class Queue:
     """Wait in the bulkhead's line until ``ticket`` is admitted, for at most ``seconds``; then send
     ``None`` (the plan reads ``ticket.admitted``).
 
@@ -71,7 +76,8 @@ class Queue(NamedTuple):
     seconds: float
 
 
-class Attempt(NamedTuple):
+@dataclass(slots=True)
+class Attempt:
     """Run attempt ``number`` (1 for the first) on ``instance`` for at most ``timeout`` seconds (None:
     no limit); then send ``(status, answer)``: the gRPC status name, and the response if OK."""
 
@@ -80,7 +86,8 @@ class Attempt(NamedTuple):
     timeout: float | None
 
 
-class Done(NamedTuple):
+@dataclass(slots=True)
+class Done:
     """How a call ended.
 
     ``status`` is what the caller gets: OK (also when a fallback answered) or the failure's code.
@@ -155,30 +162,44 @@ def pick(balancer: Balancer, candidates: Sequence[Any], request: Any = None, avo
     return next((c for c in candidates if c.id not in avoid), chosen)
 
 
-def call_plan(route_: Route, state: PolicyState, deadline: float, *, request: Any = None, asked: str = "",
+def call_plan(route: Route, state: PolicyState, deadline: float, *, request: Any = None, asked: str = "",
               fallback: Fallback | None = None) -> Generator[Wait | Queue | Attempt, Any, Done]:
-    """Plan one call to ``route_.service`` under ``state`` (the caller's policy objects) that must end
-    by ``deadline`` (on ``route_.clock``).
+    """Return the plan of one call to ``route.service`` under ``state`` (the caller's policy objects)
+    that must end by ``deadline`` (on ``route.clock``): a generator of steps that returns a Done.
 
     ``request`` is the call's request (the key of a hash ring, a sticky canary and a caching
     fallback); ``asked`` a version the call asks for itself; ``fallback`` answers when the call
     cannot be served.
     """
-    clock = route_.clock
-    if deadline <= clock():
-        return _ended("DEADLINE_EXCEEDED", "deadline", "deadline passed before the call", 0, fallback, request)
+    if deadline <= route.clock():
+        return _finished(_ended("DEADLINE_EXCEEDED", "deadline", "deadline passed before the call", 0,
+                                fallback, request))
+    if state.limiter is None and state.bulkhead is None:  # most calls: straight to the attempts
+        return _attempts(route, state, deadline, request, asked, fallback)
+    return _admitted(route, state, deadline, request, asked, fallback)
+
+
+def _finished(done: Done):
+    return done
+    yield  # makes this a generator: one that ends at once with ``done``
+
+
+def _admitted(route: Route, state: PolicyState, deadline: float, request: Any, asked: str,
+              fallback: Fallback | None):
+    """The plan of a call that must pass the rate limiter and the bulkhead before its attempts."""
+    clock = route.clock
     settings = state.settings
     limiter = state.limiter
     if limiter is not None:
         wait = limiter.acquire(timeout=min(settings.rate_wait, max(deadline - clock(), 0.0)))
         if wait is None:
-            return _ended("RESOURCE_EXHAUSTED", "rate_limit", f"rate limit of {settings.rate_limit:g}/s reached",
-                          0, fallback, request)
+            limited = f"rate limit of {settings.rate_limit:g}/s reached"
+            return _ended("RESOURCE_EXHAUSTED", "rate_limit", limited, 0, fallback, request)
         if wait > 0:
             yield Wait(wait)
     bulkhead = state.bulkhead
     if bulkhead is None:
-        return (yield from _attempts(route_, state, deadline, request, asked, fallback))
+        return (yield from _attempts(route, state, deadline, request, asked, fallback))
     if not bulkhead.try_enter():
         full = f"bulkhead full ({bulkhead.max_concurrent} calls in flight)"
         ticket = bulkhead.enqueue()
@@ -193,18 +214,17 @@ def call_plan(route_: Route, state: PolicyState, deadline: float, *, request: An
             bulkhead.cancel(ticket)
             return _ended("RESOURCE_EXHAUSTED", "bulkhead", full, 0, fallback, request)
     try:
-        return (yield from _attempts(route_, state, deadline, request, asked, fallback))
+        return (yield from _attempts(route, state, deadline, request, asked, fallback))
     finally:
         admitted = bulkhead.leave()
         if admitted is not None and admitted.payload is not None:
             admitted.payload()
 
 
-def _attempts(route_: Route, state: PolicyState, deadline: float, request: Any, asked: str,
+def _attempts(route: Route, state: PolicyState, deadline: float, request: Any, asked: str,
               fallback: Fallback | None):
-    clock = route_.clock
-    retry, breaker, budget, outlier = state.retry, state.breaker, state.budget, state.outlier
-    release: Release = state.release
+    clock = route.clock
+    retry, breaker, budget, outlier, release = state.for_attempts
     routed = release.active or bool(asked)
     key = str(request) if release.sticky else ""
     per_try = retry.per_try_timeout
@@ -214,23 +234,26 @@ def _attempts(route_: Route, state: PolicyState, deadline: float, request: Any, 
     while True:
         attempt += 1
         if breaker is not None and not breaker.try_acquire():
-            return _ended("UNAVAILABLE", "breaker", f"circuit breaker to {route_.service} is {breaker.state.value}",
-                          attempt - 1, fallback, request)
-        found = route_.instances()
-        candidates = route(found, release, route_.draw(), key=key, asked=asked) if routed and found else found
+            refused = f"circuit breaker to {route.service} is {breaker.state.value}"
+            return _ended("UNAVAILABLE", "breaker", refused, attempt - 1, fallback, request)
+        found = route.instances()
+        candidates = versions_for(found, release, route.draw(), key, asked) if routed and found else found
         if outlier is not None and candidates:
             candidates = outlier.available(candidates)
         if candidates:
-            balancer = route_.balancer
-            instance = pick(balancer, candidates, request, avoid)
+            balancer = route.balancer
+            if avoid:
+                instance = pick(balancer, candidates, request, avoid)
+            else:
+                instance = balancer.pick(candidates, request)
             balancer.on_start(instance)
-            left = deadline - clock()
+            start = clock()
+            left = deadline - start
             if left == math.inf:
                 timeout = per_try
             else:
                 left = max(left, 0.0)
                 timeout = left if per_try is None or per_try > left else per_try
-            start = clock()
             try:
                 status, answer = yield Attempt(instance, attempt, timeout)
             except GeneratorExit:  # the driver gave up mid-attempt: the balancer must not count it as running
@@ -261,21 +284,22 @@ def _attempts(route_: Route, state: PolicyState, deadline: float, request: Any, 
             avoid = (*avoid, instance.id)
         left = deadline - clock()
         if retry.should_retry(status, attempt, left):
-            backoff = backoff or retry.backoff(route_.rng)
+            backoff = backoff or retry.backoff(route.rng)
             delay = backoff.delay(attempt)
             if delay < left:
                 yield Wait(delay)
                 continue
         if instance is None:
-            version = release.version if found else ""
-            return _ended("UNAVAILABLE", "no_instance", no_instance(route_.service, version), attempt, fallback,
-                          request)
+            nobody = no_instance(route.service, release.version if found else "")
+            return _ended("UNAVAILABLE", "no_instance", nobody, attempt, fallback, request)
         done = Done(status, attempt, instance)
         return _fall_back(done, status.lower(), fallback, request) if status in FALLBACK_CODES else done
 
 
-def _ended(status: str, cause: str, details: str, attempts: int, fallback: Fallback | None, request: Any) -> Done:
-    return _fall_back(Done(status, attempts, None, cause, details), _FALLBACK_REASONS[cause], fallback, request)
+def _ended(status: str, cause: str, details: str, attempts: int, fallback: Fallback | None,
+           request: Any) -> Done:
+    done = Done(status, attempts, None, cause, details)
+    return _fall_back(done, _FALLBACK_REASONS[cause], fallback, request)
 
 
 def _fall_back(done: Done, reason: str, fallback: Fallback | None, request: Any) -> Done:
@@ -285,7 +309,8 @@ def _fall_back(done: Done, reason: str, fallback: Fallback | None, request: Any)
         answer = fallback.respond(request, reason)
     except NoFallback:
         return done
-    return done._replace(status=OK, fallback=reason, answer=answer)
+    done.status, done.fallback, done.answer = OK, reason, answer
+    return done
 
 
 __all__ = ["Attempt", "Done", "Queue", "Route", "Wait", "call_deadline", "call_plan", "no_instance", "pick"]

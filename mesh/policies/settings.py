@@ -121,16 +121,20 @@ class PolicyState:
         self.outlier: OutlierDetector | None = None
         for group in _GROUPS:
             self._build(group)
-        self.retry = self._retry()
-        self.release = settings.release()
+        self._derive()
 
     def update(self, settings: PolicySettings) -> None:
         old, self.settings = self.settings, settings
         for group, fields in _GROUPS.items():
             if any(getattr(old, f) != getattr(settings, f) for f in fields):
                 self._build(group)
+        self._derive()
+
+    def _derive(self) -> None:
         self.retry = self._retry()
-        self.release = settings.release()
+        self.release = self.settings.release()
+        # What each attempt of the call plan reads, in one piece (a simulation reads it per call).
+        self.for_attempts = (self.retry, self.breaker, self.budget, self.outlier, self.release)
 
     def _retry(self) -> RetryPolicy:
         s = self.settings
