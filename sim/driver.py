@@ -27,7 +27,7 @@ import simpy
 from simpy.events import NORMAL
 
 from mesh.policies import Ticket
-from mesh.policies.plan import Attempt, Queue, Wait
+from mesh.policies.plan import Attempt, Direct, Queue, Wait
 
 OK = "OK"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
@@ -85,7 +85,12 @@ class Task:
         self.context = context
         self.path = path
         self.waiting: Any = None  # the job or ticket whose end the task waits for
-        self.send(None)
+        if type(steps) is Direct:  # the plan is one attempt
+            if path is not None:
+                path.append(steps.instance.id)
+            host.attempt(self, steps)
+        else:
+            self.send(None)
 
     def send(self, value: Any) -> None:
         """Give the generator the outcome of its last step and carry out its next one."""
@@ -113,13 +118,20 @@ class Task:
         """An attempt's ``job`` ended with ``job.status`` (ignored if the task no longer waits for it)."""
         if self.waiting is job:
             self.waiting = None
-            self.send((job.status, None))
+            self._attempted(job.status)
 
     def timed_out(self, timer: Timer) -> None:
         """The attempt ``timer.subject`` ran out of time before its instance answered."""
         if self.waiting is timer.subject:
             self.waiting = None
-            self.send((DEADLINE_EXCEEDED, None))
+            self._attempted(DEADLINE_EXCEEDED)
+
+    def _attempted(self, status: str) -> None:
+        steps = self.steps
+        if type(steps) is Direct:
+            self.done(steps.ended(status))
+        else:
+            self.send((status, None))
 
     # -- waits ----------------------------------------------------------------------------------
     def _wake(self, _timer: Timer) -> None:

@@ -2,7 +2,8 @@
 
 Standard results, with ``lam`` the arrival rate, ``mu`` one server's service rate, ``c`` servers:
 M/M/1 mean response time 1/(mu - lam); M/M/c waiting time from Erlang C; M/D/1 from
-Pollaczek–Khinchine; M/M/c/c blocking from Erlang B; the mean-field fixed point of JSQ(d).
+Pollaczek–Khinchine; M/M/c/c blocking from Erlang B; the mean-field fixed point of JSQ(d); and
+two Jackson networks: a tandem of M/M/1 stations, and one M/M/1 station with feedback.
 """
 
 from __future__ import annotations
@@ -53,6 +54,20 @@ def jsq_d_tail(lam: float, d: int, i: int) -> float:
     """
     exponent = i if d == 1 else (d**i - 1) / (d - 1)
     return lam**exponent
+
+
+def tandem_sojourn(lam: float, mus: list[float]) -> float:
+    """Mean time through M/M/1 stations in a line (Burke: each sees Poisson arrivals at ``lam``)."""
+    return sum(mm1_response(lam, mu) for mu in mus)
+
+
+def feedback_sojourn(lam: float, mu: float, p: float) -> float:
+    """Mean time in an M/M/1 station whose jobs return to it with probability ``p`` (Jackson): the
+    station sees lam / (1 - p), holds L = rho / (1 - rho) jobs, and by Little W = L / lam."""
+    rho = lam / (1 - p) / mu
+    if rho >= 1:
+        raise ValueError("unstable: rho >= 1")
+    return rho / (1 - rho) / lam
 
 
 def mean_ci(values: list[float], z: float = 2.576) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -79,6 +80,32 @@ def test_p2c_never_picks_the_most_loaded_of_two_and_honours_choice_count():
     for node in (A, B):
         everyone.on_start(node)
     assert all(everyone.pick([A, B, C]) == C for _ in range(20))
+
+
+def test_p2c_breaks_ties_at_random_even_between_two():
+    for choices in (2, 3):
+        p2c = PowerOfChoices(rng(4), choices=choices)
+        picks = Counter(p2c.pick([A, B]).id for _ in range(2000))
+        assert abs(picks["a"] - 1000) <= 4 * math.sqrt(500), (choices, picks)  # binomial, four sigmas
+
+
+def test_p2c_samples_distinct_instances():
+    """Of four instances, one idle: three distinct samples miss it a quarter of the time (JSQ(3));
+    three draws with replacement would miss it (3/4)^3 = 42% of the time."""
+    p2c = PowerOfChoices(rng(5), choices=3)
+    for node in (A, B, C):
+        p2c.on_start(node)
+    idle = Node("d")
+    share = sum(p2c.pick([A, B, C, idle]) == idle for _ in range(4000)) / 4000
+    assert share == pytest.approx(0.75, abs=4 * math.sqrt(0.75 * 0.25 / 4000))
+
+
+def test_the_number_of_choices_comes_from_the_policy():
+    from mesh.policies import PolicySettings
+
+    assert make_balancer("p2c", rng(), FakeClock(), PolicySettings(choice_count=3).choice_count).choices == 3
+    with pytest.raises(ValueError, match="choice_count"):
+        PolicySettings(choice_count=0)
 
 
 def test_ring_hash_is_sticky_and_moves_only_the_keys_of_a_leaving_instance():

@@ -3,6 +3,8 @@ policies on env.now, deadlines, queues, arrivals — and agreement with the real
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,8 @@ from sim import (
     Topology,
     single_tier,
 )
+from sim.results import UNFINISHED
+from sim.theory import mean_ci
 
 
 def run(topology, seed=0, rate=200.0, duration=20.0, **kw):
@@ -152,3 +156,68 @@ def test_mesh_and_simulation_agree_on_mean_latency():
     comparison = compare_with_mesh()
     assert len(comparison.mesh_latencies) > 150
     assert abs(comparison.difference) <= TOLERANCE, comparison
+
+
+# -- what the call plan brings to the simulator -----------------------------------------------------
+def test_requests_in_flight_at_the_end_are_kept_as_unfinished():
+    topo = single_tier(1, Deterministic(0.01))  # 100/s of capacity, offered 150/s: a queue builds
+    sim = Simulation(topo, np.random.default_rng(0), Poisson(150.0))
+    results = sim.run(4.0)
+    assert results.unfinished > 100 and results.summary()["unfinished"] == results.unfinished
+    assert len(results) == results.unfinished + len(results.finished)
+    waiting = [r for r in results.records if r.status == UNFINISHED]
+    assert all(math.isnan(r.finish) and math.isnan(r.settled) for r in waiting)
+    assert len(results.latencies(None)) == len(results.finished)
+    served = sim.instances["service"][0].served
+    assert len(results.finished) == served  # every request the server answered, and no other
+
+
+def test_release_routing_splits_calls_between_versions_in_the_simulator():
+    topo = single_tier(3, Deterministic(0.001), balancer="round_robin", canary_version="v2",
+                       canary_percent=20).with_service("service", versions=("v1", "v1", "v2"))
+    results = Simulation(topo, np.random.default_rng(5), Poisson(200.0)).run(10.0)
+    to_canary = sum(r.path == "service-3" for r in results.finished)
+    n = len(results.finished)
+    assert abs(to_canary - 0.2 * n) <= 4 * math.sqrt(n * 0.2 * 0.8)  # binomial, four sigmas
+    pinned = topo.with_service("service", policy=PolicySettings(release_version="v2"))
+    pinned_run = Simulation(pinned, np.random.default_rng(5), Poisson(50.0)).run(2.0)
+    assert {r.path for r in pinned_run.finished} == {"service-3"}
+
+
+def test_a_buggy_version_can_be_targeted_by_a_fault():
+    topo = single_tier(3, Deterministic(0.001), balancer="round_robin").with_service(
+        "service", versions=("v1", "v1", "v2"))
+    results = run(topo, rate=90, duration=5.0, faults=[Fault(at=0.0, target="service@v2", fail=1.0)])
+    failed = {r.path for r in results.finished if r.status != "OK"}
+    assert failed == {"service-3"}
+
+
+def test_a_fallback_answers_when_the_callee_fails_in_the_simulator():
+    topo = single_tier(2, Deterministic(0.001), balancer="round_robin").with_service("service", fallback=True)
+    results = run(topo, rate=100, duration=3.0, faults=[Fault(at=1.0, target="service", crash=True)],
+                  detection_delay=0.5)
+    degraded = [r for r in results.finished if r.fallback]
+    assert degraded and all(r.status == "OK" and r.fallback == "unavailable" for r in degraded)
+    assert min(r.arrival for r in degraded) >= 1.0
+    assert {r.status for r in results.finished} == {"OK"}
+
+
+def test_p2c_shares_two_equal_replicas_evenly_whichever_is_named_first():
+    """Two replicas at low load are mostly both idle: a tie, which must go either way."""
+    topo = single_tier(2, Exponential(0.01), balancer="p2c")
+    results = run(topo, rate=40, duration=60.0)
+    n = len(results.finished)
+    first = sum(r.path == "service-1" for r in results.finished)
+    assert abs(first - n / 2) <= 4 * math.sqrt(n / 4)
+
+
+def test_p2c_latency_does_not_depend_on_which_replica_is_slow():
+    topo = single_tier(2, Exponential(0.005), balancer="p2c")
+    means = {}
+    for slow in ("service-1", "service-2"):
+        runs = [run(topo, seed=s, rate=40, duration=60.0, faults=[Fault(at=0.0, target=slow, slow=5.0)])
+                for s in range(4)]
+        means[slow] = [r.mean_latency() for r in runs]
+    a, half_a = mean_ci(means["service-1"])
+    b, half_b = mean_ci(means["service-2"])
+    assert abs(a - b) <= half_a + half_b

@@ -28,7 +28,7 @@ from ..channel import NoHealthyInstances, chosen_instance
 from ..headers import ATTEMPT, CALLER, FALLBACK, VERSION
 from ..inbound import inbound
 from ..outcome import Completed, MeshRpcError, status_of
-from ..policies.plan import Attempt, Done, Queue, Wait, call_deadline, call_plan
+from ..policies.plan import Attempt, Direct, Done, Queue, Wait, call_deadline, call_plan
 from .client_tracing import AttemptTracer
 from .intercepted_channel import CallDetails
 
@@ -59,8 +59,11 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                                  upstream.deadline if upstream is not None else None)
         asked = _asked_version(client_call_details.metadata)
         fallback = stack.fallbacks.get(method)
-        plan = call_plan(stack, state, deadline, request=request, asked=asked, fallback=fallback)
         lock = stack.lock
+        with lock:
+            plan = call_plan(stack, state, deadline, request=request, asked=asked, fallback=fallback)
+        if type(plan) is Direct:
+            return self._direct(continuation, client_call_details, request, method, plan)
         outcome = sent = None
         try:
             while True:
@@ -86,6 +89,18 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                 plan.close()  # gives back the bulkhead's place and the balancer's count
             raise
 
+    def _direct(self, continuation, details, request, method: str, plan: Direct):
+        """Run a call that is one attempt and nothing else."""
+        try:
+            outcome = self._attempt(continuation, details, request, method, plan)
+        except BaseException:
+            with self._stack.lock:
+                plan.close()
+            raise
+        with self._stack.lock:
+            done = plan.ended(status_of(outcome))
+        return self._answer(done, outcome)
+
     @staticmethod
     def _line_up(step: Queue) -> threading.Event | None:
         """Arrange to be woken when the ticket is admitted (under the lock); None if it already is."""
@@ -93,7 +108,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         step.ticket.payload = admitted.set
         return None if step.ticket.admitted else admitted
 
-    def _attempt(self, continuation, details, request, method: str, step: Attempt):
+    def _attempt(self, continuation, details, request, method: str, step: Attempt | Direct):
         # Each metadata entry costs the call microseconds on both sides, so the first attempt
         # sends only the caller (and the tracer adds traceparent).
         metadata = [*(details.metadata or ()), self._caller_metadata]

@@ -3,7 +3,7 @@ and for the simulator.
 
 :func:`call_plan` decides and its driver acts, in the spirit of tenacity's single decision engine
 (``BaseRetrying.iter()`` yields ``DoAttempt``/``DoSleep``, which its sync and async drivers merely
-execute). It is a generator that yields steps and is sent what came of each:
+execute). The plan is a generator that yields steps and is sent what came of each:
 
 - :class:`Wait` — let ``seconds`` pass (a rate limiter's wait, a back-off); sent ``None``;
 - :class:`Queue` — wait in the bulkhead's line until the ticket is admitted, at most ``seconds``;
@@ -11,9 +11,13 @@ execute). It is a generator that yields steps and is sent what came of each:
 - :class:`Attempt` — run one attempt on ``instance`` for at most ``timeout`` seconds; sent
   ``(status, answer)``: the attempt's gRPC status name and, when OK, its response;
 
-and it returns a :class:`Done`. Two drivers execute it: the gRPC client interceptor
-(:mod:`mesh.interceptors.client_resilience`: threads, real sleeps, real RPCs) and the simulator
-(:mod:`sim.model`: SimPy events and simulated instances). A new policy is added here, once.
+and it returns a :class:`Done`. A call whose policy has nothing but the balancer is one attempt
+and nothing else: for it the plan is a :class:`Direct`, that one attempt, with no generator to
+step through (a simulation makes millions of such calls); a driver runs it and calls its
+``ended``. Two drivers execute plans: the gRPC
+client interceptor (:mod:`mesh.interceptors.client_resilience`: threads, real sleeps, real RPCs)
+and the simulator (:mod:`sim.driver`: SimPy events and simulated instances). A new policy is
+added here, once.
 
 For one call, in order:
 
@@ -106,6 +110,35 @@ class Done:
     answer: Any = None
 
 
+class Direct:
+    """The plan of a call that is one attempt and nothing else: the attempt itself, with the
+    ``instance`` the balancer picked (already counted as started), ``number`` 1 and its
+    ``timeout``, as an :class:`Attempt` has. Run it; then :meth:`ended` tells the balancer how it
+    went and returns the call's :class:`Done` (what the full plan would have returned).
+
+    It is not a generator because a generator is what it spares: driving one costs a simulated
+    call about as much as the rest of the call does.
+    """
+
+    __slots__ = ("instance", "route", "start", "timeout")
+    number = 1
+
+    def __init__(self, route: Route, instance: Any, timeout: float | None, start: float):
+        self.route, self.instance, self.timeout, self.start = route, instance, timeout, start
+
+    def ended(self, status: str) -> Done:
+        """The attempt ended with ``status``: return how the call ended."""
+        route, self.route = self.route, None
+        route.balancer.on_end(self.instance, route.clock() - self.start, status == OK)
+        return Done(status, 1, self.instance)
+
+    def close(self) -> None:
+        """Give up before the attempt ended (a driver's interrupt): the balancer hears of it."""
+        route, self.route = self.route, None
+        if route is not None:
+            route.balancer.on_end(self.instance, route.clock() - self.start, False)
+
+
 class Route(Protocol):
     """One caller's side of its calls to one service: what the plan reads and reports to."""
 
@@ -163,17 +196,28 @@ def pick(balancer: Balancer, candidates: Sequence[Any], request: Any = None, avo
 
 
 def call_plan(route: Route, state: PolicyState, deadline: float, *, request: Any = None, asked: str = "",
-              fallback: Fallback | None = None) -> Generator[Wait | Queue | Attempt, Any, Done]:
+              fallback: Fallback | None = None) -> Generator[Wait | Queue | Attempt, Any, Done] | Direct:
     """Return the plan of one call to ``route.service`` under ``state`` (the caller's policy objects)
-    that must end by ``deadline`` (on ``route.clock``): a generator of steps that returns a Done.
+    that must end by ``deadline`` (on ``route.clock``): a generator of steps that returns a Done, or
+    a :class:`Direct` when the call is one attempt and nothing else.
 
     ``request`` is the call's request (the key of a hash ring, a sticky canary and a caching
     fallback); ``asked`` a version the call asks for itself; ``fallback`` answers when the call
     cannot be served.
     """
-    if deadline <= route.clock():
+    now = route.clock()
+    if deadline <= now:
         return _finished(_ended("DEADLINE_EXCEEDED", "deadline", "deadline passed before the call", 0,
                                 fallback, request))
+    if state.direct and fallback is None and not asked:
+        found = route.instances()
+        if found:  # (with none, the full plan says so)
+            balancer = route.balancer
+            instance = balancer.pick(found, request)
+            balancer.on_start(instance)
+            per_try = state.retry.per_try_timeout
+            timeout = None if deadline == math.inf and per_try is None else _timeout(deadline, now, per_try)
+            return Direct(route, instance, timeout, now)
     if state.limiter is None and state.bulkhead is None:  # most calls: straight to the attempts
         return _attempts(route, state, deadline, request, asked, fallback)
     return _admitted(route, state, deadline, request, asked, fallback)
@@ -224,9 +268,9 @@ def _admitted(route: Route, state: PolicyState, deadline: float, request: Any, a
 def _attempts(route: Route, state: PolicyState, deadline: float, request: Any, asked: str,
               fallback: Fallback | None):
     clock = route.clock
-    retry, breaker, budget, outlier, release = state.for_attempts
-    routed = release.active or bool(asked)
-    key = str(request) if release.sticky else ""
+    retry, breaker, budget, outlier, release, routed, sticky = state.for_attempts
+    routed = routed or bool(asked)
+    key = str(request) if sticky else ""
     per_try = retry.per_try_timeout
     backoff = None
     avoid: tuple[str, ...] = ()
@@ -248,12 +292,7 @@ def _attempts(route: Route, state: PolicyState, deadline: float, request: Any, a
                 instance = balancer.pick(candidates, request)
             balancer.on_start(instance)
             start = clock()
-            left = deadline - start
-            if left == math.inf:
-                timeout = per_try
-            else:
-                left = max(left, 0.0)
-                timeout = left if per_try is None or per_try > left else per_try
+            timeout = _timeout(deadline, start, per_try)
             try:
                 status, answer = yield Attempt(instance, attempt, timeout)
             except GeneratorExit:  # the driver gave up mid-attempt: the balancer must not count it as running
@@ -296,6 +335,15 @@ def _attempts(route: Route, state: PolicyState, deadline: float, request: Any, a
         return _fall_back(done, status.lower(), fallback, request) if status in FALLBACK_CODES else done
 
 
+def _timeout(deadline: float, now: float, per_try: float | None) -> float | None:
+    """Return an attempt's timeout: the smaller of ``per_try`` and the time left (None: neither)."""
+    left = deadline - now
+    if left == math.inf:
+        return per_try
+    left = max(left, 0.0)
+    return left if per_try is None or per_try > left else per_try
+
+
 def _ended(status: str, cause: str, details: str, attempts: int, fallback: Fallback | None,
            request: Any) -> Done:
     done = Done(status, attempts, None, cause, details)
@@ -313,4 +361,5 @@ def _fall_back(done: Done, reason: str, fallback: Fallback | None, request: Any)
     return done
 
 
-__all__ = ["Attempt", "Done", "Queue", "Route", "Wait", "call_deadline", "call_plan", "no_instance", "pick"]
+__all__ = ["Attempt", "Direct", "Done", "Queue", "Route", "Wait", "call_deadline", "call_plan", "no_instance",
+           "pick"]

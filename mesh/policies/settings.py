@@ -134,7 +134,13 @@ class PolicyState:
         self.retry = self._retry()
         self.release = self.settings.release()
         # What each attempt of the call plan reads, in one piece (a simulation reads it per call).
-        self.for_attempts = (self.retry, self.breaker, self.budget, self.outlier, self.release)
+        release = self.release
+        self.for_attempts = (self.retry, self.breaker, self.budget, self.outlier, release, release.active,
+                             release.sticky)
+        # A call under this policy is one attempt on the balancer's pick and nothing else.
+        self.direct = (self.retry.max_attempts == 1 and not release.active and self.breaker is None
+                       and self.limiter is None and self.bulkhead is None and self.budget is None
+                       and self.outlier is None)
 
     def _retry(self) -> RetryPolicy:
         s = self.settings
