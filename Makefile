@@ -7,7 +7,7 @@ JUPYTER_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint protos exercises grade lock bench clean
+.PHONY: setup lab test lint protos exercises grade mutations lock bench clean
 
 # Re-installs only when the project's requirements change, so repeated runs are fast.
 $(STAMP): pyproject.toml requirements.lock
@@ -40,6 +40,11 @@ exercises: setup
 # Grade a filled-in exercise with every test, hidden ones too: make grade NB=notebooks/exercises/ex01-...
 grade: setup
 	$(BIN)/python -m tools.exercises grade $(NB)
+
+# Break the call plan on purpose, one plausible bug at a time; each must fail the parity test in
+# both drivers (the mesh's interceptor and the simulator).
+mutations: setup
+	$(BIN)/python -m tools.plan_mutations
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup

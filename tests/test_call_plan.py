@@ -82,6 +82,10 @@ ROWS = {
     "answered at once": Row(
         {}, [Call()], [("OK", 0.01)],
         [attempt(0, "a", 1, None, 0.01), done(0.01, "OK")]),
+    "a one-attempt call tells a load-aware balancer it ended (else a would not come twice)": Row(
+        {"balancer": "least_outstanding"}, [Call()] * 3, [("OK", 0.01)] * 3,
+        [attempt(0, "a", 1, None, 0.01), done(0.01, "OK"), attempt(0.01, "a", 1, None, 0.02),
+         done(0.02, "OK"), attempt(0.02, "c", 1, None, 0.03), done(0.03, "OK")]),
     "a retry goes to another instance after a back-off": Row(
         {"max_attempts": 3, **NO_JITTER}, [Call()], [("UNAVAILABLE", 0.005), ("OK", 0.01)],
         [attempt(0, "a", 1, None, 0.005), attempt(0.015, "b", 2, None, 0.025), done(0.025, "OK")]),

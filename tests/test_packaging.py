@@ -47,3 +47,15 @@ def test_binder_builds_the_project_and_ci_runs_make_test():
     assert "set -e" in post_build and "pip install --no-cache-dir --no-deps -e ." in post_build
     assert (ROOT / "binder" / "runtime.txt").read_text().startswith("python-3.")
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_folder_of_code_is_a_package_that_the_build_finds():
+    from setuptools import find_packages
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(ROOT, include=include["include"]))
+    for top in ("mesh", "sim", "lessons"):
+        for folder in [ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())]:
+            if any(folder.glob("*.py")):
+                assert (folder / "__init__.py").exists(), folder
+                assert ".".join(folder.relative_to(ROOT).parts) in found, folder
