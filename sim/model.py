@@ -8,8 +8,8 @@ span of simulated time, with arrivals at the entry service, faults on a timeline
 retries and budget, outlier detection, fallback, deadline propagation — on ``env.now``. Results
 come back as one :class:`~sim.results.Record` per request, and sampled time series.
 
-Speed: plans and handlers are driven as plain events (:mod:`sim.driver`), not one SimPy process
-per call; a leaf instance's job is a single event, which is also the job's record.
+Speed: plans are driven as plain events (:mod:`sim.driver`), not one SimPy process per call; an
+instance's own work on a job is a single event, and the job object is that event.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ class _Request:
 
 
 class _Job:
-    """One call or message an instance serves. It is also the event that ends a leaf's work: what
-    ``Environment.step`` reads of an event is ``callbacks`` and ``_ok``."""
+    """One call or message an instance serves. It is also the event that ends the instance's own
+    work on it: what ``Environment.step`` reads of an event is ``callbacks`` and ``_ok``."""
 
     __slots__ = ("callbacks", "deadline", "reply", "request", "server", "status")
     _ok = True

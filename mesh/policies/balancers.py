@@ -56,10 +56,12 @@ class RoundRobin(_NoFeedback):
         self._next = 0
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
-        _require(instances)
-        chosen = instances[self._next % len(instances)]
-        self._next = (self._next + 1) % len(instances)
-        return chosen
+        n = len(instances)
+        if not n:
+            _require(instances)
+        position = self._next % n
+        self._next = (position + 1) % n
+        return instances[position]
 
 
 class Random(_NoFeedback):
@@ -156,9 +158,9 @@ class PowerOfChoices(_Outstanding):
         return active if weight == 1 else active / max(float(weight), 1e-9)
 
     def pick(self, instances: Sequence[T], request: Any = None) -> T:
-        _require(instances)
         n = len(instances)
-        if n == 1:
+        if n < 2:
+            _require(instances)
             return instances[0]
         uniform = self._uniform
         if self.choices == 2:  # the common case, kept lean: it runs on every request
