@@ -45,21 +45,39 @@ def status_colour(code: str) -> str:
     return STATUS_COLOURS.get(code, "#ad1457")
 
 
-def plot_trace(root: CallNode, ax=None):
-    """Draw one request's call tree as a waterfall: a bar per attempt, indented by depth."""
-    rows = list(root.walk())
+def plot_trace(request: CallNode | Sequence[CallNode], ax=None):
+    """Draw one request as a waterfall: a bar per attempt on a time axis, indented by depth and
+    coloured by status; a retry says which attempt it was, a call its plan refused (breaker open,
+    limited, no instance) is a diamond at the moment it was refused, a fallback's answer says so.
+
+    ``request`` is a call tree, or the attempts of one call (``mesh.tracing.Tracing.requests``).
+    """
+    roots = [request] if isinstance(request, CallNode) else list(request)
+    rows = [(depth, node) for root in roots for depth, node in root.walk()]
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1))
-    t0 = root.start
+        _, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
+    t0 = min(root.start for root in roots)
     for y, (_, node) in enumerate(rows):
         left = (node.start - t0) * 1e3
-        ax.barh(y, node.duration * 1e3, left=left, color=status_colour(node.status), height=0.6)
-        retry = f"  attempt {node.attempt}" if node.attempt > 1 else ""
-        ax.text(left + node.duration * 1e3, y, f" {node.instance}{retry}", va="center", fontsize=8)
+        colour = status_colour(node.status)
+        notes = [node.instance] if node.instance else []
+        if node.attempt > 1:
+            notes.append(f"attempt {node.attempt}")
+        if node.refused:
+            notes.append(f"refused: {node.refused}")
+            ax.plot(left, y, marker="D", color=colour, markersize=8)
+        else:
+            ax.barh(y, max(node.duration * 1e3, 0.05), left=left, color=colour, height=0.6,
+                    hatch="//" if node.attempt > 1 else None, edgecolor="white")
+        if node.fallback:
+            notes.append(f"fallback: {node.fallback}")
+        ax.text(left + node.duration * 1e3, y, "  " + ", ".join(notes), va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [f"{'  ' * d}{n.service}.{n.method}" for d, n in rows], fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds since the request started")
-    ax.set_title(f"trace {root.trace_id[:8]}: {root.service}.{root.method} ({root.status})")
+    last = roots[-1]
+    retried = f", {len(roots)} attempts" if len(roots) > 1 else ""
+    ax.set_title(f"trace {last.trace_id[:8]}: {last.service}.{last.method} ({last.status}{retried})")
     return ax
 
 

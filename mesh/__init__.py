@@ -38,6 +38,7 @@ _EXPORTS = {
     "ServiceConfig": ".config",
     "ServiceKind": ".services",
     "ServiceWatch": ".discovery",
+    "SteadyLoad": ".load",
     "Tracing": ".tracing",
     "burst": ".traffic",
     "closed_loop": ".load",

@@ -230,6 +230,14 @@ class Mesh:
                 stack = self._stacks.setdefault(key, stack)
         return stack
 
+    def breaker_states(self) -> dict[tuple[str, str], str]:
+        """Return the state of every circuit breaker a caller holds now, by (caller instance or
+        ``client``, callee service): ``closed``, ``open``, ``half_open`` (callers whose policy has
+        no breaker are left out)."""
+        with self._stacks_lock:
+            stacks = list(self._stacks.items())
+        return {key: stack.breaker.state.value for key, stack in stacks if stack.breaker is not None}
+
     def breaker(self, service: str, caller: str = "client"):
         """Return the circuit breaker of ``caller`` (an instance id, or ``client``) towards ``service``."""
         caller_service = caller.rsplit("-", 1)[0] if caller != "client" else "client"
@@ -273,6 +281,10 @@ class Mesh:
         result = injector.set(faults, **changes) if faults is not None else injector.set(**changes)
         self._log("inject", instance)
         return result
+
+    def faults(self, ref: str | Instance) -> Faults:
+        """Return the faults in force on one instance (see :meth:`inject`)."""
+        return self.instance(ref).faults.faults
 
     def clear_faults(self, ref: str | Instance | None = None) -> None:
         for instance in [self.instance(ref)] if ref is not None else self.instances():

@@ -10,13 +10,15 @@ instance answered, whether a fallback answered.
   so an overloaded system shows up instead of silently slowing the generator down.
 - **Closed loop** — ``users`` each send a request, wait for the answer, think (exponential with mean
   ``think_time``), and send the next: the offered load falls as latency rises.
+- **Steady** (:class:`SteadyLoad`) — open loop with no set end and a rate that can change while it
+  runs, keeping only its recent records: what a console's "load" controls drive.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -184,3 +186,104 @@ def closed_loop(method, request: Request, users: int, duration: float, rng: np.r
     for thread in run._threads:
         thread.start()
     return run
+
+
+class SteadyLoad:
+    """Open-loop load with no set end, whose rate can change while it runs (what a console drives).
+
+    Poisson arrivals at :attr:`rate` per second (0 pauses them), at most ``max_in_flight`` calls at
+    once (an arrival beyond that is recorded as ``SHED``). The last ``keep`` records are kept, each
+    ``start`` in seconds since :attr:`started_monotonic`, so memory stays bounded however long it
+    runs. It runs until :meth:`stop`; a call already sent then ends within its ``timeout``.
+    """
+
+    def __init__(self, method, request: Request, rate: float, rng: np.random.Generator, timeout: float = 2.0,
+                 max_in_flight: int = 64, keep: int = 20_000):
+        if max_in_flight < 1 or keep < 1 or timeout <= 0:
+            raise ValueError("max_in_flight and keep must be >= 1 and timeout > 0")
+        self._rate = 0.0
+        self.rate = rate
+        self.records: deque[LoadRecord] = deque(maxlen=keep)
+        self.started_monotonic = time.monotonic()
+        self._records_lock = threading.Lock()
+        self._method, self._request, self._rng, self._timeout = method, request, rng, timeout
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(max_in_flight)
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="load-steady")
+        self._thread = threading.Thread(target=self._schedule, name="load-steady-scheduler", daemon=True)
+        self._thread.start()
+
+    @property
+    def rate(self) -> float:
+        """Arrivals per second now (0: paused)."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        if not value >= 0:  # also refuses nan
+            raise ValueError(f"rate must be >= 0, got {value!r}")
+        self._rate = float(value)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def now(self) -> float:
+        """Seconds since the load began (the clock its records' ``start`` is on)."""
+        return time.monotonic() - self.started_monotonic
+
+    def recent(self, seconds: float) -> list[LoadRecord]:
+        """Return the records of the calls that started in the last ``seconds``, oldest first."""
+        since = self.now - seconds
+        found = []
+        with self._records_lock:
+            for record in reversed(self.records):
+                if record.start < since:
+                    break
+                found.append(record)
+        return found[::-1]
+
+    def _record(self, record: LoadRecord) -> None:
+        with self._records_lock:
+            self.records.append(record)
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop sending; with ``wait``, also wait for the calls in flight to end."""
+        self._stop.set()
+        if wait:
+            self._thread.join()
+
+    def _schedule(self) -> None:
+        n = 0
+        due = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                rate = self._rate
+                if rate <= 0:
+                    self._stop.wait(0.05)
+                    due = time.monotonic()
+                    continue
+                due = max(due, time.monotonic() - 1.0) + float(self._rng.exponential(1.0 / rate))
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                start = time.monotonic() - self.started_monotonic
+                if self._slots.acquire(blocking=False):
+                    try:
+                        self._pool.submit(self._send, n, start)
+                    except RuntimeError:  # the interpreter is exiting: no new threads
+                        self._slots.release()
+                        break
+                else:
+                    self._record(LoadRecord(start, 0.0, "SHED", ""))
+                n += 1
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _send(self, n: int, start: float) -> None:
+        try:
+            code, metadata, latency = observe(self._method, _request(self._request, n), self._timeout)
+            self._record(LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""),
+                                    metadata.get(FALLBACK, "")))
+        finally:
+            self._slots.release()

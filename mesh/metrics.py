@@ -60,6 +60,18 @@ class Metrics:
         with self._lock:
             return {k: v for k, v in self._in_flight.items() if v}
 
+    def recent(self, seconds: float, kind: str = "server") -> list[dict[str, Any]]:
+        """Return the ``server`` (or ``client``) rows of the last ``seconds``, oldest first."""
+        rows = self.server_rows if kind == "server" else self.client_rows
+        since = self._clock() - seconds
+        found = []
+        with self._lock:
+            for row in reversed(rows):
+                if row["time"] < since:
+                    break
+                found.append(row)
+        return found[::-1]
+
     def clear(self) -> None:
         with self._lock:
             self.server_rows.clear()

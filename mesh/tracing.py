@@ -44,6 +44,8 @@ class CallNode:
     attempt: int
     trace_id: str
     children: list[CallNode] = field(default_factory=list)
+    refused: str = ""  # why the plan ended the call without sending it (breaker, rate_limit, ...)
+    fallback: str = ""  # why a fallback answered instead of a server
 
     def walk(self, depth: int = 0):
         """Yield (depth, node) for this node and everything below it, in call order."""
@@ -58,8 +60,10 @@ class CallNode:
         lines = []
         for depth, node in self.walk():
             retry = f" (attempt {node.attempt})" if node.attempt > 1 else ""
+            refused = f" refused: {node.refused}" if node.refused else ""
+            fallback = f" fallback: {node.fallback}" if node.fallback else ""
             lines.append(f"{'  ' * depth}{node.service}.{node.method} @ {node.instance or '-'} "
-                         f"{node.duration * 1e3:.1f} ms {node.status}{retry}")
+                         f"{node.duration * 1e3:.1f} ms {node.status}{retry}{refused}{fallback}")
         return "\n".join(lines)
 
 
@@ -116,7 +120,8 @@ class Tracing:
                 caller=str(attrs.get("mesh.caller", "")), start=span.start_time / 1e9,
                 duration=(span.end_time - span.start_time) / 1e9,
                 status=str(attrs.get("rpc.grpc.status", "OK")), attempt=int(attrs.get("mesh.attempt", 1)),
-                trace_id=f"{span.context.trace_id:032x}",
+                trace_id=f"{span.context.trace_id:032x}", refused=str(attrs.get("mesh.refused", "")),
+                fallback=str(attrs.get("mesh.fallback", "")),
             )
         roots = []
         for span_id, node in nodes.items():
@@ -136,6 +141,14 @@ class Tracing:
         for node in nodes.values():
             node.children.sort(key=lambda n: n.start)
         return sorted(roots, key=lambda n: n.start)
+
+    def requests(self) -> list[list[CallNode]]:
+        """Return the traced requests, oldest first: each the attempts (call trees) of one call made
+        outside any traced call — one, or more when it was retried."""
+        by_trace: dict[str, list[CallNode]] = defaultdict(list)
+        for root in self.calls():
+            by_trace[root.trace_id].append(root)
+        return sorted(by_trace.values(), key=lambda roots: roots[0].start)
 
     def dependency_graph(self) -> nx.DiGraph:
         """Return services as nodes and caller -> callee edges with ``calls`` and ``errors``."""

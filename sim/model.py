@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +33,7 @@ from mesh.policies.plan import Done, call_deadline, call_plan
 from .arrivals import Arrivals, Poisson
 from .distributions import Sampler, Uniforms
 from .driver import Fork, Task, Timer
-from .results import UNFINISHED, BreakerChange, Record, Results, Sample
+from .results import UNFINISHED, BreakerChange, EdgeSample, Record, Results, Sample, ServiceSample
 from .topology import Topology
 
 OK = "OK"
@@ -108,13 +108,14 @@ class _Job:
     """One call or message an instance serves. It is also the event that ends the instance's own
     work on it: what ``Environment.step`` reads of an event is ``callbacks`` and ``_ok``."""
 
-    __slots__ = ("callbacks", "deadline", "reply", "request", "server", "status")
+    __slots__ = ("callbacks", "deadline", "reply", "request", "server", "since", "status")
     _ok = True
 
-    def __init__(self, deadline: float, reply, request: _Request | None):
+    def __init__(self, deadline: float, reply, request: _Request | None, since: float):
         self.deadline = deadline
         self.reply = reply  # called with the job when it ends
         self.request = request
+        self.since = since  # when it was sent
         self.status = OK
 
     def called(self, done: Done) -> None:
@@ -142,6 +143,7 @@ class Instance:
         "id",
         "leaf",
         "limiter",
+        "log",
         "mailbox",
         "publishes",
         "queue",
@@ -181,6 +183,7 @@ class Instance:
         self.queue: deque[_Job] = deque()
         self.mailbox = mailbox
         self.stacks: dict[str, ClientStack] = {}  # this instance's policies towards each callee
+        self.log: list[tuple[float, bool]] | None = None  # (time taken, failed) of jobs, when sampled
         self._sample = Sampler(spec.service_time, sim.rng)
         self._ended = (self._end,)
         self._worked = (self._call,)
@@ -255,6 +258,8 @@ class Instance:
     def _end(self, job: _Job) -> None:
         self.busy -= 1
         self.served += 1
+        if self.log is not None:
+            self.log.append((self.sim.clock() - job.since, job.status != OK))
         if job.status == OK and (self.hands_off or self.publishes):
             self.sim.hand_off(self, job.request)
         job.reply(job)
@@ -356,6 +361,13 @@ class Simulation:
         self.rows: list[tuple] = []
         self.in_flight: dict[_Request, None] = {}  # the others, in the order they arrived
         self.series: list[Sample] = []
+        self.service_samples: list[ServiceSample] = []
+        self.edge_samples: list[EdgeSample] = []
+        self._edge_calls: Counter | None = Counter() if sample_every else None
+        if sample_every:
+            for group in self.instances.values():
+                for instance in group:
+                    instance.log = []
         self.transitions: list[BreakerChange] = []
         self._faults = sorted(faults, key=lambda f: f.at)
         self._warmup = 0.0
@@ -379,7 +391,8 @@ class Simulation:
             self._run_until(end, progress)
         records = [_new_record(row) for row in self.rows] + [_new_record(r.row()) for r in self.in_flight]
         return Results(records, self.series, self.transitions, warmup, end,
-                       [i.id for group in self.instances.values() for i in group])
+                       [i.id for group in self.instances.values() for i in group], self.service_samples,
+                       self.edge_samples)
 
     def _run_until(self, end: float, progress: bool) -> None:
         env = self.env
@@ -409,6 +422,8 @@ class Simulation:
         stack = self._client
         state = stack.state
         request = _Request(self.clock, self if now >= self._warmup else None, now)
+        if self._edge_calls is not None:
+            self._edge_calls[("client", self.topology.entry)] += 1
         deadline = call_deadline(now, self.timeout, state.settings.timeout)
         Task(self, call_plan(stack, state, deadline, fallback=stack.fallback), request.answered, request,
              request.path)
@@ -419,6 +434,8 @@ class Simulation:
         stack = caller.stacks.get(service)
         if stack is None:
             stack = caller.stacks[service] = ClientStack(self, caller.id, service)
+        if self._edge_calls is not None:
+            self._edge_calls[(caller.service, service)] += 1
         state = stack.state
         deadline = call_deadline(self.clock(), None, state.settings.timeout, upstream)
         return call_plan(stack, state, deadline, fallback=stack.fallback)
@@ -427,8 +444,9 @@ class Simulation:
         """Send one attempt to its instance; the task hears the reply, or the timeout (its own
         timer, when the instance might answer late: the job queued, or deadlines not propagated)."""
         timeout = step.timeout
-        limit = self.clock() + timeout if timeout is not None else INF
-        job = _Job(limit if self.propagate_deadlines else INF, task.replied, task.context)
+        now = self.clock()
+        limit = now + timeout if timeout is not None else INF
+        job = _Job(limit if self.propagate_deadlines else INF, task.replied, task.context, now)
         task.waiting = job
         if self.network_delay:
             self.env.schedule(Timer(lambda _: self._submit(task, step.instance, job, limit)), NORMAL,
@@ -458,7 +476,7 @@ class Simulation:
         for target in targets:
             if request is not None:
                 request.open += 1
-            job = _Job(INF, self._handled, request)
+            job = _Job(INF, self._handled, request, self.clock())
             mailbox = self.mailboxes[target]
             mailbox.append(job)
             for instance in self.instances[target]:
@@ -512,9 +530,20 @@ class Simulation:
     def _monitor(self):
         while True:
             now = self.env.now
-            for group in self.instances.values():
+            for service, group in self.instances.items():
+                times, failed = [], 0
                 for i in group:
                     self.series.append(Sample(now, i.id, len(i.queue), i.busy))
+                    times.extend(t for t, _ in i.log)
+                    failed += sum(1 for _, f in i.log if f)
+                    i.log.clear()
+                in_flight = sum(i.busy + len(i.queue) for i in group) + len(self.mailboxes[service])
+                p99 = float(np.percentile(times, 99)) if times else math.nan
+                self.service_samples.append(ServiceSample(now, service, sum(not i.crashed for i in group),
+                                                          len(group), in_flight, len(times), failed, p99))
+            for (caller, callee), calls in sorted(self._edge_calls.items()):
+                self.edge_samples.append(EdgeSample(now, caller, callee, calls))
+            self._edge_calls.clear()
             yield self.env.timeout(self.sample_every)
 
 

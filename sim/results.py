@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,6 +45,30 @@ class Sample(NamedTuple):
     busy: int
 
 
+class ServiceSample(NamedTuple):
+    """One service over one sampling interval ending at ``time``: instances up (not crashed), jobs
+    in flight (being served, queued, or waiting in its message queue) at that moment, and the jobs
+    that ended in the interval — how many, how many failed, their p99 time (``nan`` if none)."""
+
+    time: float
+    service: str
+    up: int
+    instances: int
+    in_flight: int
+    ended: int
+    failed: int
+    p99: float
+
+
+class EdgeSample(NamedTuple):
+    """The calls from ``caller`` (a service, or ``client``) to ``callee`` started in one interval."""
+
+    time: float
+    caller: str
+    callee: str
+    calls: int
+
+
 class BreakerChange(NamedTuple):
     """A caller's breaker towards a service changed state."""
 
@@ -66,6 +90,8 @@ class Results:
     start: float
     end: float
     instances: list[str]
+    services: list[ServiceSample] = field(default_factory=list)  # with ``sample_every``
+    edges: list[EdgeSample] = field(default_factory=list)  # with ``sample_every``
 
     def __len__(self) -> int:
         return len(self.records)

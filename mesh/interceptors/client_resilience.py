@@ -64,7 +64,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
             plan = call_plan(stack, state, deadline, request=request, asked=asked, fallback=fallback)
         if type(plan) is Direct:
             return self._direct(continuation, client_call_details, request, method, plan)
-        outcome = sent = None
+        outcome = sent = call_trace = None
         try:
             while True:
                 with lock:
@@ -72,7 +72,8 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                     kind = type(step)
                     waiter = self._line_up(step) if kind is Queue else None
                 if kind is Attempt:
-                    outcome = self._attempt(continuation, client_call_details, request, method, step)
+                    outcome, call_trace = self._attempt(continuation, client_call_details, request, method,
+                                                        step, call_trace)
                     code = status_of(outcome)
                     sent = (code, outcome.result() if code == "OK" else None)
                 elif kind is Wait:
@@ -83,7 +84,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                         waiter.wait(step.seconds)
                     sent = None
         except StopIteration as stop:
-            return self._answer(stop.value, outcome)
+            return self._answer(stop.value, outcome, method, call_trace)
         except BaseException:
             with lock:
                 plan.close()  # gives back the bulkhead's place and the balancer's count
@@ -92,14 +93,14 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
     def _direct(self, continuation, details, request, method: str, plan: Direct):
         """Run a call that is one attempt and nothing else."""
         try:
-            outcome = self._attempt(continuation, details, request, method, plan)
+            outcome, _ = self._attempt(continuation, details, request, method, plan, None)
         except BaseException:
             with self._stack.lock:
                 plan.close()
             raise
         with self._stack.lock:
             done = plan.ended(status_of(outcome))
-        return self._answer(done, outcome)
+        return self._answer(done, outcome, method, None)
 
     @staticmethod
     def _line_up(step: Queue) -> threading.Event | None:
@@ -108,7 +109,9 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         step.ticket.payload = admitted.set
         return None if step.ticket.admitted else admitted
 
-    def _attempt(self, continuation, details, request, method: str, step: Attempt | Direct):
+    def _attempt(self, continuation, details, request, method: str, step: Attempt | Direct,
+                 call_trace: tuple | None):
+        """Run one attempt; return its outcome and its trace (for the call's later attempts)."""
         # Each metadata entry costs the call microseconds on both sides, so the first attempt
         # sends only the caller (and the tracer adds traceparent).
         metadata = [*(details.metadata or ()), self._caller_metadata]
@@ -118,13 +121,16 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                               details.wait_for_ready, details.compression)
         token = chosen_instance.set(step.instance)
         try:
-            return self._tracer.run(continuation, attempt, request, method, step.number, step.instance.id)
+            return self._tracer.run(continuation, attempt, request, method, step.number, step.instance.id,
+                                    call_trace)
         finally:
             chosen_instance.reset(token)
 
-    @staticmethod
-    def _answer(done: Done, outcome):
+    def _answer(self, done: Done, outcome, method: str, call_trace: tuple | None):
         """Return what the caller gets: a fallback's answer, the plan's own error, or the last attempt's."""
+        if done.cause:
+            self._tracer.refused(method, done.attempts + 1, done.cause, done.status, done.fallback,
+                                 call_trace)
         if done.fallback:
             return Completed(done.answer, ((FALLBACK, done.fallback),))
         if done.cause == "no_instance":

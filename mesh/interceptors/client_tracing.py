@@ -31,21 +31,19 @@ class AttemptTracer:
         self._clock = clock
 
     def run(self, continuation, details: grpc.ClientCallDetails, request, method: str, attempt: int,
-            instance: str):
-        """Run one attempt on ``instance`` (``details`` are its own: timeout, metadata) and record its span.
+            instance: str, call_trace: tuple | None = None):
+        """Run one attempt on ``instance`` (``details`` are its own: timeout, metadata) and record its
+        span; return the outcome and the span's (trace id, flags).
 
         The span's ids are drawn first and sent as the ``traceparent``; the span is made when the
         call returns (see :mod:`mesh.span_store`). It need not be current while the call runs:
-        nothing nests under it on this side of the wire.
+        nothing nests under it on this side of the wire. A call made outside any traced call (from
+        the notebook) starts a trace with its first attempt; its later attempts pass that attempt's
+        ``call_trace`` and join the same trace.
         """
         stack = self._stack
         store = stack.tracing.store
-        parent = trace.get_current_span().get_span_context()
-        span_id = store.new_span_id()
-        if parent.is_valid:  # a child inherits the trace and its flags (ParentBased sampling)
-            trace_id, flags = parent.trace_id, parent.trace_flags
-        else:
-            trace_id, flags, parent = store.new_trace_id(), ROOT_FLAGS, None
+        trace_id, span_id, flags, parent = self._ids(store, call_trace)
         details.metadata.append((TRACEPARENT, traceparent(trace_id, span_id, flags)))
         start_ns = time.time_ns()
         start = self._clock()
@@ -58,4 +56,34 @@ class AttemptTracer:
         store.finished(f"{stack.callee}/{method}", trace.SpanKind.CLIENT, trace_id, span_id, flags, parent,
                        start_ns, end_ns, attributes, "" if code == "OK" else code)
         stack.metrics.client_attempt(stack.caller, stack.callee, method, code, latency, attempt, instance)
-        return outcome
+        return outcome, (trace_id, flags)
+
+    def refused(self, method: str, attempt: int, cause: str, code: str, fallback: str = "",
+                call_trace: tuple | None = None) -> None:
+        """Record a call that its plan ended without sending it — a breaker open, a limit reached, a
+        bulkhead full, no instance, the deadline gone — as a span of no length marked ``mesh.refused``
+        (and ``mesh.fallback`` when a fallback answered), so traces show where calls stopped."""
+        stack = self._stack
+        store = stack.tracing.store
+        trace_id, span_id, flags, parent = self._ids(store, call_trace)
+        now_ns = time.time_ns()
+        attributes = {"rpc.method": method, "mesh.caller": stack.caller, "mesh.callee": stack.callee,
+                      "mesh.attempt": attempt, "mesh.instance": "", "rpc.grpc.status": code,
+                      "mesh.refused": cause}
+        if fallback:
+            attributes["mesh.fallback"] = fallback
+        store.finished(f"{stack.callee}/{method}", trace.SpanKind.CLIENT, trace_id, span_id, flags, parent,
+                       now_ns, now_ns, attributes, "" if code == "OK" else code)
+
+    @staticmethod
+    def _ids(store, call_trace: tuple | None) -> tuple:
+        """Return (trace id, span id, flags, parent) of a new client span in the current context: a
+        child inherits its parent's trace and flags (ParentBased sampling); a later attempt of a
+        call with no parent joins its first attempt's trace; else a new trace starts."""
+        parent = trace.get_current_span().get_span_context()
+        span_id = store.new_span_id()
+        if parent.is_valid:
+            return parent.trace_id, span_id, parent.trace_flags, parent
+        if call_trace is not None:
+            return call_trace[0], span_id, call_trace[1], None
+        return store.new_trace_id(), span_id, ROOT_FLAGS, None

@@ -1,0 +1,137 @@
+"""What every live widget of the lessons shares: it stays alive after Run All, says so when its mesh
+is gone, shows its own errors, and stops its refresher when it should.
+
+A :class:`LivePanel` is an ipywidgets box with a refresher thread that calls :meth:`refresh` every
+``period`` seconds. The thread stops when the panel is closed, when a newer panel of the same name
+replaces it (a re-run cell), or when its mesh stops — then the panel disables its controls and
+says, in its own ``notice`` line, that the mesh is gone and how to get one back. Every callback a
+control runs goes through :meth:`LivePanel.guard`: an exception is shown in the panel, never only
+in JupyterLab's log console.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import ipywidgets as widgets
+
+from mesh.rerun import ByName
+
+_panels = ByName()
+
+
+class LivePanel(widgets.VBox):
+    """A box of controls and views over a running mesh, refreshed every ``period`` seconds."""
+
+    def __init__(self, mesh, name: str, children: Iterable[widgets.Widget], period: float = 0.5):
+        self.mesh = mesh
+        self.period = period
+        self.notice = widgets.HTML()
+        self._name = name
+        self._halt = threading.Event()
+        self._ended = False
+        self._refresh_lock = threading.Lock()
+        self._inside = threading.local()  # set while this thread refreshes the panel
+        super().__init__([*children, self.notice])
+        _panels.replace(name)
+        _panels.claim(name, self)
+        self._thread = threading.Thread(target=self._loop, name=f"live-{name}", daemon=True)
+        self._thread.start()
+
+    # -- what a panel provides -------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Bring the views up to date (called on the refresher thread)."""
+
+    def controls(self) -> list[widgets.Widget]:
+        """Return the widgets to disable when the panel can no longer act."""
+        return [w for w in _descendants(self) if hasattr(w, "disabled") and w is not self.notice]
+
+    def on_stop(self) -> None:
+        """Release what the panel runs besides its refresher (a load generator)."""
+
+    # -- lifetime --------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return not self._ended
+
+    def _loop(self) -> None:
+        while not self._halt.wait(self.period):
+            if self.mesh.stopped:
+                self._end(f"The mesh <b>{html.escape(self.mesh.name)}</b> has stopped, so these controls "
+                          f"do nothing any more: run the cell that starts it again, then this one.")
+                return
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Refresh at once (on the calling thread), showing any error in the panel.
+
+        A refresh sets controls to what the mesh has, which runs their callbacks; those find
+        nothing to change, and must not start a refresh of their own inside this one.
+        """
+        if getattr(self._inside, "refreshing", False):
+            return
+        with self._refresh_lock:
+            self._inside.refreshing = True
+            try:
+                self.refresh()
+            except Exception as error:  # a view must not die silently: show it in the panel
+                self.show_problem(error)
+            finally:
+                self._inside.refreshing = False
+
+    def guard(self, action: Callable[..., Any], refresh: bool = True) -> Callable[..., None]:
+        """Wrap a control's callback: refuse when the mesh is gone, show any exception here, and
+        (with ``refresh``) bring the views up to date at once rather than at the next tick."""
+
+        def guarded(*args: Any, **kwargs: Any) -> None:
+            if self.mesh.stopped or self._ended:
+                self._end("This panel's mesh has stopped: nothing was changed.")
+                return
+            try:
+                action(*args, **kwargs)
+            except Exception as error:  # shown to the learner, in the widget
+                self.show_problem(error)
+            else:
+                if refresh:
+                    self.refresh_now()
+
+        return guarded
+
+    def show_problem(self, error: BaseException) -> None:
+        self.notice.value = (f"<div style='color:#c62828'><b>{html.escape(type(error).__name__)}</b>: "
+                             f"{html.escape(str(error))}</div>")
+
+    def stop(self) -> None:
+        """Stop refreshing (the panel stays on screen, its controls disabled)."""
+        self._end("A newer panel took over from this one (its cell was run again).")
+
+    def close(self) -> None:
+        self._end("")
+        super().close()
+
+    def _end(self, why: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._halt.set()
+        try:
+            self.on_stop()
+        finally:
+            for control in self.controls():
+                control.disabled = True
+            if why:
+                self.notice.value = f"<div style='color:#c62828'>{why}</div>"
+            _panels.release(self._name, self)
+            if threading.current_thread() is not self._thread:
+                self._thread.join(timeout=5)
+
+
+def _descendants(widget: widgets.Widget) -> list[widgets.Widget]:
+    found = []
+    for child in getattr(widget, "children", ()):
+        found.append(child)
+        found.extend(_descendants(child))
+    return found
