@@ -269,7 +269,7 @@ class MeshConsole(LivePanel):
         self.rate_chart.show(x, [good, bad])
         recent = [r for r in sent if r.start >= now - 2.0]
         share = sum(r.ok for r in recent) / len(recent) if recent else float("nan")
-        state = "running" if load.running else "stopped"
+        state = "stopped" if load.stopped else "running"
         self.load_status.value = state if not recent else \
             f"{state}: {len(recent) / 2.0:.0f} calls/s sent, {share:.0%} OK in the last 2 s"
 

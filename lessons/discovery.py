@@ -14,11 +14,13 @@ import networkx as nx
 
 from .charts import plot_spread
 from .display import defects_table, health_table
+from .live import LivePanel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["config_slider", "defects_table", "discovery_diagram", "health_table", "plot_spread"]
+__all__ = ["ConfigSlider", "config_slider", "defects_table", "discovery_diagram", "health_table",
+           "plot_spread"]
 
 
 def discovery_diagram(replicas: int = 3) -> Figure:
@@ -43,7 +45,7 @@ def discovery_diagram(replicas: int = 3) -> Figure:
             nx.draw_networkx_edges(graph, pos, edgelist=edges, ax=ax, edge_color=colour, arrows=True,
                                    style="dashed" if kind == "register" else "solid", node_size=2200)
         nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#e3f2fd", node_size=2200, edgecolors="#1565c0")
-        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+        nx.draw_networkx_labels(graph, pos, ax=ax, default_size=8)
         ax.set_title(f"{style} discovery")
         ax.axis("off")
         ax.margins(0.2, 0.3)
@@ -52,16 +54,31 @@ def discovery_diagram(replicas: int = 3) -> Figure:
     return figure
 
 
-def config_slider(config, name: str, low: int, high: int) -> widgets.VBox:
-    """Return a slider that writes one integer setting to the config center, and shows it applied."""
-    slider = widgets.IntSlider(value=getattr(config.current, name), min=low, max=high,
-                               description=name, continuous_update=False)
-    applied = widgets.HTML()
+class ConfigSlider(LivePanel):
+    """A slider that writes one integer setting of ``service`` to the config center, and shows the
+    value every replica has in force — also when the setting is changed in code."""
 
-    def show(settings) -> None:
-        applied.value = f"in force on every replica: <b>{name} = {getattr(settings, name)}</b>"
+    def __init__(self, mesh, service: str, name: str, low: int, high: int, period: float = 0.5):
+        self.config = mesh.config(service)
+        self.setting = name
+        self.slider = widgets.IntSlider(value=getattr(self.config.current, name), min=low, max=high,
+                                        description=name, continuous_update=False)
+        self.applied = widgets.HTML()
+        super().__init__(mesh, f"config:{mesh.name}:{service}:{name}", [self.slider, self.applied], period)
+        self.slider.observe(self.guard(lambda change: self._set(change["new"])), "value")
+        self.refresh_now()
 
-    slider.observe(lambda change: config.set(name, change["new"]), "value")
-    config.subscribe(show)
-    return widgets.VBox([slider, applied])
+    def _set(self, value: int) -> None:
+        if getattr(self.config.current, self.setting) != value:
+            self.config.set(self.setting, value)
 
+    def refresh(self) -> None:
+        value = getattr(self.config.current, self.setting)
+        if self.slider.value != value:
+            self.slider.value = value
+        self.applied.value = f"in force on every replica: <b>{self.setting} = {value}</b>"
+
+
+def config_slider(mesh, service: str, name: str, low: int, high: int) -> ConfigSlider:
+    """Return a :class:`ConfigSlider` for one integer setting of ``service``."""
+    return ConfigSlider(mesh, service, name, low, high)

@@ -7,7 +7,7 @@ import html
 
 from IPython.display import HTML
 
-__all__ = ["STATUS_COLOUR", "defects_table", "health_html", "health_table", "table"]
+__all__ = ["STATUS_COLOUR", "defects_table", "health_html", "health_table", "shorten", "table"]
 
 STATUS_COLOUR = {"passing": "#2e7d32", "warning": "#f9a825", "critical": "#c62828",
                  "deregistered": "#757575"}
@@ -22,10 +22,20 @@ def health_html(rows: list[dict]) -> str:
             f"<tr><td>{html.escape(r['instance'])}</td><td>{html.escape(r['address'])}</td>"
             f"<td>{'running' if r['running'] else 'killed'}</td>"
             f"<td style='color:{colour};font-weight:bold'>{html.escape(r['status'])}</td>"
-            f"<td><small>{html.escape(r['output'][:90])}</small></td></tr>"
+            f"<td title='{html.escape(r['output'], quote=True)}'><small>{html.escape(shorten(r['output']))}"
+            f"</small></td></tr>"
         )
     head = "<tr><th>instance</th><th>address</th><th>process</th><th>check</th><th>output</th></tr>"
     return f"<table>{head}{''.join(cells)}</table>"
+
+
+def shorten(text: str, width: int = 90) -> str:
+    """Return ``text`` cut to at most ``width`` characters at a word's end, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
 
 
 def health_table(rows: list[dict]) -> HTML:
@@ -53,10 +63,17 @@ def table(rows: list[dict]) -> HTML:
 
 
 def defects_table(defects: list[dict]) -> HTML:
-    """Return the chapter's defects (``lessons.chapter.DEFECTS``) as a table."""
-    head = "<tr><th>sample</th><th>as printed</th><th>problem</th><th>fix</th></tr>"
+    """Return the chapter's defects (``lessons.chapter.DEFECTS``) as a table as wide as the notebook,
+    its long cells wrapping."""
+    cell = "style='text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere'"
+    head = (f"<tr><th {cell}>sample</th><th {cell}>as printed</th><th {cell}>problem</th>"
+            f"<th {cell}>fix</th></tr>")
     rows = "".join(
-        f"<tr><td>{html.escape(d['sample'])}</td><td><code>{html.escape(d['printed'])}</code></td>"
-        f"<td>{html.escape(d['problem'])}</td><td>{html.escape(d['fix'])}</td></tr>" for d in defects)
-    return HTML(f"<table>{head}{rows}</table>")
+        f"<tr><td {cell}>{html.escape(d['sample'])}</td>"
+        f"<td {cell}><code>{html.escape(d['printed'])}</code></td>"
+        f"<td {cell}>{html.escape(d['problem'])}</td><td {cell}>{html.escape(d['fix'])}</td></tr>"
+        for d in defects)
+    widths = "<colgroup><col style='width:12%'><col style='width:28%'><col style='width:32%'>" \
+             "<col style='width:28%'></colgroup>"
+    return HTML(f"<table style='table-layout:fixed;width:100%'>{widths}{head}{rows}</table>")
 

@@ -23,6 +23,24 @@ from mesh.rerun import ByName
 _panels = ByName()
 
 
+def problem_html(error: BaseException) -> str:
+    """Return how a widget shows an exception its callback raised."""
+    return (f"<div style='color:#c62828'><b>{html.escape(type(error).__name__)}</b>: "
+            f"{html.escape(str(error))}</div>")
+
+
+def shown_in(notice: widgets.HTML, action: Callable[..., Any]) -> Callable[..., None]:
+    """Wrap a callback so that an exception it raises is shown in ``notice``, not in the log console."""
+
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            action(*args, **kwargs)
+        except Exception as error:  # shown to the learner, in the widget
+            notice.value = problem_html(error)
+
+    return guarded
+
+
 class LivePanel(widgets.VBox):
     """A box of controls and views over a running mesh, refreshed every ``period`` seconds."""
 
@@ -101,8 +119,7 @@ class LivePanel(widgets.VBox):
         return guarded
 
     def show_problem(self, error: BaseException) -> None:
-        self.notice.value = (f"<div style='color:#c62828'><b>{html.escape(type(error).__name__)}</b>: "
-                             f"{html.escape(str(error))}</div>")
+        self.notice.value = problem_html(error)
 
     def stop(self) -> None:
         """Stop refreshing (the panel stays on screen, its controls disabled)."""

@@ -28,7 +28,7 @@ class SeriesChart:
                               scales={"x": self.x, "y": self.y}, colors=list(colours), labels=list(names),
                               display_legend=True, stroke_width=2)
         axes = [bq.Axis(scale=self.x, label="seconds ago"),
-                bq.Axis(scale=self.y, orientation="vertical", label=y_label, tick_format=".3~g")]
+                bq.Axis(scale=self.y, side="left", label=y_label, tick_format=".3~g")]
         self.figure = bq.Figure(marks=[self.lines], axes=axes, title=title, layout=dict(SIZE),
                                 fig_margin=dict(MARGIN), legend_location="top-left",
                                 animation_duration=0)
@@ -48,7 +48,7 @@ class BarChart:
         self.y = bq.LinearScale(min=0.0)
         self.bars = bq.Bars(x=[], y=[], scales={"x": self.x, "y": self.y}, colors=[colour], padding=0.3,
                             labels=[y_label])
-        axes = [bq.Axis(scale=self.x), bq.Axis(scale=self.y, orientation="vertical", label=y_label,
+        axes = [bq.Axis(scale=self.x), bq.Axis(scale=self.y, side="left", label=y_label,
                                                tick_format=".3~g")]
         self.figure = bq.Figure(marks=[self.bars], axes=axes, title=title, layout=dict(SIZE),
                                 fig_margin=dict(MARGIN), animation_duration=0)

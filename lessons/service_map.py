@@ -51,6 +51,18 @@ def call_graph(mesh: Mesh, calls: Mapping[str, Iterable[str]] | None = None) -> 
     return graph
 
 
+def worst_breakers(states: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    """Return, per (caller service, callee), the worst state among the callers' instances' breakers
+    (``states`` by caller instance, as :meth:`mesh.Mesh.breaker_states` gives them)."""
+    rank = {"none": 0, "closed": 1, "half_open": 2, "open": 3}
+    worst: dict[tuple[str, str], str] = {}
+    for (caller, callee), state in states.items():
+        edge = (caller.rsplit("-", 1)[0] if caller[-1:].isdigit() and "-" in caller else caller, callee)
+        if rank.get(state, 0) > rank[worst.get(edge, "none")]:
+            worst[edge] = state
+    return worst
+
+
 def _layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
     """Columns by call depth (callers left), each column spread top to bottom."""
     depth: dict[str, int] = {}
@@ -77,9 +89,9 @@ class MapView:
         x, y = bq.LinearScale(min=-0.4), bq.LinearScale(min=-0.05, max=1.0)
         scales = {"x": x, "y": y}
         self.edges = bq.Lines(x=[[0, 0]], y=[[0, 0]], scales=scales, colors=[BREAKER["none"]], stroke_width=3)
-        self.edge_labels = bq.Label(x=[], y=[], text=[], scales=scales, font_size=11, align="middle",
+        self.edge_labels = bq.Label(x=[], y=[], text=[], scales=scales, default_size=11, align="middle",
                                     colors=["#37474f"])
-        self.node_notes = bq.Label(x=[], y=[], text=[], scales=scales, font_size=10, align="middle",
+        self.node_notes = bq.Label(x=[], y=[], text=[], scales=scales, default_size=10, align="middle",
                                    colors=["#37474f"])
         self.nodes = bq.Scatter(x=[], y=[], scales=scales, default_size=900, names=[], display_names=True,
                                 colors=[HEALTH["up"]], stroke="#263238", unselected_style={"opacity": 0.35},
@@ -171,13 +183,7 @@ class ServiceMap(LivePanel):
 
     def breakers(self) -> dict[tuple[str, str], str]:
         """Return the worst breaker state on each edge (``none`` where no caller has a breaker)."""
-        rank = {"none": 0, "closed": 1, "half_open": 2, "open": 3}
-        worst: dict[tuple[str, str], str] = {}
-        for (caller, callee), state in self.mesh.breaker_states().items():
-            edge = (caller if caller in ("client", "gateway") else caller.rsplit("-", 1)[0], callee)
-            if rank.get(state, 0) > rank[worst.get(edge, "none")]:
-                worst[edge] = state
-        return worst
+        return worst_breakers(self.mesh.breaker_states())
 
     def traffic(self) -> dict[tuple[str, str], tuple[float, float]]:
         """Return (calls per second, error share) on each edge over the last ``window`` seconds."""
@@ -244,4 +250,4 @@ class ServiceMap(LivePanel):
         return f"<b>{html.escape(service)}</b><table>{head}{''.join(cells)}</table>"
 
 
-__all__ = ["BREAKER", "HEALTH", "MapView", "ServiceMap", "call_graph"]
+__all__ = ["BREAKER", "HEALTH", "MapView", "ServiceMap", "call_graph", "worst_breakers"]

@@ -18,6 +18,7 @@ from mesh.traffic import burst, tally
 
 from .charts import plot_spread
 from .display import STATUS_COLOUR, health_html, health_table
+from .live import LivePanel
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,11 +83,16 @@ class HealthTimeline:
         return ax
 
 
-class TourPanel(widgets.VBox):
-    """A live panel: the registry's view of each instance, kill/revive buttons, and a call button."""
+class TourPanel(LivePanel):
+    """A live panel: the registry's view of each instance, kill/revive buttons, and a call button.
 
-    def __init__(self, mesh: Mesh, service: str, request, method: str = "SayHello", calls: int = 30):
-        self.mesh, self.service, self.request, self.calls = mesh, service, request, calls
+    It reads the mesh every ``period`` seconds, so a replica killed or revived in code shows here
+    too; when the mesh stops it says so and disables its buttons.
+    """
+
+    def __init__(self, mesh: Mesh, service: str, request, method: str = "SayHello", calls: int = 30,
+                 period: float = 1.0):
+        self.service, self.request, self.calls = service, request, calls
         self._method = getattr(mesh.client(service), method)
         self._table = widgets.HTML()
         self._chart = widgets.Output()
@@ -94,26 +100,28 @@ class TourPanel(widgets.VBox):
             i.id: widgets.ToggleButton(description=f"kill {i.id}", value=False, icon="power-off")
             for i in mesh.instances(service)
         }
+        self._send = widgets.Button(description=f"send {calls} calls", button_style="primary")
+        controls = widgets.HBox([*self._buttons.values(), self._send])
+        super().__init__(mesh, f"tour:{mesh.name}:{service}", [controls, self._table, self._chart], period)
         for instance_id, button in self._buttons.items():
-            button.observe(lambda change, i=instance_id: self._toggle(i, change["new"]), "value")
-        send = widgets.Button(description=f"send {calls} calls", button_style="primary")
-        send.on_click(lambda _: self.send())
-        super().__init__([widgets.HBox([*self._buttons.values(), send]), self._table, self._chart])
-        self._watch = mesh.discovery.watch(service)
-        self._watch.subscribe(self._refresh)
+            button.observe(self.guard(lambda change, i=instance_id: self._toggle(i, change["new"])), "value")
+        self._send.on_click(self.guard(lambda _: self.send(), refresh=False))
+        self.refresh_now()
 
     def _toggle(self, instance_id: str, killed: bool) -> None:
-        if killed:
+        running = self.mesh.instance(instance_id).running
+        if killed and running:
             self.mesh.kill(instance_id)
-        else:
+        elif not killed and not running:
             self.mesh.revive(instance_id)
-        self._buttons[instance_id].description = f"{'revive' if killed else 'kill'} {instance_id}"
-        self._refresh()
 
-    def _refresh(self, *_: object) -> None:
-        if self.mesh.stopped:
-            self._watch.unsubscribe(self._refresh)
-            return
+    def refresh(self) -> None:
+        """Show each replica as the registry and the mesh have it (changes made in code included)."""
+        for instance_id, button in self._buttons.items():
+            killed = not self.mesh.instance(instance_id).running
+            if button.value != killed:
+                button.value = killed
+            button.description = f"{'revive' if killed else 'kill'} {instance_id}"
         self._table.value = health_html(self.mesh.health(self.service))
 
     def send(self) -> Counter:
@@ -124,6 +132,5 @@ class TourPanel(widgets.VBox):
             names = [i.id for i in self.mesh.instances(self.service)]
             plot_spread(records, names)
             plt.show()
-        self._refresh()
+        self.refresh_now()
         return tally(records)
-

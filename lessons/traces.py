@@ -94,11 +94,12 @@ class TraceExplorer(LivePanel):
 
     def _kind_changed(self, _change) -> None:
         self._shown = ""
-        self._list()
+        self._list(keep=False)
         self.show(self.choice.value)
 
-    def _list(self) -> None:
-        """Offer the requests of the chosen kind from the traces kept now (the one shown stays)."""
+    def _list(self, keep: bool = True) -> None:
+        """Offer the requests of the chosen kind from the traces kept now (with ``keep``, the one
+        chosen stays chosen; else the first is)."""
         requests = pick(self.mesh.tracing.requests(), self.kind.value)[:30]
         if self._shown in self._requests and all(r[0].trace_id != self._shown for r in requests):
             requests.append(self._requests[self._shown])
@@ -107,7 +108,7 @@ class TraceExplorer(LivePanel):
         if options != list(self.choice.options):
             current = self.choice.value
             self.choice.options = options
-            if current in self._requests:
+            if keep and current in self._requests:
                 self.choice.value = current
             elif options:
                 self.choice.value = options[0][1]

@@ -168,8 +168,14 @@ class Mesh:
         if kind.settings is None:
             raise KeyError(f"service {kind.name!r} declares no settings")
         if kind.name not in self._configs:
+            self._refuse_if_stopped()
             self._configs[kind.name] = ServiceConfig(self.consul, kind.name, kind.settings)
         return self._configs[kind.name]
+
+    def _refuse_if_stopped(self) -> None:
+        """A stopped (or stopping) mesh makes no new client or watch: nothing would stop it."""
+        if self._stopped:
+            raise RuntimeError(f"the mesh {self.name!r} has stopped")
 
     def instances(self, service: str | None = None) -> list[Instance]:
         return [i for i in self._instances.values() if service is None or i.service == service]
@@ -221,6 +227,7 @@ class Mesh:
         with self._stacks_lock:
             stack = self._stacks.get(key)
         if stack is None:
+            self._refuse_if_stopped()
             kind = self._kind(callee)
             stack = ClientStack(caller, caller_instance, callee, self.discovery.watch(callee), kind.stub,
                                 self.policy(callee), lambda m: self._configs.get(f"policy.{callee}.{m}"),
@@ -248,6 +255,7 @@ class Mesh:
         """Return the live policy callers apply to ``service`` (or one method), in the config center."""
         name = f"policy.{service}" + (f".{method}" if method else "")
         if name not in self._configs:
+            self._refuse_if_stopped()
             self._configs[name] = ServiceConfig(self.consul, name, PolicySettings)
         return self._configs[name]
 
@@ -386,7 +394,9 @@ class Mesh:
         if self._stopped:
             return
         self._stopped = True
-        for stack in self._stacks.values():
+        with self._stacks_lock:
+            stacks = list(self._stacks.values())
+        for stack in stacks:
             stack.close()
         for channel in self._plain_channels:
             channel.close()
@@ -394,7 +404,7 @@ class Mesh:
             proxy.stop()
         self._stacks.clear()
         self.discovery.request_stop()
-        for config in self._configs.values():
+        for config in list(self._configs.values()):
             config.request_stop()
         for instance in self._instances.values():
             # The registry may already be gone; the instance must stop all the same.
@@ -403,7 +413,7 @@ class Mesh:
             instance.stop(grace=None)
         self.backend.stop()
         self.discovery.stop()
-        for config in self._configs.values():
+        for config in list(self._configs.values()):
             config.stop()
         self._fan_out.shutdown(wait=True)
         self.tracing.shutdown()

@@ -205,6 +205,8 @@ class ServiceConfig(Generic[S]):
                 new_index, entries = self._client.kv.get(self.prefix, recurse=True, index=index,
                                                          wait=self._wait)
             except (requests.RequestException, consul.ConsulException) as exc:
+                if self._stop.is_set():  # the registry went first, as it does when a mesh stops
+                    break
                 log.warning("config center unreachable for %s (keeping current settings): %s",
                             self.service, exc)
                 self._first.set()

@@ -226,7 +226,13 @@ class SteadyLoad:
 
     @property
     def running(self) -> bool:
+        """Whether it still sends (or, told to stop, still waits for its calls in flight)."""
         return self._thread.is_alive()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether it has been told to stop."""
+        return self._stop.is_set()
 
     @property
     def now(self) -> float:

@@ -1,6 +1,6 @@
 """Sliders over the simulation experiments: change a parameter, press Run, see the picture again.
 
-Each explorer re-runs a short simulation (a second or two) with the values on its sliders, so the
+Each explorer re-runs short simulations (a second or two) with the values on its sliders, so the
 runs use ``manual=True``: nothing recomputes until the button is pressed.
 """
 
@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 
 from . import experiments
 from .plots import plot_balancer_sweep, plot_timelines
 
 
+def _slider(description: str, value: float, low: float, high: float, step: float,
+            kind=widgets.FloatSlider) -> widgets.Widget:
+    return kind(value=value, min=low, max=high, step=step, description=description,
+                style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
+
+
 def balancer_explorer() -> widgets.Widget:
-    """Load, how much slower the slow replicas are, and how many replicas: all balancers compared."""
+    """Load, how much slower the slow replicas are, and how many replicas: all balancers compared,
+    over loads from half the capacity up to the chosen one."""
 
     def run(load=0.9, slow_factor=3.0, instances=10):
+        loads = tuple(sorted({0.5, *np.linspace(0.5, load, 4).round(2)})) if load > 0.5 else (load,)
         exp = experiments.compare_balancers(
-            loads=(load,), factor=slow_factor, instances=instances, duration=20.0, parallel=False
+            loads=loads, factor=slow_factor, instances=instances, duration=10.0, parallel=False
         )
         plot_balancer_sweep(exp)
         plt.show()
@@ -26,9 +35,9 @@ def balancer_explorer() -> widgets.Widget:
     return widgets.interactive(
         run,
         {"manual": True, "manual_name": "Run"},
-        load=widgets.FloatSlider(value=0.9, min=0.3, max=0.98, step=0.02),
-        slow_factor=widgets.FloatSlider(value=3.0, min=1.0, max=10.0, step=0.5),
-        instances=widgets.IntSlider(value=10, min=4, max=50),
+        load=_slider("up to load (share of capacity)", 0.9, 0.3, 0.98, 0.02),
+        slow_factor=_slider("slow replicas are … times slower", 3.0, 1.0, 10.0, 0.5),
+        instances=_slider("instances", 10, 4, 50, 1, kind=widgets.IntSlider),
     )
 
 
@@ -43,8 +52,8 @@ def cascade_explorer() -> widgets.Widget:
     return widgets.interactive(
         run,
         {"manual": True, "manual_name": "Run"},
-        slow_factor=widgets.FloatSlider(value=50.0, min=2.0, max=100.0, step=2.0),
-        rate=widgets.FloatSlider(value=300.0, min=50.0, max=500.0, step=25.0),
+        slow_factor=_slider("fraud is … times slower", 50.0, 2.0, 100.0, 2.0),
+        rate=_slider("requests / s", 300.0, 50.0, 500.0, 25.0),
     )
 
 
@@ -59,6 +68,6 @@ def metastable_explorer() -> widgets.Widget:
     return widgets.interactive(
         run,
         {"manual": True, "manual_name": "Run"},
-        rate=widgets.FloatSlider(value=560.0, min=300.0, max=780.0, step=20.0),
-        trigger_seconds=widgets.FloatSlider(value=2.0, min=0.2, max=8.0, step=0.2),
+        rate=_slider("requests / s", 560.0, 300.0, 780.0, 20.0),
+        trigger_seconds=_slider("trigger lasts … seconds", 2.0, 0.2, 8.0, 0.2),
     )

@@ -40,6 +40,15 @@ class SimExperiment:
     rows: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, Results] = field(default_factory=dict)
     marks: list[tuple[float, str]] = field(default_factory=list)
+    topologies: dict[str, Topology] = field(default_factory=dict)  # of each run, for a replay
+
+    def replay(self, label: str):
+        """Return a :class:`~lessons.replay.Replay` of one run (made with ``sample_every``)."""
+        from ..replay import Replay, from_simulation
+
+        recording = from_simulation(self.runs[label], self.topologies[label])
+        recording.marks = list(self.marks)
+        return Replay(recording, title=f"{self.name}: {label}")
 
 
 # -- load balancing ---------------------------------------------------------------------------------
@@ -198,8 +207,9 @@ def cascading_failure(
             Fault(at=slow_from, target="fraud", slow=factor),
             Fault(at=slow_until, target="fraud", recover=True),
         ]
+        topology = Topology(services, "frontend")
         sim = Simulation(
-            Topology(services, "frontend"),
+            topology,
             np.random.default_rng(seed),
             Poisson(rate),
             faults=faults,
@@ -208,6 +218,7 @@ def cascading_failure(
         )
         results = sim.run(duration)
         experiment.runs[label] = results
+        experiment.topologies[label] = topology
         during = [r for r in results.finished if slow_from + 2 <= r.arrival < slow_until]
         window = slow_until - slow_from - 2
         experiment.rows.append(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 
 def plot_balancer_sweep(experiment):
@@ -57,19 +59,27 @@ def plot_timelines(experiment, metric: str = "goodput", bucket: float = 1.0, ax=
     """One line per run of ``metric`` (goodput, sent or mean_latency) over time, with the marks."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.4))
-    for label, results in experiment.runs.items():
+    # Runs often coincide (before the trigger, or when a setting changes little): different dashes
+    # and widths keep every run visible where it lies on another.
+    styles = [("-", 3.0), ("--", 2.2), (":", 2.2), ("-.", 1.6), ((0, (5, 1)), 1.2)]
+    for (label, results), (dashes, width) in zip(experiment.runs.items(), itertools.cycle(styles),
+                                                 strict=False):
         line = results.timeline(bucket)
         values = line[metric] * (1e3 if metric == "mean_latency" else 1.0)
-        ax.plot(line["time"], values, label=label, drawstyle="steps-post")
-    for at, label in experiment.marks:
+        ax.plot(line["time"], values, label=label, drawstyle="steps-post", linestyle=dashes, linewidth=width)
+    for n, (at, label) in enumerate(experiment.marks):
         ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
-        ax.text(at, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
+        # staggered, so that marks close together do not write over each other
+        ax.text(at, 0.97 - 0.09 * (n % 2), f" {label}", va="top", fontsize=8,
+                transform=ax.get_xaxis_transform())
     ax.set_xlabel("simulated seconds")
     ax.set_ylabel(
         {"goodput": "OK requests / s", "sent": "requests / s", "mean_latency": "mean latency (ms)"}[metric]
     )
     if metric == "mean_latency":
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(experiment.name)
     ax.legend(fontsize=8)
     return ax
