@@ -52,7 +52,7 @@ class _InstanceRow:
 
     def __init__(self, console: MeshConsole, instance: str):
         self.instance = instance
-        self.label = widgets.HTML(layout=widgets.Layout(width="150px"))
+        self.label = widgets.HTML(layout=widgets.Layout(width="230px"))
         self.latency = _slider("+ms", 0, 1000, 10, "210px")
         self.jitter = _slider("± jitter ms", 0, 500, 10, "210px")
         self.abort = _slider("abort %", 0, 100, 5, "210px")
@@ -267,11 +267,15 @@ class MeshConsole(LivePanel):
         bad = np.bincount(index[~ok], minlength=len(x)) / width
         self.latency_chart.show(x, [p50, p99])
         self.rate_chart.show(x, [good, bad])
-        recent = [r for r in sent if r.start >= now - 2.0]
-        share = sum(r.ok for r in recent) / len(recent) if recent else float("nan")
+        recent = [r for r in sent if r.start >= now - 2.0]  # those that have ended
         state = "stopped" if load.stopped else "running"
-        self.load_status.value = state if not recent else \
-            f"{state}: {len(recent) / 2.0:.0f} calls/s sent, {share:.0%} OK in the last 2 s"
+        if not recent:
+            self.load_status.value = state
+            return
+        ok = [r.latency * 1000 for r in recent if r.ok]
+        p99 = f", p99 <b class='console-p99'>{np.percentile(ok, 99):.0f}</b> ms" if ok else ""
+        self.load_status.value = (f"{state}: {len(recent) / 2.0:.0f} calls/s sent, "
+                                  f"{len(ok) / len(recent):.0%} OK{p99} in the last 2 s")
 
     def _show_instances(self) -> None:
         counts = dict.fromkeys(self._rows, 0)

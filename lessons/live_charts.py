@@ -3,6 +3,11 @@
 bqplot draws in the browser (d3) and a refresh sends only the new numbers over the widget's comm,
 so two updates a second cost the kernel little — unlike redrawing a matplotlib figure, which
 renders a picture in the kernel each time (see the README for how the libraries were chosen).
+
+Three things bqplot 0.13 draws with errors in the browser's console, found by the browser test and
+avoided here, in the map and in the replay: a line with no points, a line with a missing (nan)
+point, and a scatter mark's own ``names``. So each series is a line mark of its own holding only
+the points it has (hidden while it has none), and a separate label mark writes node names.
 """
 
 from __future__ import annotations
@@ -17,6 +22,25 @@ MARGIN = {"top": 30, "bottom": 40, "left": 55, "right": 15}
 STATUS_COLOURS = {"ok": "#2e7d32", "error": "#c62828", "p50": "#1565c0", "p99": "#ef6c00"}
 
 
+def series_lines(names: Sequence[str], colours: Sequence[str], scales: dict) -> list[bq.Lines]:
+    """Return one line mark per name, hidden until :func:`show_series` gives it points."""
+    return [bq.Lines(x=[0.0, 1.0], y=[1.0, 1.0], scales=scales, colors=[colour], labels=[name],
+                     display_legend=True, stroke_width=2, visible=False)
+            for name, colour in zip(names, colours, strict=False)]
+
+
+def show_series(lines: Sequence[bq.Lines], x: np.ndarray, ys: Sequence[np.ndarray]) -> None:
+    """Give each line the points of its series that are not nan (and hide a line that has none)."""
+    x = np.asarray(x, dtype=float)
+    for line, y in zip(lines, ys, strict=True):
+        y = np.asarray(y, dtype=float)
+        kept = ~np.isnan(y) if len(y) == len(x) else np.zeros(len(x), dtype=bool)
+        with line.hold_sync():
+            if kept.any():
+                line.x, line.y = x[kept], y[kept]
+            line.visible = bool(kept.any())
+
+
 class SeriesChart:
     """A few named lines over the last seconds (x: seconds ago, 0 = now)."""
 
@@ -24,20 +48,21 @@ class SeriesChart:
                  window: float, log: bool = False):
         self.x = bq.LinearScale(min=-window, max=0.0)
         self.y = bq.LogScale() if log else bq.LinearScale(min=0.0)
-        self.lines = bq.Lines(x=np.array([-window, 0.0]), y=np.full((len(names), 2), np.nan),
-                              scales={"x": self.x, "y": self.y}, colors=list(colours), labels=list(names),
-                              display_legend=True, stroke_width=2)
+        self.lines = series_lines(names, colours, {"x": self.x, "y": self.y})
         axes = [bq.Axis(scale=self.x, label="seconds ago"),
                 bq.Axis(scale=self.y, side="left", label=y_label, tick_format=".3~g")]
-        self.figure = bq.Figure(marks=[self.lines], axes=axes, title=title, layout=dict(SIZE),
+        self.figure = bq.Figure(marks=self.lines, axes=axes, title=title, layout=dict(SIZE),
                                 fig_margin=dict(MARGIN), legend_location="top-left",
                                 animation_duration=0)
 
     def show(self, x: np.ndarray, ys: Sequence[np.ndarray]) -> None:
         """Replace the lines' data (one y array per name, nan where there is nothing to draw)."""
-        with self.lines.hold_sync():
-            self.lines.x = x
-            self.lines.y = np.vstack(ys) if len(x) else np.full((len(ys), 0), np.nan)
+        show_series(self.lines, x, ys)
+
+    def series(self, name: str) -> np.ndarray:
+        """The y values shown now for one name (empty while its line is hidden)."""
+        line = next(line for line in self.lines if line.labels == [name])
+        return np.asarray(line.y, dtype=float) if line.visible else np.array([])
 
 
 class BarChart:
@@ -69,4 +94,4 @@ def buckets(starts: np.ndarray, now: float, window: float, width: float) -> tupl
     return index, edges + width / 2 - now
 
 
-__all__ = ["STATUS_COLOURS", "BarChart", "SeriesChart", "buckets"]
+__all__ = ["STATUS_COLOURS", "BarChart", "SeriesChart", "buckets", "series_lines", "show_series"]

@@ -28,6 +28,7 @@ from mesh import Mesh
 from sim import Results, Topology
 
 from .live import shown_in
+from .live_charts import series_lines, show_series
 from .service_map import BREAKER, MapView, call_graph, worst_breakers
 
 STRAIN = {"calm": "#2e7d32", "strained": "#f9a825", "slow": "#c62828", "failing fast": "#6a1b9a",
@@ -213,8 +214,8 @@ class Replay(widgets.VBox):
         ys = np.vstack([recording.series(s) for s in services]) if services else np.empty((0, len(times)))
         x, y = bq.LinearScale(), bq.LogScale()
         colours = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#9e9d24"]
-        self.lines = bq.Lines(x=times, y=ys, scales={"x": x, "y": y}, labels=services, display_legend=True,
-                              colors=colours[: max(len(services), 1)])
+        self.lines = series_lines(services, colours * (len(services) // len(colours) + 1), {"x": x, "y": y})
+        show_series(self.lines, times, list(ys))
         top = np.nanmax(ys) if np.isfinite(ys).any() else 1.0
         bottom = np.nanmin(ys) if np.isfinite(ys).any() else 0.1
         self.cursor = bq.Lines(x=[times[0], times[0]], y=[max(bottom, 1e-3), top], scales={"x": x, "y": y},
@@ -226,7 +227,7 @@ class Replay(widgets.VBox):
                           colors=["#424242"])
         axes = [bq.Axis(scale=x, label="seconds"), bq.Axis(scale=y, side="left", label="p99 ms",
                                                           tick_format=".3~g")]
-        self.figure = bq.Figure(marks=[self.lines, *marks, labels, self.cursor], axes=axes,
+        self.figure = bq.Figure(marks=[*self.lines, *marks, labels, self.cursor], axes=axes,
                                 title="p99 latency of each service", legend_location="top-left",
                                 layout={"height": "260px", "width": "100%"}, animation_duration=0)
 

@@ -86,17 +86,20 @@ class MapView:
     """
 
     def __init__(self, title: str = "service map", on_click=None, height: str = "360px"):
-        x, y = bq.LinearScale(min=-0.4), bq.LinearScale(min=-0.05, max=1.0)
+        x, y = bq.LinearScale(min=-0.4, max=1.4), bq.LinearScale(min=-0.05, max=1.0)
+        self.x = x
         scales = {"x": x, "y": y}
         self.edges = bq.Lines(x=[[0, 0]], y=[[0, 0]], scales=scales, colors=[BREAKER["none"]], stroke_width=3)
         self.edge_labels = bq.Label(x=[], y=[], text=[], scales=scales, default_size=11, align="middle",
                                     colors=["#37474f"])
         self.node_notes = bq.Label(x=[], y=[], text=[], scales=scales, default_size=10, align="middle",
                                    colors=["#37474f"])
-        self.nodes = bq.Scatter(x=[], y=[], scales=scales, default_size=900, names=[], display_names=True,
+        self.node_names = bq.Label(x=[], y=[], text=[], scales=scales, default_size=13, align="middle",
+                                   font_weight="bold", colors=["#263238"])
+        self.nodes = bq.Scatter(x=[], y=[], scales=scales, default_size=900, display_names=False,
                                 colors=[HEALTH["up"]], stroke="#263238", unselected_style={"opacity": 0.35},
                                 interactions={"click": "select"})
-        marks = [self.edges, self.edge_labels, self.node_notes, self.nodes]
+        marks = [self.edges, self.edge_labels, self.node_notes, self.nodes, self.node_names]
         self.figure = bq.Figure(marks=marks, title=title, layout={"height": height, "width": "100%"},
                                 animation_duration=0,
                                 fig_margin={"top": 40, "bottom": 10, "left": 10, "right": 60})
@@ -128,9 +131,12 @@ class MapView:
             self.node_notes.text = [node_notes.get(n, "") for n in nodes]
             self.nodes.x = np.array([positions[n][0] for n in nodes])
             self.nodes.y = np.array([positions[n][1] for n in nodes])
-            self.nodes.names = nodes
+            self.node_names.x = [positions[n][0] for n in nodes]
+            self.node_names.y = [positions[n][1] + 0.085 for n in nodes]
+            self.node_names.text = nodes
             self.nodes.colors = list(self.node_colours.values())
             self.nodes.selected = [i for i, n in enumerate(nodes) if n in lit] or None
+        self.x.max = max((x for x, _ in positions.values()), default=0.0) + 0.4
 
     def _clicked(self, _mark, event) -> None:
         if self._on_click is not None:

@@ -83,6 +83,7 @@ class Mesh:
         self._plain_channels: list[grpc.Channel] = []
         self._proxies: list[DiscoveryProxy] = []
         self._configs: dict[str, ServiceConfig] = {}
+        self._configs_lock = threading.Lock()
         self._fallbacks: dict[str, dict[str, Fallback]] = {}
         self._fan_out = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"mesh-{name}-fanout")
         self._stopped = False
@@ -167,10 +168,18 @@ class Mesh:
         kind = service if isinstance(service, ServiceKind) else self._kind(service)
         if kind.settings is None:
             raise KeyError(f"service {kind.name!r} declares no settings")
-        if kind.name not in self._configs:
-            self._refuse_if_stopped()
-            self._configs[kind.name] = ServiceConfig(self.consul, kind.name, kind.settings)
-        return self._configs[kind.name]
+        return self._config_named(kind.name, kind.settings)
+
+    def _config_named(self, name: str, settings: type) -> ServiceConfig:
+        """Return the config of ``name``, making (and watching) it once, never after the mesh stopped."""
+        config = self._configs.get(name)
+        if config is None:
+            with self._configs_lock:
+                config = self._configs.get(name)
+                if config is None:
+                    self._refuse_if_stopped()
+                    config = self._configs[name] = ServiceConfig(self.consul, name, settings)
+        return config
 
     def _refuse_if_stopped(self) -> None:
         """A stopped (or stopping) mesh makes no new client or watch: nothing would stop it."""
@@ -234,7 +243,11 @@ class Mesh:
                                 self.tracing, self.metrics, self.seed)
             stack.fallbacks = self._fallbacks.setdefault(callee, {})
             with self._stacks_lock:
-                stack = self._stacks.setdefault(key, stack)
+                made, stack = stack, self._stacks.setdefault(key, stack)
+                stopped = self._stopped
+            if made is not stack or stopped:  # another thread made it first, or the mesh stopped meanwhile
+                made.close()
+                self._refuse_if_stopped()
         return stack
 
     def breaker_states(self) -> dict[tuple[str, str], str]:
@@ -253,11 +266,7 @@ class Mesh:
     # -- policies, fallbacks and faults ---------------------------------------------------------
     def policy(self, service: str, method: str | None = None) -> ServiceConfig:
         """Return the live policy callers apply to ``service`` (or one method), in the config center."""
-        name = f"policy.{service}" + (f".{method}" if method else "")
-        if name not in self._configs:
-            self._refuse_if_stopped()
-            self._configs[name] = ServiceConfig(self.consul, name, PolicySettings)
-        return self._configs[name]
+        return self._config_named(f"policy.{service}" + (f".{method}" if method else ""), PolicySettings)
 
     def set_policy(self, service: str, method: str | None = None, **settings) -> PolicySettings:
         """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them.
@@ -393,8 +402,8 @@ class Mesh:
         """Close clients, deregister and stop every instance, stop watches and an owned registry."""
         if self._stopped:
             return
-        self._stopped = True
-        with self._stacks_lock:
+        with self._configs_lock, self._stacks_lock:  # nothing new is made from here on
+            self._stopped = True
             stacks = list(self._stacks.values())
         for stack in stacks:
             stack.close()

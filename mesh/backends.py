@@ -52,7 +52,12 @@ class Backend:
         return f"{self.host}:{self.http_port}"
 
     def client(self) -> consul.Consul:
-        return consul.Consul(host=self.host, port=self.http_port)
+        client = consul.Consul(host=self.host, port=self.http_port)
+        # Every watch of a mesh (discovery, each config) holds a connection in a blocking query, and
+        # a shop has dozens: with requests' default pool of ten, the rest are opened and thrown away
+        # again, with a warning each time.
+        client.http.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+        return client
 
     def stop(self) -> None:
         if not self.owned:

@@ -82,10 +82,10 @@ def test_console_load_and_charts_follow_a_slowed_replica(greeters):
     console = MeshConsole(greeters, rate=80, period=0.25)
     assert console.load is not None and console.load.running
     time.sleep(2.0)
-    before = np.nanmax(console.latency_chart.lines.y[1][-6:])
+    before = np.max(console.latency_chart.series("p99")[-6:])
     for row in console._rows.values():
         row.latency.value = 150
-    eventually(lambda: np.nanmax(console.latency_chart.lines.y[1][-4:]) > 140, timeout=6)
+    eventually(lambda: np.max(console.latency_chart.series("p99")[-4:]) > 140, timeout=6)
     assert before < 100
     assert sum(console.instance_chart.bars.y) > 30  # calls per second over the three replicas
     console.rate.value = 20
@@ -234,3 +234,19 @@ def test_a_simulation_replays_with_the_same_widget():
     assert calm == "#2e7d32" and replay.view.node_colours["back"] != calm
     with pytest.raises(ValueError, match="sample_every"):
         from_simulation(Simulation(topology, np.random.default_rng(0)).run(1), topology)
+
+
+def test_a_shop_stopped_under_load_leaves_no_watch_or_client_behind():
+    """Calls in flight when a mesh stops used to make clients and config watches after its clean-up
+    had run, and those polled a dead registry for ever."""
+    from lessons.experiment import CHECKOUT
+    from mesh import SteadyLoad
+
+    before = {t.name for t in threading.enumerate()}
+    for attempt in range(3):
+        with Mesh(shop_topology(1), name="stop-under-load") as mesh:
+            mesh.wait_until_passing()
+            load = SteadyLoad(mesh.client("frontend").Checkout, CHECKOUT, 200, np.random.default_rng(attempt))
+            time.sleep(0.05 * attempt)
+        load.stop(wait=True)
+    eventually(lambda: not {t.name for t in threading.enumerate()} - before, timeout=10)
