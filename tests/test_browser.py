@@ -172,6 +172,18 @@ def notebook(chromium, lab):
         nb.close()
 
 
+def _wait(nb: Notebook, condition: str, failure, arg=None, timeout: int = 20_000) -> None:
+    """Wait for a JavaScript condition on the page; if it never holds, save a screenshot and fail
+    with ``failure()``: what the learner would have seen."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    try:
+        nb.page.wait_for_function(condition, arg=arg, timeout=timeout)
+    except Timeout:
+        nb.screenshot("FAILED")
+        pytest.fail(f"{failure()} (waited {timeout / 1000:.0f} s)")
+
+
 def _press(handle, key: str) -> None:
     handle.scroll_into_view_if_needed()
     handle.focus()
@@ -200,8 +212,8 @@ def test_a_latency_slider_raises_the_consoles_p99(notebook):
     before = int(p99.inner_text())
     row = nb.page.locator(".widget-hbox", has=nb.page.locator("b", has_text=re.compile(r"^greeter-3$"))).last
     _press(row.locator(".noUi-handle").first, "End")  # the "+ms" slider of greeter-3, to its maximum
-    nb.page.wait_for_function("() => +document.querySelector('b.console-p99').textContent > 500",
-                              timeout=20_000)
+    _wait(nb, "() => +document.querySelector('b.console-p99').textContent > 500",
+          lambda: f"the console's p99 stayed at {p99.inner_text()} ms with greeter-3 slowed by its slider")
     nb.screenshot("greeter-3-slowed")
     assert before < 200
     nb.check_clean()
@@ -215,11 +227,11 @@ def test_killing_from_the_console_turns_the_map_red(notebook):
         name = nb.page.locator("b", has_text=re.compile(f"^{instance}$"))
         row = nb.page.locator(".widget-hbox", has=name).last
         row.get_by_role("button", name="kill").click()
-    nb.page.wait_for_function(
-        """() => { const figure = [...document.querySelectorAll('.bqplot.figure')]
+    _wait(nb, """() => { const figure = [...document.querySelectorAll('.bqplot.figure')]
                .find(f => (f.querySelector('.mainheading') || {}).textContent === 'service map');
            const fills = [...figure.querySelectorAll('path.dot')].map(d => getComputedStyle(d).fill);
-           return fills.includes('rgb(198, 40, 40)'); }""", timeout=20_000)
+           return fills.includes('rgb(198, 40, 40)'); }""",
+          lambda: f"no node turned red with both payments instances killed: {nb.figure_dots('service map')}")
     assert nb.figure_dots("service map")["payments"] == RED
     nb.page.locator(".bqplot.figure", has_text="service map").scroll_into_view_if_needed()
     nb.screenshot("payments-killed")
@@ -234,12 +246,12 @@ def test_scrubbing_the_replay_moves_the_map_through_the_run(notebook):
     time.sleep(0.5)
     start = nb.figure_dots("no protection")
     _press(handle, "End")
-    nb.page.wait_for_function(
-        """(start) => { const figure = [...document.querySelectorAll('.bqplot.figure')]
+    _wait(nb, """(start) => { const figure = [...document.querySelectorAll('.bqplot.figure')]
                .find(f => (f.querySelector('.mainheading') || {}).textContent === 'no protection');
            const fills = [...figure.querySelectorAll('path.dot')].map(d => getComputedStyle(d).fill);
            return JSON.stringify(fills) !== JSON.stringify(start); }""",
-        arg=list(start.values()), timeout=10_000)
+          lambda: f"the map stayed {start} when the replay moved from its first moment to its last",
+          arg=list(start.values()), timeout=10_000)
     end = nb.figure_dots("no protection")
     # By the end the frontend is slow (red), or so busy that it fails its own health check (down).
     assert start["frontend"] != end["frontend"] and end["frontend"] in (RED, DOWN)
