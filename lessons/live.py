@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,6 +54,7 @@ class LivePanel(widgets.VBox):
         self._ended = False
         self._refresh_lock = threading.Lock()
         self._inside = threading.local()  # set while this thread refreshes the panel
+        self.refreshes = 0  # how many refreshes have run (the refresh rate, measured)
         super().__init__([*children, self.notice])
         _panels.replace(name)
         _panels.claim(name, self)
@@ -76,12 +78,18 @@ class LivePanel(widgets.VBox):
         return not self._ended
 
     def _loop(self) -> None:
-        while not self._halt.wait(self.period):
+        # At a fixed rate: a refresh is due one period after the previous one was due, not one period
+        # after it ended (which would be slower than asked); a tick missed altogether is skipped.
+        due = time.monotonic() + self.period
+        while not self._halt.wait(max(0.0, due - time.monotonic())):
             if self.mesh.stopped:
                 self._end(f"The mesh <b>{html.escape(self.mesh.name)}</b> has stopped, so these controls "
                           f"do nothing any more: run the cell that starts it again, then this one.")
                 return
             self.refresh_now()
+            due += self.period
+            if due < time.monotonic():
+                due = time.monotonic() + self.period
 
     def refresh_now(self) -> None:
         """Refresh at once (on the calling thread), showing any error in the panel.
@@ -99,6 +107,7 @@ class LivePanel(widgets.VBox):
                 self.show_problem(error)
             finally:
                 self._inside.refreshing = False
+                self.refreshes += 1
 
     def guard(self, action: Callable[..., Any], refresh: bool = True) -> Callable[..., None]:
         """Wrap a control's callback: refuse when the mesh is gone, show any exception here, and
