@@ -6,6 +6,9 @@ reference solutions, public and hidden tests). ``python -m tools.exercises build
 replaced by ``...``; ``grader.check("q")`` cells run the public tests in the notebook).
 ``python -m tools.exercises grade notebooks/exercises/<name>.ipynb`` grades a filled-in notebook
 with every test, hidden ones included, as ``otter run`` does, and prints the score.
+Test cells are otter's exception-based tests (``tests: ok_format: false``: each cell is one function
+whose parameters name what it checks), so a failing check shows the assertion's message — "varint(0)
+should be b'\\x00', got None" — instead of doctest's transcript.
 ``tests/test_exercises.py`` proves for each exercise that the blank notebook scores 0 and the
 reference solutions score full marks, and that the committed learner notebooks are current.
 """
@@ -43,6 +46,7 @@ class Score:
     question: str
     points: float
     possible: float
+    output: str = ""  # what the tests said, as a learner's grader.check shows it
 
 
 def masters(source_dir: Path = SOURCES) -> list[Path]:
@@ -65,7 +69,7 @@ def grade(notebook: Path, autograder: Path) -> list[Score]:
     with tempfile.TemporaryDirectory() as out:
         _otter("run", "-a", str(autograder), "-o", out, str(notebook), cwd=notebook.parent)
         results = json.loads((Path(out) / "results.json").read_text())
-    return [Score(test["name"], float(test["score"]), float(test["max_score"]))
+    return [Score(test["name"], float(test["score"]), float(test["max_score"]), test.get("output", ""))
             for test in results["tests"] if "max_score" in test]
 
 
