@@ -94,12 +94,12 @@ def plot_dependencies(graph: nx.DiGraph, ax=None):
     widths = 1 + 4 * calls / calls.max()
     errors = [d["errors"] / max(d["calls"], 1) for *_, d in graph.edges(data=True)]
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#e3f2fd", edgecolors="#1565c0", node_size=2200)
-    nx.draw_networkx_labels(graph, pos, ax=ax, default_size=8)
+    nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
     nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, edge_color=errors, edge_cmap=plt.cm.RdYlGn_r,
                            edge_vmin=0, edge_vmax=1, node_size=2200, arrows=True)
     labels = {(a, b): f"{d['calls']}" + (f" ({d['errors']} err)" if d["errors"] else "")
               for a, b, d in graph.edges(data=True)}
-    nx.draw_networkx_edge_labels(graph, pos, edge_labels=labels, ax=ax, default_size=7)
+    nx.draw_networkx_edge_labels(graph, pos, edge_labels=labels, ax=ax, font_size=7)
     ax.set_title("service dependencies (from traces)")
     ax.axis("off")
     return ax

@@ -45,7 +45,7 @@ def discovery_diagram(replicas: int = 3) -> Figure:
             nx.draw_networkx_edges(graph, pos, edgelist=edges, ax=ax, edge_color=colour, arrows=True,
                                    style="dashed" if kind == "register" else "solid", node_size=2200)
         nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#e3f2fd", node_size=2200, edgecolors="#1565c0")
-        nx.draw_networkx_labels(graph, pos, ax=ax, default_size=8)
+        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
         ax.set_title(f"{style} discovery")
         ax.axis("off")
         ax.margins(0.2, 0.3)

@@ -146,8 +146,9 @@ class Notebook:
     def check_clean(self) -> None:
         """Every widget rendered, and the browser logged no error."""
         assert self.page.locator("text=Error displaying widget").count() == 0
-        errors = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
-        assert self.page.locator(errors).count() == 0
+        # JupyterLab renders a traceback, and anything written to stderr, with the stderr mime type.
+        stderr = self.page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        assert stderr.all_inner_texts() == []
         assert self.errors == []
 
     def screenshot(self, label: str) -> None:
