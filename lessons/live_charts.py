@@ -50,7 +50,7 @@ class SeriesChart:
         self.y = bq.LogScale() if log else bq.LinearScale(min=0.0)
         self.lines = series_lines(names, colours, {"x": self.x, "y": self.y})
         axes = [bq.Axis(scale=self.x, label="seconds ago"),
-                bq.Axis(scale=self.y, side="left", label=y_label, tick_format=".3~g")]
+                bq.Axis(scale=self.y, side="left", label=y_label, tick_format=",.5~g")]
         self.figure = bq.Figure(marks=self.lines, axes=axes, title=title, layout=dict(SIZE),
                                 fig_margin=dict(MARGIN), legend_location="top-left",
                                 animation_duration=0)
@@ -74,7 +74,7 @@ class BarChart:
         self.bars = bq.Bars(x=[], y=[], scales={"x": self.x, "y": self.y}, colors=[colour], padding=0.3,
                             labels=[y_label])
         axes = [bq.Axis(scale=self.x), bq.Axis(scale=self.y, side="left", label=y_label,
-                                               tick_format=".3~g")]
+                                               tick_format=",.5~g")]
         self.figure = bq.Figure(marks=[self.bars], axes=axes, title=title, layout=dict(SIZE),
                                 fig_margin=dict(MARGIN), animation_duration=0)
 

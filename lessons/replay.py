@@ -226,7 +226,7 @@ class Replay(widgets.VBox):
                           text=[m for _, m in recording.marks], scales={"x": x, "y": y}, default_size=10,
                           colors=["#424242"])
         axes = [bq.Axis(scale=x, label="seconds"), bq.Axis(scale=y, side="left", label="p99 ms",
-                                                          tick_format=".3~g")]
+                                                          tick_format=",.5~g")]
         self.figure = bq.Figure(marks=[*self.lines, *marks, labels, self.cursor], axes=axes,
                                 title="p99 latency of each service", legend_location="top-left",
                                 layout={"height": "260px", "width": "100%"}, animation_duration=0)

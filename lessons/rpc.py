@@ -12,6 +12,7 @@
   each request left and each answer arrived.
 - :func:`connections_to`: this process's established TCP connections to a port (how one sees that
   every call of a gRPC channel, concurrent or not, shares one HTTP/2 connection).
+- :func:`proto_source`: the text of one of the workbench's ``.proto`` files, wherever the notebook runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -32,7 +34,20 @@ import psutil
 
 from mesh.rerun import ByName
 
-__all__ = ["LocalServer", "RestGreeter", "call_rest", "connections_to", "converse", "plot_conversation"]
+__all__ = ["LocalServer", "RestGreeter", "call_rest", "connections_to", "converse", "plot_conversation",
+           "proto_source"]
+
+PROTOS = Path(__file__).resolve().parent.parent / "protos"
+
+
+def proto_source(name: str) -> str:
+    """Return the text of ``protos/<name>.proto`` (found from this package, not from the notebook's
+    working directory)."""
+    path = PROTOS / f"{name}.proto"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROTOS.glob("*.proto"))
+        raise ValueError(f"no protos/{name}.proto; the workbench has {known}")
+    return path.read_text(encoding="utf-8")
 
 _running = ByName()
 

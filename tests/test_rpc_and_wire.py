@@ -145,3 +145,11 @@ def test_a_bidirectional_stream_answers_each_line_before_the_next_is_sent(ticker
     assert order == [(d, n) for n in range(4) for d in ("sent", "received")]
     assert [row["message"].text for row in rows if row["direction"] == "received"] == [
         f"heard 'line {n}'" for n in range(4)]
+
+
+def test_proto_source_reads_the_workbench_protos_and_names_them_when_asked_for_another():
+    from lessons.rpc import proto_source
+
+    assert "service Greeter" in proto_source("greeter") and "rpc SayHello" in proto_source("greeter")
+    with pytest.raises(ValueError, match=r"no protos/nope\.proto.*'greeter'"):
+        proto_source("nope")
