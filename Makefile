@@ -54,8 +54,9 @@ lock: setup
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
 		-o binder/requirements.txt
 
+# Benchmarks run on demand; README.md's "Figures" gives each one's command and its last figures.
 bench: setup
-	@echo "benchmarks: see bench/README.md"
+	@for f in bench/*.py; do printf '%-30s %s\n' "$$f" "$$($(BIN)/python -c 'import ast,sys; print(ast.get_docstring(ast.parse(open(sys.argv[1]).read())).splitlines()[0])' $$f)"; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
