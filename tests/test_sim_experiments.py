@@ -50,3 +50,29 @@ def test_limiting_at_the_service_wastes_the_callers_work():
     assert edge["frontend_work_per_s"] == pytest.approx(edge["goodput"], rel=0.02)
     assert service["frontend_work_per_s"] > 1.4 * edge["frontend_work_per_s"]
     assert rows["no limit"]["p99"] > 5 * edge["p99"]
+
+
+@pytest.mark.parametrize(("factor", "scale"), [(2.0, "linear"), (100.0, "log")])
+def test_a_latency_timeline_is_log_only_when_it_spans_a_decade_and_always_has_labelled_ticks(factor, scale):
+    import matplotlib.pyplot as plt
+
+    from lessons.simulation.plots import plot_timelines
+
+    exp = experiments.cascading_failure(policies=("no protection",), slow_from=2.0, slow_until=4.0,
+                                        factor=factor, rate=100.0, duration=6.0)
+    ax = plot_timelines(exp, "mean_latency", bucket=0.5)
+    try:
+        ax.figure.canvas.draw()
+        assert ax.get_yscale() == scale
+        low, high = ax.get_ylim()
+        shown = [t.get_text() for t in ax.get_yticklabels()
+                 if t.get_text() and low <= t.get_position()[1] <= high]
+        assert len(shown) >= 3, shown
+    finally:
+        plt.close(ax.figure)
+
+
+def test_a_cascade_whose_slowdown_is_out_of_order_or_outside_the_run_is_refused():
+    for slow_from, slow_until in ((5.0, 5.0), (6.0, 4.0), (-1.0, 4.0), (2.0, 9.0)):
+        with pytest.raises(ValueError, match="slow_from < slow_until <= duration"):
+            experiments.cascading_failure(slow_from=slow_from, slow_until=slow_until, duration=8.0)

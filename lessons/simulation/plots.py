@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 
 def plot_balancer_sweep(experiment):
@@ -55,6 +55,13 @@ def plot_amplification(experiment, ax=None):
     return ax
 
 
+def _spans_a_decade(ax) -> bool:
+    """Whether the positive values drawn on ``ax`` differ by 10x or more (else a log axis has no tick)."""
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()] or [[]])
+    values = values[np.isfinite(values) & (values > 0)]
+    return len(values) > 0 and values.max() >= 10 * values.min()
+
+
 def plot_timelines(experiment, metric: str = "goodput", bucket: float = 1.0, ax=None):
     """One line per run of ``metric`` (goodput, sent or mean_latency) over time, with the marks."""
     if ax is None:
@@ -67,6 +74,7 @@ def plot_timelines(experiment, metric: str = "goodput", bucket: float = 1.0, ax=
         line = results.timeline(bucket)
         values = line[metric] * (1e3 if metric == "mean_latency" else 1.0)
         ax.plot(line["time"], values, label=label, drawstyle="steps-post", linestyle=dashes, linewidth=width)
+    log = metric == "mean_latency" and _spans_a_decade(ax)  # before the marks add lines of their own
     for n, (at, label) in enumerate(experiment.marks):
         ax.axvline(at, color="#424242", linestyle="--", linewidth=1)
         # staggered, so that marks close together do not write over each other
@@ -76,8 +84,10 @@ def plot_timelines(experiment, metric: str = "goodput", bucket: float = 1.0, ax=
     ax.set_ylabel(
         {"goodput": "OK requests / s", "sent": "requests / s", "mean_latency": "mean latency (ms)"}[metric]
     )
-    if metric == "mean_latency":
+    if log:
+        # log, ticked at 1-2-5 steps: a slowdown of 100x and one of 2x are both readable
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(experiment.name)
