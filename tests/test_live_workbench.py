@@ -234,19 +234,3 @@ def test_a_simulation_replays_with_the_same_widget():
     assert calm == "#2e7d32" and replay.view.node_colours["back"] != calm
     with pytest.raises(ValueError, match="sample_every"):
         from_simulation(Simulation(topology, np.random.default_rng(0)).run(1), topology)
-
-
-def test_a_shop_stopped_under_load_leaves_no_watch_or_client_behind():
-    """Calls in flight when a mesh stops used to make clients and config watches after its clean-up
-    had run, and those polled a dead registry for ever."""
-    from lessons.experiment import CHECKOUT
-    from mesh import SteadyLoad
-
-    before = {t.name for t in threading.enumerate()}
-    for attempt in range(3):
-        with Mesh(shop_topology(1), name="stop-under-load") as mesh:
-            mesh.wait_until_passing()
-            load = SteadyLoad(mesh.client("frontend").Checkout, CHECKOUT, 200, np.random.default_rng(attempt))
-            time.sleep(0.05 * attempt)
-        load.stop(wait=True)
-    eventually(lambda: not {t.name for t in threading.enumerate()} - before, timeout=10)
