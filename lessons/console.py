@@ -23,7 +23,7 @@ from mesh import Mesh, SteadyLoad
 from mesh.policies import BALANCERS, PolicySettings
 
 from .experiment import CHECKOUT, HELLO
-from .live import LivePanel
+from .live import LivePanel, instance_state, set_killed
 from .live_charts import STATUS_COLOURS, BarChart, SeriesChart, buckets
 
 ABORT_CODES = ("UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
@@ -67,7 +67,7 @@ class _InstanceRow:
                                                      abort_code=self.code.value)), "value")
         self.code.observe(on(lambda c: self._inject(mesh, abort_code=c["new"])), "value")
         self.hang.observe(on(lambda c: self._inject(mesh, hang_percent=c["new"])), "value")
-        self.kill.observe(on(lambda c: self._kill(mesh, c["new"])), "value")
+        self.kill.observe(on(lambda c: set_killed(mesh, self.instance, c["new"])), "value")
         self.box = widgets.HBox([self.label, self.latency, self.jitter, self.abort, self.code, self.hang,
                                  self.kill])
 
@@ -76,17 +76,10 @@ class _InstanceRow:
         if any(getattr(current, k) != v for k, v in changes.items()):
             mesh.inject(self.instance, **changes)
 
-    def _kill(self, mesh: Mesh, killed: bool) -> None:
-        running = mesh.instance(self.instance).running
-        if killed and running:
-            mesh.kill(self.instance)
-        elif not killed and not running:
-            mesh.revive(self.instance)
-
     def show(self, mesh: Mesh, passing: set[str]) -> None:
         """Show the instance as the mesh has it now (changes made in code included)."""
-        faults, running = mesh.faults(self.instance), mesh.instance(self.instance).running
-        state = "killed" if not running else "passing" if self.instance in passing else "critical"
+        faults, instance = mesh.faults(self.instance), mesh.instance(self.instance)
+        running, state = instance.running, instance_state(instance, passing)
         self.label.value = (f"<b>{html.escape(self.instance)}</b> "
                             f"<span style='color:{HEALTH_COLOURS[state]}'>● {state}</span>")
         for control, value in ((self.latency, round(faults.delay * 1000)),

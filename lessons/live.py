@@ -6,7 +6,8 @@ A :class:`LivePanel` is an ipywidgets box with a refresher thread that calls :me
 replaces it (a re-run cell), or when its mesh stops — then the panel disables its controls and
 says, in its own ``notice`` line, that the mesh is gone and how to get one back. Every callback a
 control runs goes through :meth:`LivePanel.guard`: an exception is shown in the panel, never only
-in JupyterLab's log console.
+in JupyterLab's log console. :func:`set_killed` and :func:`instance_state` are how the panels'
+kill buttons act and how they name an instance's state, the same in every panel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -22,6 +23,21 @@ import ipywidgets as widgets
 from mesh.rerun import ByName
 
 _panels = ByName()
+
+
+def set_killed(mesh, instance_id: str, killed: bool) -> None:
+    """Kill or revive ``instance_id`` so that it is killed, or not; nothing if it already is (a
+    refresh that sets a control to what the mesh has must not act again)."""
+    running = mesh.instance(instance_id).running
+    if killed and running:
+        mesh.kill(instance_id)
+    elif not killed and not running:
+        mesh.revive(instance_id)
+
+
+def instance_state(instance, passing: Container[str]) -> str:
+    """Return ``killed`` (its server is stopped), ``passing`` (discovery lists it) or ``critical``."""
+    return "killed" if not instance.running else "passing" if instance.id in passing else "critical"
 
 
 def problem_html(error: BaseException) -> str:
@@ -161,3 +177,6 @@ def _descendants(widget: widgets.Widget) -> list[widgets.Widget]:
         found.append(child)
         found.extend(_descendants(child))
     return found
+
+
+__all__ = ["LivePanel", "instance_state", "problem_html", "set_killed", "shown_in"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from mesh import Mesh
 
-from .live import LivePanel
+from .live import LivePanel, instance_state
 
 HEALTH = {"up": "#2e7d32", "degraded": "#f9a825", "down": "#c62828", "caller": "#90a4ae"}
 BREAKER = {"closed": "#2e7d32", "half_open": "#f9a825", "open": "#c62828", "none": "#9e9e9e"}
@@ -241,7 +241,7 @@ class ServiceMap(LivePanel):
         cells = []
         for instance in self.mesh.instances(service):
             faults = self.mesh.faults(instance)
-            state = "killed" if not instance.running else "passing" if instance.id in passing else "critical"
+            state = instance_state(instance, passing)
             summary = rows.get(instance.id, {})
             injected = ", ".join(f"{k} {v:g}" for k, v in (("delay s", faults.delay),
                                                              ("abort %", faults.abort_percent),

@@ -18,7 +18,7 @@ from mesh.traffic import burst, tally
 
 from .charts import plot_spread
 from .display import STATUS_COLOUR, health_html, health_table
-from .live import LivePanel
+from .live import LivePanel, set_killed
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -104,16 +104,10 @@ class TourPanel(LivePanel):
         controls = widgets.HBox([*self._buttons.values(), self._send])
         super().__init__(mesh, f"tour:{mesh.name}:{service}", [controls, self._table, self._chart], period)
         for instance_id, button in self._buttons.items():
-            button.observe(self.guard(lambda change, i=instance_id: self._toggle(i, change["new"])), "value")
+            button.observe(self.guard(lambda change, i=instance_id: set_killed(self.mesh, i, change["new"])),
+                           "value")
         self._send.on_click(self.guard(lambda _: self.send(), refresh=False))
         self.refresh_now()
-
-    def _toggle(self, instance_id: str, killed: bool) -> None:
-        running = self.mesh.instance(instance_id).running
-        if killed and running:
-            self.mesh.kill(instance_id)
-        elif not killed and not running:
-            self.mesh.revive(instance_id)
 
     def refresh(self) -> None:
         """Show each replica as the registry and the mesh have it (changes made in code included)."""

@@ -66,9 +66,7 @@ class LoadRun:
             self.records.append(record)
 
     def _call(self, method, request, timeout: float) -> None:
-        start = time.perf_counter() - self.started
-        code, metadata, latency = observe(method, request, timeout)
-        self._add(LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, "")))
+        self._add(_call_recorded(method, request, timeout, time.perf_counter() - self.started))
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,6 +113,12 @@ class LoadRun:
 
 def _request(request: Request, n: int):
     return request(n) if callable(request) else request
+
+
+def _call_recorded(method, request, timeout: float, start: float) -> LoadRecord:
+    """Make one call and return its record (``start``: when it began, on the run's clock)."""
+    code, metadata, latency = observe(method, request, timeout)
+    return LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, ""))
 
 
 def open_loop(method, request: Request, rate: float, duration: float, rng: np.random.Generator,
@@ -288,8 +292,6 @@ class SteadyLoad:
 
     def _send(self, n: int, start: float) -> None:
         try:
-            code, metadata, latency = observe(self._method, _request(self._request, n), self._timeout)
-            self._record(LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""),
-                                    metadata.get(FALLBACK, "")))
+            self._record(_call_recorded(self._method, _request(self._request, n), self._timeout, start))
         finally:
             self._slots.release()
