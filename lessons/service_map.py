@@ -5,7 +5,7 @@ share; click a service to see its instances.
 The graph is the mesh's call graph as declared (the shop's ``SHOP_CALLS``, or ``calls=``) joined
 with every edge its traces have seen (a gateway, a bus), with the notebook's ``client`` in front.
 Twice a second the map reads discovery (who passes its health check), the callers' breakers
-(:meth:`mesh.Mesh.breaker_states`) and the last ``window`` seconds of client metrics.
+(:meth:`mesh.Mesh.breaker_states`), and the last ``window`` seconds of client metrics and traces.
 """
 
 from __future__ import annotations
@@ -207,9 +207,11 @@ class ServiceMap(LivePanel):
 
     # -- drawing ---------------------------------------------------------------------------------
     def refresh(self) -> None:
-        graph = call_graph(self.mesh, self._calls)
-        if set(graph.edges()) != set(self.graph.edges()):
-            self.graph = graph
+        # Only the last window's traces are read each time (all of them can be 100,000 spans); the
+        # whole graph is made again only when they show a call the map does not have yet.
+        seen = self.mesh.tracing.dependency_graph(self.window).edges()
+        if any(not self.graph.has_edge(*edge) for edge in seen):
+            self.graph = call_graph(self.mesh, self._calls)
         health, breakers, traffic = self.health(), self.breakers(), self.traffic()
         edges = list(self.graph.edges())
         colours = {e: HIGHLIGHT if e in self.highlighted else BREAKER[breakers.get(e, "none")] for e in edges}

@@ -48,9 +48,18 @@ class RecentSpans(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-    def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
+    def get_finished_spans(self, ended_since_ns: int | None = None) -> tuple[ReadableSpan, ...]:
+        """Return the spans kept, oldest first; with ``ended_since_ns``, only those that ended then
+        or later (spans arrive as they end, so this reads only the newest end of the store)."""
         with self._lock:
-            return tuple(self._spans)
+            if ended_since_ns is None:
+                return tuple(self._spans)
+            newest = []
+            for span in reversed(self._spans):
+                if span.end_time < ended_since_ns:
+                    break
+                newest.append(span)
+        return tuple(reversed(newest))
 
     def clear(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ dependency graph (a networkx DiGraph with call and error counts on each edge).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +90,22 @@ class Tracing:
         return self.propagator.extract(metadata if isinstance(metadata, dict) else dict(metadata))
 
     # -- results ----------------------------------------------------------------------------------
-    def spans(self) -> tuple[ReadableSpan, ...]:
-        return self.store.recent.get_finished_spans()
+    def spans(self, within: float | None = None) -> tuple[ReadableSpan, ...]:
+        """Return the spans kept (at most ``max_spans``), oldest first; with ``within``, those that
+        ended in the last ``within`` seconds."""
+        if within is None:
+            return self.store.recent.get_finished_spans()
+        return self.store.recent.get_finished_spans(time.time_ns() - int(within * 1e9))
+
+    def _whole_requests(self, within: float | None) -> tuple[ReadableSpan, ...]:
+        """The spans of every request that began in the last ``within`` seconds (all: None). A
+        request begun earlier is left out whole, so no call tree is cut short."""
+        if within is None:
+            return self.spans()
+        since = time.time_ns() - int(within * 1e9)
+        spans = self.store.recent.get_finished_spans(since)
+        older = {s.context.trace_id for s in spans if s.start_time < since}
+        return tuple(s for s in spans if s.context.trace_id not in older)
 
     def clear(self) -> None:
         self.store.recent.clear()
@@ -98,9 +113,10 @@ class Tracing:
     def shutdown(self) -> None:
         self.provider.shutdown()
 
-    def calls(self) -> list[CallNode]:
-        """Return one tree per request: each root is a call that no traced call made."""
-        spans = self.spans()
+    def calls(self, within: float | None = None) -> list[CallNode]:
+        """Return one tree per request: each root is a call that no traced call made (with
+        ``within``, only requests that began in the last ``within`` seconds)."""
+        spans = self._whole_requests(within)
         by_id = {s.context.span_id: s for s in spans}
         server_of: dict[int, ReadableSpan] = {}
         nodes: dict[int, CallNode] = {}
@@ -142,19 +158,21 @@ class Tracing:
             node.children.sort(key=lambda n: n.start)
         return sorted(roots, key=lambda n: n.start)
 
-    def requests(self) -> list[list[CallNode]]:
+    def requests(self, within: float | None = None) -> list[list[CallNode]]:
         """Return the traced requests, oldest first: each the attempts (call trees) of one call made
-        outside any traced call — one, or more when it was retried."""
+        outside any traced call — one, or more when it was retried (with ``within``, only those
+        begun in the last ``within`` seconds)."""
         by_trace: dict[str, list[CallNode]] = defaultdict(list)
-        for root in self.calls():
+        for root in self.calls(within):
             by_trace[root.trace_id].append(root)
         return sorted(by_trace.values(), key=lambda roots: roots[0].start)
 
-    def dependency_graph(self) -> nx.DiGraph:
-        """Return services as nodes and caller -> callee edges with ``calls`` and ``errors``."""
+    def dependency_graph(self, within: float | None = None) -> nx.DiGraph:
+        """Return services as nodes and caller -> callee edges with ``calls`` and ``errors`` (with
+        ``within``, of the calls that ended in the last ``within`` seconds)."""
         graph = nx.DiGraph()
         counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for span in self.spans():
+        for span in self.spans(within):
             if span.kind != trace.SpanKind.CLIENT:
                 continue
             attrs = span.attributes or {}
