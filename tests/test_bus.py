@@ -5,13 +5,23 @@ when acks are lost, an idempotent consumer acts once, a paused consumer's backlo
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 import pytest
 
 from lessons.bus import deliver_orders
 from mesh import Mesh
-from mesh.bus import Broker, Bus, BusError, Consumer
+from mesh.bus import (
+    MAX_ACK_DEADLINE,
+    MAX_MESSAGE_BYTES,
+    MAX_PULL_BYTES,
+    MAX_PULL_MESSAGES,
+    Broker,
+    Bus,
+    BusError,
+    Consumer,
+)
 from mesh.pb import bus_pb2
 
 
@@ -51,7 +61,9 @@ def test_an_unacknowledged_message_comes_back_after_its_deadline_then_goes_to_de
         assert broker.pull("billing") == []  # leased: nobody else gets it meanwhile
         broker.clock.now += 1.0
     assert broker.pull("billing") == []
-    assert [m.id for m in broker.subscription("billing").dead] == [message_id]
+    (dead,) = broker.subscription("billing").dead
+    assert (dead.message.id, dead.deliveries) == (message_id, 3)
+    assert "gave up after 3 deliveries" in dead.reason and "1 s ack deadline" in dead.reason
     assert broker.stats()[0] == {"subscription": "billing", "topic": "orders", "backlog": 0, "leased": 0,
                                  "acked": 0, "redelivered": 2, "dead_lettered": 1}
 
@@ -66,6 +78,56 @@ def test_an_ack_within_the_deadline_counts_and_a_late_ack_does_not(broker):
     (again,) = broker.pull("billing")
     assert (again.message.id, again.attempt) == (late.message.id, 2)
     assert broker.ack("billing", [again.ack_id, "a-unknown"]) == 1
+
+
+def test_a_pull_is_bounded_by_bytes_but_always_returns_one_message(broker):
+    big = b"x" * (MAX_MESSAGE_BYTES - 10)
+    ids = [broker.publish("orders", big, {"key": "v" * 7}) for _ in range(4)]  # exactly the limit each
+    first = broker.pull("billing", max_messages=10)
+    assert [d.message.id for d in first] == ids[:3]  # 3 MiB: a fourth would not fit
+    assert sum(d.message.size for d in first) == 3 * MAX_MESSAGE_BYTES == MAX_PULL_BYTES
+    assert [d.message.id for d in broker.pull("billing", max_bytes=1)] == [ids[3]]  # one, however small
+    with pytest.raises(BusError, match="over the bus's limit of 1,048,576 bytes"):
+        broker.publish("orders", big, {"key": "v" * 8})  # one byte too many, counting the attributes
+    assert broker.published == 4
+
+
+def test_a_pull_never_returns_more_than_its_cap(broker):
+    for _ in range(MAX_PULL_MESSAGES + 5):
+        broker.publish("orders", b"")
+    assert len(broker.pull("billing", max_messages=10**6)) == MAX_PULL_MESSAGES
+    assert len(broker.pull("billing", max_messages=0)) == 1
+
+
+def test_an_extended_lease_is_not_redelivered_and_an_expired_one_cannot_be_extended(broker):
+    broker.publish("orders", b"o1")
+    broker.publish("orders", b"o2")
+    kept, lost = broker.pull("billing")
+    broker.clock.now = 0.9
+    assert broker.extend("billing", [kept.ack_id, "a-unknown"], 1.0) == 1
+    broker.clock.now = 1.0  # exactly at the end of the first lease: it has ended
+    assert broker.extend("billing", [lost.ack_id], 1.0) == 0
+    assert [d.message.id for d in broker.pull("billing")] == [lost.message.id]
+    broker.clock.now = 1.89
+    assert broker.ack("billing", [kept.ack_id]) == 1 and broker.subscription("billing").redelivered == 1
+    for seconds in (0, -1, MAX_ACK_DEADLINE + 1):
+        with pytest.raises(BusError, match="lease extension"):
+            broker.extend("billing", [kept.ack_id], seconds)
+
+
+def test_a_nack_redelivers_at_once_first_in_line_and_dead_letters_with_the_reason(broker):
+    first = broker.publish("orders", b"o1")
+    second = broker.publish("orders", b"o2")
+    for attempt in (1, 2):
+        delivery = broker.pull("billing", max_messages=1)[0]
+        assert (delivery.message.id, delivery.attempt) == (first, attempt)
+        assert broker.nack("billing", [delivery.ack_id], "KeyError('sku')") == 1
+    (last,) = broker.pull("billing", max_messages=1)
+    assert broker.nack("billing", [last.ack_id, last.ack_id], "KeyError('price')") == 1
+    (dead,) = broker.subscription("billing").dead
+    assert (dead.message.id, dead.deliveries) == (first, 3)
+    assert dead.reason == "gave up after 3 deliveries; the last one failed in the handler: KeyError('price')"
+    assert [d.message.id for d in broker.pull("billing")] == [second]
 
 
 def test_bad_requests_are_refused_and_change_nothing(broker):
@@ -145,7 +207,9 @@ def test_a_poison_message_is_retried_then_dead_lettered_without_blocking_the_res
         mesh.wait_until(lambda: bus.backlog("strict") == 0, timeout=5)
     assert done == ["o-1", "o-2"]
     assert [attempt for _, attempt, _ in consumer.failures] == [1, 2, 3]
-    assert [m.attributes for m in bus.dead_letters("strict")] == [{"order": "bad"}]
+    (dead,) = bus.dead_letters("strict")
+    assert (dead.message.attributes, dead.deliveries) == ({"order": "bad"}, 3)
+    assert dead.reason.endswith("failed in the handler: ValueError('cannot parse the order')")
 
 
 @pytest.mark.slow
@@ -161,3 +225,74 @@ def test_a_consumer_left_running_ends_when_its_mesh_stops_and_a_second_bus_is_re
     consumer._thread.join(5)
     assert not consumer._thread.is_alive()
     assert list(consumer.errors)[-1] == "CLOSED"
+
+
+@pytest.mark.slow
+def test_big_messages_are_each_handled_once_and_too_big_ones_are_refused_at_publish(bus_mesh):
+    """Ten 1 MB messages: 10 MB leased in one pull was over gRPC's 4 MiB limit, every try spent a
+    delivery and all ten were dead-lettered unhandled. Pulls are now bounded by bytes."""
+    mesh, bus = bus_mesh
+    sizes = []
+    for n in range(10):
+        bus.publish("orders", bytes([n]) * 1_000_000, order=str(n))
+    with Consumer(bus, "billing", lambda data, attrs: sizes.append((attrs["order"], len(data)))) as consumer:
+        mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=10)
+    assert sorted(sizes) == [(str(n), 1_000_000) for n in range(10)]
+    assert bus.dead_letters("billing") == [] and not consumer.errors
+    with pytest.raises(grpc.RpcError) as refused:
+        bus.publish("orders", b"x" * (MAX_MESSAGE_BYTES + 1))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "over the bus's limit" in refused.value.details()
+
+
+@pytest.mark.slow
+def test_a_batch_slower_than_the_ack_deadline_is_handled_once_because_leases_are_extended(bus_mesh):
+    """20 messages of 30 ms with a 0.2 s deadline: the batch's one lease ran out, so every message
+    was handled 5 times and dead-lettered (0 acknowledged). The consumer now extends its leases."""
+    mesh, bus = bus_mesh
+    for n in range(20):
+        bus.publish("orders", "x", order=str(n))
+    seen = []
+    with Consumer(bus, "billing", lambda data, attrs: (time.sleep(0.03), seen.append(attrs["order"])),
+                  batch=20):
+        mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=10)
+    assert seen == [str(n) for n in range(20)]  # each once, in order
+    stats = bus.stats()[0]
+    assert (stats["acked"], stats["redelivered"], stats["dead_lettered"]) == (20, 0, 0)
+
+
+@pytest.mark.slow
+def test_without_lease_extension_a_slow_handler_is_dead_lettered_with_a_reason(bus_mesh):
+    mesh, bus = bus_mesh
+    bus.subscribe("slow", "orders", ack_deadline=0.05, max_deliveries=2)
+    bus.publish("orders", "x", order="1")
+    with Consumer(bus, "slow", lambda data, attrs: time.sleep(0.08), max_lease=0) as consumer:
+        mesh.wait_until(lambda: bus.backlog("slow") == 0, timeout=5)
+    (dead,) = bus.dead_letters("slow")
+    assert dead.deliveries == 2 and "not acknowledged within the 0.05 s ack deadline" in dead.reason
+    assert [h.attempt for h in consumer.handled] == [1, 2]
+
+
+@pytest.mark.slow
+def test_every_message_is_handled_at_least_once_when_a_consumer_crashes_mid_batch(bus_mesh):
+    mesh, bus = bus_mesh
+    bus.subscribe("crashy", "orders", ack_deadline=1.0)  # no early ack flush within 0.5 s
+    for n in range(30):
+        bus.publish("orders", "x", order=str(n))
+    first, second = [], []
+
+    def crash_on_the_eighth(data, attrs):
+        first.append(attrs["order"])
+        if len(first) == 8:
+            crashing.crash()
+
+    crashing = Consumer(bus, "crashy", crash_on_the_eighth, batch=10, name="crashing")
+    mesh.wait_until(lambda: len(first) == 8, timeout=5)
+    crashing._thread.join(5)
+    assert not crashing._thread.is_alive() and not crashing._keeper.is_alive()
+    assert bus.stats()[1]["acked"] == 0  # it crashed before acknowledging its first batch
+    with Consumer(bus, "crashy", lambda data, attrs: second.append(attrs["order"])):
+        mesh.wait_until(lambda: bus.backlog("crashy") == 0, timeout=5)
+    assert first == [str(n) for n in range(8)]
+    assert sorted(second, key=int) == [str(n) for n in range(30)]  # the crashed batch came back
+    assert bus.dead_letters("crashy") == []

@@ -5,8 +5,20 @@ acknowledges. The bookkeeping (:class:`Broker`) is pure and clock-injected. Less
 (duplicates, idempotency, lag, backlog) is in :mod:`lessons.bus`.
 """
 
-from ._broker import Broker, BusError, Delivery, Message, Subscription
+from ._broker import (
+    MAX_ACK_DEADLINE,
+    MAX_MESSAGE_BYTES,
+    MAX_PULL_BYTES,
+    MAX_PULL_MESSAGES,
+    Broker,
+    BusError,
+    DeadLetter,
+    Delivery,
+    Message,
+    Subscription,
+)
 from ._service import Bus, BusServicer, Consumer, Handled
 
-__all__ = ["Broker", "Bus", "BusError", "BusServicer", "Consumer", "Delivery", "Handled", "Message",
+__all__ = ["MAX_ACK_DEADLINE", "MAX_MESSAGE_BYTES", "MAX_PULL_BYTES", "MAX_PULL_MESSAGES", "Broker", "Bus",
+           "BusError", "BusServicer", "Consumer", "DeadLetter", "Delivery", "Handled", "Message",
            "Subscription"]

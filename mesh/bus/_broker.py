@@ -4,8 +4,19 @@ Semantics of a pull subscription (as Google Pub/Sub's): a message published to a
 to every subscription of that topic; the consumers of one subscription share its messages. A
 pulled message is leased for ``ack_deadline`` seconds; acknowledged, it is gone; not acknowledged
 in time, it is delivered again (at-least-once: a consumer may see a message twice). After
-``max_deliveries`` deliveries it moves to the subscription's dead-letter list. Time comes from
-``clock``; ids from a counter, so runs repeat.
+``max_deliveries`` deliveries it moves to the subscription's dead-letter list, with the reason it
+could not be delivered (the handler's last error, or a lease that ran out each time). Time comes
+from ``clock``; ids from a counter, so runs repeat.
+
+The delivery contract, and its limits:
+
+- A message's data plus attributes is at most :data:`MAX_MESSAGE_BYTES` (1 MiB); a bigger one is
+  refused at publish, so nothing is accepted that could not be delivered.
+- A pull returns at most :data:`MAX_PULL_BYTES` (3 MiB) of messages — always at least one — so a
+  batch fits in gRPC's 4 MiB message limit however big the messages are.
+- A consumer that is still working on a message extends its lease (:meth:`Broker.extend`, as
+  Pub/Sub's ``ModifyAckDeadline``), by at most :data:`MAX_ACK_DEADLINE` seconds at a time; a
+  handler that fails gives the message back at once with its reason (:meth:`Broker.nack`).
 """
 
 from __future__ import annotations
@@ -14,9 +25,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+#: The largest message (data plus attribute keys and values) the bus accepts, in bytes.
+MAX_MESSAGE_BYTES = 1 << 20
+#: The most message bytes one pull returns (a batch stays under gRPC's 4 MiB default).
+MAX_PULL_BYTES = 3 << 20
+#: The most messages one pull returns.
+MAX_PULL_MESSAGES = 1000
+#: The longest one lease or one extension may be, in seconds (Pub/Sub's limit too).
+MAX_ACK_DEADLINE = 600.0
+
 
 class BusError(ValueError):
-    """A request the bus refuses (unknown topic or subscription, bad settings)."""
+    """A request the bus refuses (unknown topic or subscription, bad settings, too big)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,28 @@ class Message:
     data: bytes
     attributes: dict[str, str]
     published_at: float
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against :data:`MAX_MESSAGE_BYTES` and :data:`MAX_PULL_BYTES`."""
+        return len(self.data) + sum(len(k.encode()) + len(v.encode()) for k, v in self.attributes.items())
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message given up on after ``deliveries`` deliveries, and why."""
+
+    message: Message
+    deliveries: int
+    reason: str
+
+
+@dataclass
+class _Lease:
+    message: Message
+    attempts: int
+    until: float
+    failure: str = ""  # the handler's error, when the consumer gave this delivery back
 
 
 @dataclass
@@ -43,9 +85,8 @@ class Subscription:
     max_deliveries: int
     # message id -> (message, deliveries so far), oldest first
     ready: OrderedDict[str, tuple[Message, int]] = field(default_factory=OrderedDict)
-    # ack id -> (message, deliveries so far, lease end)
-    leased: dict[str, tuple[Message, int, float]] = field(default_factory=dict)
-    dead: list[Message] = field(default_factory=list)
+    leased: dict[str, _Lease] = field(default_factory=dict)  # by ack id
+    dead: list[DeadLetter] = field(default_factory=list)
     acked: int = 0
     redelivered: int = 0
 
@@ -79,8 +120,9 @@ class Broker:
             raise BusError(f"no topic {topic!r}; topics: {sorted(self._topics)}")
         if name in self._subscriptions:
             raise BusError(f"subscription {name!r} exists")
-        if ack_deadline <= 0 or max_deliveries < 1:
-            raise BusError("ack_deadline must be > 0 and max_deliveries >= 1")
+        if not 0 < ack_deadline <= MAX_ACK_DEADLINE or max_deliveries < 1:
+            raise BusError(f"ack_deadline must be in (0, {MAX_ACK_DEADLINE:g}] seconds "
+                           "and max_deliveries >= 1")
         self._subscriptions[name] = Subscription(name, topic, ack_deadline, max_deliveries)
         self._topics[topic].append(name)
 
@@ -99,22 +141,36 @@ class Broker:
         """Append a message to every subscription of ``topic``; return its id."""
         if topic not in self._topics:
             raise BusError(f"no topic {topic!r}; topics: {sorted(self._topics)}")
-        message = Message(self._id("m"), topic, data, dict(attributes or {}), self._clock())
+        message = Message("", topic, data, dict(attributes or {}), self._clock())
+        if message.size > MAX_MESSAGE_BYTES:
+            raise BusError(f"a message of {message.size:,} bytes is over the bus's limit of "
+                           f"{MAX_MESSAGE_BYTES:,} bytes (data plus attributes): store the payload "
+                           "elsewhere and publish a reference to it")
+        message = Message(self._id("m"), topic, data, message.attributes, message.published_at)
         for name in self._topics[topic]:
             self._subscriptions[name].ready[message.id] = (message, 0)
         self.published += 1
         return message.id
 
-    def pull(self, subscription: str, max_messages: int = 10) -> list[Delivery]:
-        """Lease up to ``max_messages`` messages (oldest first, expired leases included)."""
+    def pull(self, subscription: str, max_messages: int = 10,
+             max_bytes: int = MAX_PULL_BYTES) -> list[Delivery]:
+        """Lease up to ``max_messages`` messages and ``max_bytes`` bytes of them — at least one if
+        any waits — oldest first, expired leases included."""
         sub = self.subscription(subscription)
         self._expire(sub)
-        deliveries = []
+        max_messages = min(max(max_messages, 1), MAX_PULL_MESSAGES)
+        max_bytes = min(max_bytes, MAX_PULL_BYTES)
+        deliveries: list[Delivery] = []
         until = self._clock() + sub.ack_deadline
+        size = 0
         while sub.ready and len(deliveries) < max_messages:
-            _, (message, attempts) = sub.ready.popitem(last=False)
+            message, attempts = next(iter(sub.ready.values()))
+            if deliveries and size + message.size > max_bytes:
+                break
+            size += message.size
+            del sub.ready[message.id]
             ack_id = self._id("a")
-            sub.leased[ack_id] = (message, attempts + 1, until)
+            sub.leased[ack_id] = _Lease(message, attempts + 1, until)
             deliveries.append(Delivery(ack_id, message, attempts + 1))
         return deliveries
 
@@ -129,18 +185,58 @@ class Broker:
         sub.acked += done
         return done
 
+    def extend(self, subscription: str, ack_ids: list[str], seconds: float) -> int:
+        """Extend the leases of ``ack_ids`` to ``seconds`` from now (a consumer still working on
+        them); return how many were still leased. An expired lease cannot be extended."""
+        if not 0 < seconds <= MAX_ACK_DEADLINE:
+            raise BusError(f"a lease extension must be in (0, {MAX_ACK_DEADLINE:g}] seconds")
+        sub = self.subscription(subscription)
+        self._expire(sub)
+        until = self._clock() + seconds
+        done = 0
+        for ack_id in ack_ids:
+            lease = sub.leased.get(ack_id)
+            if lease is not None:
+                lease.until = until
+                done += 1
+        return done
+
+    def nack(self, subscription: str, ack_ids: list[str], reason: str) -> int:
+        """Give leased messages back at once because handling them failed with ``reason``: each
+        is delivered again (first in line) or, after its last delivery, dead-lettered with that
+        reason. Return how many were still leased."""
+        sub = self.subscription(subscription)
+        self._expire(sub)
+        done = 0
+        for ack_id in ack_ids:
+            lease = sub.leased.pop(ack_id, None)
+            if lease is not None:
+                lease.failure = reason[:500] or "the consumer gave it back"
+                self._release(sub, lease)
+                done += 1
+        return done
+
     def _expire(self, sub: Subscription) -> None:
         now = self._clock()
-        for ack_id, (message, attempts, until) in list(sub.leased.items()):
-            if until > now:
-                continue
-            del sub.leased[ack_id]
-            if attempts >= sub.max_deliveries:
-                sub.dead.append(message)
-            else:
-                sub.ready[message.id] = (message, attempts)
-                sub.ready.move_to_end(message.id, last=False)  # redeliver before newer messages
-                sub.redelivered += 1
+        for ack_id, lease in list(sub.leased.items()):
+            if lease.until <= now:
+                del sub.leased[ack_id]
+                self._release(sub, lease)
+
+    @staticmethod
+    def _release(sub: Subscription, lease: _Lease) -> None:
+        """Put a message whose lease ended unacknowledged back in line, or in the dead letters."""
+        if lease.attempts >= sub.max_deliveries:
+            last = (f"failed in the handler: {lease.failure}" if lease.failure else
+                    f"was not acknowledged within the {sub.ack_deadline:g} s ack deadline (the consumer "
+                    "crashed, lost its ack, or worked longer without extending its lease)")
+            reason = f"gave up after {lease.attempts} deliveries; the last one {last}"
+            sub.dead.append(DeadLetter(lease.message, lease.attempts, reason))
+            return
+        message = lease.message
+        sub.ready[message.id] = (message, lease.attempts)
+        sub.ready.move_to_end(message.id, last=False)  # redeliver before newer messages
+        sub.redelivered += 1
 
     def stats(self) -> list[dict]:
         """Return one row per subscription: backlog, leased, acknowledged, redelivered, dead."""

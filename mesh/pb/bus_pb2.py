@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11mesh/pb/bus.proto\x12\x03\x62us\"\x99\x01\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x37\n\nattributes\x18\x03 \x03(\x0b\x32#.bus.PublishRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x0cPublishReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"9\n\x0bPullRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x14\n\x0cmax_messages\x18\x02 \x01(\x05\"\xd2\x01\n\x08\x44\x65livery\x12\x0e\n\x06\x61\x63k_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x31\n\nattributes\x18\x04 \x03(\x0b\x32\x1d.bus.Delivery.AttributesEntry\x12\x18\n\x10\x64\x65livery_attempt\x18\x05 \x01(\x05\x12\x14\n\x0cpublished_at\x18\x06 \x01(\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\tPullReply\x12!\n\ndeliveries\x18\x01 \x03(\x0b\x32\r.bus.Delivery\"3\n\nAckRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63k_ids\x18\x02 \x03(\t\" \n\x08\x41\x63kReply\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x05\x32\x8f\x01\n\x03\x42us\x12\x33\n\x07Publish\x12\x13.bus.PublishRequest\x1a\x11.bus.PublishReply\"\x00\x12*\n\x04Pull\x12\x10.bus.PullRequest\x1a\x0e.bus.PullReply\"\x00\x12\'\n\x03\x41\x63k\x12\x0f.bus.AckRequest\x1a\r.bus.AckReply\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11mesh/pb/bus.proto\x12\x03\x62us\"\x99\x01\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x37\n\nattributes\x18\x03 \x03(\x0b\x32#.bus.PublishRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x0cPublishReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"9\n\x0bPullRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x14\n\x0cmax_messages\x18\x02 \x01(\x05\"\xd2\x01\n\x08\x44\x65livery\x12\x0e\n\x06\x61\x63k_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x31\n\nattributes\x18\x04 \x03(\x0b\x32\x1d.bus.Delivery.AttributesEntry\x12\x18\n\x10\x64\x65livery_attempt\x18\x05 \x01(\x05\x12\x14\n\x0cpublished_at\x18\x06 \x01(\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\tPullReply\x12!\n\ndeliveries\x18\x01 \x03(\x0b\x32\r.bus.Delivery\x12\x14\n\x0c\x61\x63k_deadline\x18\x02 \x01(\x01\"3\n\nAckRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63k_ids\x18\x02 \x03(\t\"G\n\rExtendRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63k_ids\x18\x02 \x03(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\"D\n\x0bNackRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63k_ids\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\" \n\x08\x41\x63kReply\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x05\x32\xe9\x01\n\x03\x42us\x12\x33\n\x07Publish\x12\x13.bus.PublishRequest\x1a\x11.bus.PublishReply\"\x00\x12*\n\x04Pull\x12\x10.bus.PullRequest\x1a\x0e.bus.PullReply\"\x00\x12\'\n\x03\x41\x63k\x12\x0f.bus.AckRequest\x1a\r.bus.AckReply\"\x00\x12-\n\x06\x45xtend\x12\x12.bus.ExtendRequest\x1a\r.bus.AckReply\"\x00\x12)\n\x04Nack\x12\x10.bus.NackRequest\x1a\r.bus.AckReply\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,11 +48,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERY_ATTRIBUTESENTRY']._serialized_start=131
   _globals['_DELIVERY_ATTRIBUTESENTRY']._serialized_end=180
   _globals['_PULLREPLY']._serialized_start=490
-  _globals['_PULLREPLY']._serialized_end=536
-  _globals['_ACKREQUEST']._serialized_start=538
-  _globals['_ACKREQUEST']._serialized_end=589
-  _globals['_ACKREPLY']._serialized_start=591
-  _globals['_ACKREPLY']._serialized_end=623
-  _globals['_BUS']._serialized_start=626
-  _globals['_BUS']._serialized_end=769
+  _globals['_PULLREPLY']._serialized_end=558
+  _globals['_ACKREQUEST']._serialized_start=560
+  _globals['_ACKREQUEST']._serialized_end=611
+  _globals['_EXTENDREQUEST']._serialized_start=613
+  _globals['_EXTENDREQUEST']._serialized_end=684
+  _globals['_NACKREQUEST']._serialized_start=686
+  _globals['_NACKREQUEST']._serialized_end=754
+  _globals['_ACKREPLY']._serialized_start=756
+  _globals['_ACKREPLY']._serialized_end=788
+  _globals['_BUS']._serialized_start=791
+  _globals['_BUS']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

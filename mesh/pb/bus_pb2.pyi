@@ -61,10 +61,12 @@ class Delivery(_message.Message):
     def __init__(self, ack_id: _Optional[str] = ..., message_id: _Optional[str] = ..., data: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., delivery_attempt: _Optional[int] = ..., published_at: _Optional[float] = ...) -> None: ...
 
 class PullReply(_message.Message):
-    __slots__ = ("deliveries",)
+    __slots__ = ("deliveries", "ack_deadline")
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    ACK_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
-    def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
+    ack_deadline: float
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., ack_deadline: _Optional[float] = ...) -> None: ...
 
 class AckRequest(_message.Message):
     __slots__ = ("subscription", "ack_ids")
@@ -73,6 +75,26 @@ class AckRequest(_message.Message):
     subscription: str
     ack_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, subscription: _Optional[str] = ..., ack_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExtendRequest(_message.Message):
+    __slots__ = ("subscription", "ack_ids", "seconds")
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ACK_IDS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    ack_ids: _containers.RepeatedScalarFieldContainer[str]
+    seconds: float
+    def __init__(self, subscription: _Optional[str] = ..., ack_ids: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class NackRequest(_message.Message):
+    __slots__ = ("subscription", "ack_ids", "reason")
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ACK_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    ack_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, subscription: _Optional[str] = ..., ack_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class AckReply(_message.Message):
     __slots__ = ("acknowledged",)

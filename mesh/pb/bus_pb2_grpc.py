@@ -49,6 +49,16 @@ class BusStub:
                 request_serializer=mesh_dot_pb_dot_bus__pb2.AckRequest.SerializeToString,
                 response_deserializer=mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
                 _registered_method=True)
+        self.Extend = channel.unary_unary(
+                '/bus.Bus/Extend',
+                request_serializer=mesh_dot_pb_dot_bus__pb2.ExtendRequest.SerializeToString,
+                response_deserializer=mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
+                _registered_method=True)
+        self.Nack = channel.unary_unary(
+                '/bus.Bus/Nack',
+                request_serializer=mesh_dot_pb_dot_bus__pb2.NackRequest.SerializeToString,
+                response_deserializer=mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
+                _registered_method=True)
 
 
 class BusServicer:
@@ -72,6 +82,20 @@ class BusServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Extend(self, request, context):
+        """Still working on these: keep them leased for `seconds` more (Pub/Sub's ModifyAckDeadline).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Nack(self, request, context):
+        """Handling these failed: deliver them again now, or dead-letter them with `reason`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BusServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +112,16 @@ def add_BusServicer_to_server(servicer, server):
             'Ack': grpc.unary_unary_rpc_method_handler(
                     servicer.Ack,
                     request_deserializer=mesh_dot_pb_dot_bus__pb2.AckRequest.FromString,
+                    response_serializer=mesh_dot_pb_dot_bus__pb2.AckReply.SerializeToString,
+            ),
+            'Extend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Extend,
+                    request_deserializer=mesh_dot_pb_dot_bus__pb2.ExtendRequest.FromString,
+                    response_serializer=mesh_dot_pb_dot_bus__pb2.AckReply.SerializeToString,
+            ),
+            'Nack': grpc.unary_unary_rpc_method_handler(
+                    servicer.Nack,
+                    request_deserializer=mesh_dot_pb_dot_bus__pb2.NackRequest.FromString,
                     response_serializer=mesh_dot_pb_dot_bus__pb2.AckReply.SerializeToString,
             ),
     }
@@ -171,6 +205,60 @@ class Bus:
             target,
             '/bus.Bus/Ack',
             mesh_dot_pb_dot_bus__pb2.AckRequest.SerializeToString,
+            mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Extend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bus.Bus/Extend',
+            mesh_dot_pb_dot_bus__pb2.ExtendRequest.SerializeToString,
+            mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Nack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bus.Bus/Nack',
+            mesh_dot_pb_dot_bus__pb2.NackRequest.SerializeToString,
             mesh_dot_pb_dot_bus__pb2.AckReply.FromString,
             options,
             channel_credentials,
