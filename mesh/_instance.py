@@ -10,6 +10,7 @@ the instance is down, so waits inside handlers (injected delays, simulated work)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,6 +47,7 @@ class Instance:
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._workers: list[threading.Thread] = []  # the pool's threads, to wait for at stop
         self.health: health.HealthServicer | None = None
 
     @property
@@ -69,7 +71,9 @@ class Instance:
         if self._server is not None:
             raise RuntimeError(f"{self.id} is already running")
         self.stopping.clear()
-        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc")
+        workers: list[threading.Thread] = []  # appended to by the pool's threads (atomic)
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc",
+                                  initializer=lambda: workers.append(threading.current_thread()))
         server = grpc.server(pool, interceptors=self._interceptors, options=[("grpc.so_reuseport", 0)])
         self.kind.add_to_server(self._make_servicer(self), server)
         health_servicer = health.HealthServicer()
@@ -88,6 +92,7 @@ class Instance:
         for name in ("", self.kind.grpc_service):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.port, self._server, self._pool, self.health = port, server, pool, health_servicer
+        self._workers = workers
         return self
 
     def set_serving(self, serving: bool) -> None:
@@ -102,8 +107,13 @@ class Instance:
         for name in ("", self.kind.grpc_service):
             self.health.set(name, status)
 
-    def stop(self, grace: float | None = None) -> None:
-        """Stop serving. ``grace=None`` aborts in-flight calls at once, as a crash would."""
+    def stop(self, grace: float | None = None, wait: float = 0.0) -> None:
+        """Stop serving. ``grace=None`` aborts in-flight calls at once, as a crash would.
+
+        The server's calls end within ``grace``; their handler threads are then given ``wait``
+        seconds more to return. A handler that never returns cannot hold the stop (a crash is
+        immediate): its thread is left behind, its call already ended for the caller.
+        """
         server, pool = self._server, self._pool
         if server is None:
             return
@@ -112,7 +122,10 @@ class Instance:
         if self.health is not None:
             self.health.enter_graceful_shutdown()
         server.stop(grace).wait()
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        until = time.monotonic() + wait
+        for thread in self._workers[:]:
+            thread.join(max(until - time.monotonic(), 0.0))
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -415,11 +415,12 @@ class Mesh:
         self.discovery.request_stop()
         for config in list(self._configs.values()):
             config.request_stop()
+        handlers_end = time.monotonic() + 2.0  # then a handler that never returns is left behind
         for instance in self._instances.values():
             # The registry may already be gone; the instance must stop all the same.
             with contextlib.suppress(Exception):
                 self.consul.agent.service.deregister(instance.id)
-            instance.stop(grace=None)
+            instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
         self.backend.stop()
         self.discovery.stop()
         for config in list(self._configs.values()):

@@ -132,6 +132,22 @@ class Failed(_Finished):
         return self._traceback
 
 
+#: The details gRPC gives a call its own caller cancelled (grpc/_channel.py).
+LOCALLY_CANCELLED = "Locally cancelled by application!"
+
+
+def as_seen_by_caller(outcome, instance: str):
+    """Return ``outcome`` as the call plan must see it: a call the *server* cut off (CANCELLED,
+    not cancelled by its caller) is an instance that went away mid-call, which is UNAVAILABLE —
+    retried by the default policy, counted by breakers and outlier detection like any crash."""
+    error = outcome.exception() if hasattr(outcome, "exception") else None
+    if (error is not None and hasattr(error, "code") and error.code() == grpc.StatusCode.CANCELLED
+            and error.details() != LOCALLY_CANCELLED):
+        return MeshRpcError(grpc.StatusCode.UNAVAILABLE,
+                            f"{instance} went away mid-call (the server cancelled it: {error.details()})")
+    return outcome
+
+
 def status_of(outcome) -> str:
     """Return the status code name of a call outcome (``OK`` for a success)."""
     error = outcome.exception() if hasattr(outcome, "exception") else None

@@ -6,8 +6,17 @@ the single entry; see :class:`Gateway` and :class:`Route`.
 
 from ._auth import AuthError, Tokens
 from ._routes import Route, RouteTable
-from ._server import DEGRADE_ON, Gateway, GatewayRecord
+from ._server import (
+    BODY_TIMEOUT,
+    DEGRADE_ON,
+    HEADER_TIMEOUT,
+    MAX_BUCKETS,
+    PUBLIC_ERRORS,
+    Gateway,
+    GatewayRecord,
+)
 from ._transcode import HTTP_STATUS, BadRequest, http_status, to_json, to_message
 
-__all__ = ["DEGRADE_ON", "HTTP_STATUS", "AuthError", "BadRequest", "Gateway", "GatewayRecord", "Route",
-           "RouteTable", "Tokens", "http_status", "to_json", "to_message"]
+__all__ = ["BODY_TIMEOUT", "DEGRADE_ON", "HEADER_TIMEOUT", "HTTP_STATUS", "MAX_BUCKETS", "PUBLIC_ERRORS",
+           "AuthError", "BadRequest", "Gateway", "GatewayRecord", "Route", "RouteTable", "Tokens",
+           "http_status", "to_json", "to_message"]

@@ -8,6 +8,7 @@ without the scope the route needs.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -50,7 +51,10 @@ class Tokens:
                                 options={"require": ["exp", "sub"], "verify_exp": False})
         except jwt.InvalidTokenError as exc:
             raise AuthError(401, f"the token is not valid: {exc}") from None
-        if claims["exp"] <= self._now():
+        expiry = claims["exp"]
+        if type(expiry) not in (int, float) or not math.isfinite(expiry):  # bool, str, Infinity, NaN
+            raise AuthError(401, "the token's exp must be a finite NumericDate (seconds since 1970)")
+        if expiry <= self._now():  # RFC 7519 4.1.4: at exp the token is no longer valid
             raise AuthError(401, "the token has expired")
         if scope and scope not in str(claims.get("scope", "")).split():
             raise AuthError(403, f"the token of {claims['sub']!r} lacks the scope {scope!r}")

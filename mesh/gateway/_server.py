@@ -8,18 +8,28 @@ routes with ``cache_ttl``), else call the service through the mesh as caller ``g
 balanced, with the callers' policies, traced — and answer its reply as JSON. A failed call is
 answered with the HTTP status of its gRPC status, or, when the route has a ``fallback`` and the
 service is unavailable, slow or overloaded, with that static answer and ``x-degraded``.
-Every request leaves one :class:`GatewayRecord` in :attr:`Gateway.log`.
+Every request leaves one :class:`GatewayRecord` in :attr:`Gateway.log` and gets an ``x-request-id``.
+
+What a caller is told is the gateway's, never the service's: a failed call is answered with a
+generic text for its status and the request id; the service's own error text (which may hold
+stack details) stays in the record's ``detail``, for the operator. Limits (stated in the README):
+the route's ``timeout`` is end to end — time queued for a worker counts — and each service has its
+own pool of ``max_workers`` threads, so a hanging service cannot hold the others' routes; a
+connection must send its request header within :data:`HEADER_TIMEOUT` seconds and its body within
+:data:`BODY_TIMEOUT`; a body is at most 1 MiB of UTF-8 JSON (aiohttp's limit; numbers of at most
+4,300 digits, Python's); at most :data:`MAX_BUCKETS` callers' rate-limit buckets are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,6 +40,7 @@ from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
 
 from ..headers import SERVED_BY
+from ..outcome import MeshRpcError
 from ..policies import TokenBucket
 from ..rerun import ByName
 from ..services import KINDS
@@ -41,6 +52,19 @@ from ._transcode import BadRequest, http_status, to_json, to_message
 DEGRADE_ON = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 MAX_LOG = 100_000
 MAX_CACHED = 10_000  # answers kept at once; the oldest go first
+HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request header (and idles between requests)
+BODY_TIMEOUT = 10.0  # seconds a request has to send its body
+MAX_BUCKETS = 100_000  # callers' rate-limit buckets kept at once (see Gateway._admit)
+#: What a caller is told when a call fails with this status (the service's own words stay in the log).
+PUBLIC_ERRORS = {
+    "DEADLINE_EXCEEDED": "the service did not answer in time",
+    "UNAVAILABLE": "the service is unavailable; try again later",
+    "RESOURCE_EXHAUSTED": "the service is overloaded; try again later",
+    "INVALID_ARGUMENT": "the service refused the request as invalid",
+    "NOT_FOUND": "not found",
+    "PERMISSION_DENIED": "the service refused the request",
+    "UNAUTHENTICATED": "the service refused the request",
+}
 _running = ByName()
 
 
@@ -56,6 +80,8 @@ class GatewayRecord:
     latency: float
     served_by: str = ""
     note: str = ""  # cache hit, degraded: <status>, rate limited, ...
+    request_id: str = ""  # the x-request-id the caller was given
+    detail: str = ""  # what went wrong, in the service's own words (never sent to the caller)
 
 
 @dataclass
@@ -65,6 +91,7 @@ class _Answer:
     note: str = ""
     served_by: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
 
 
 class Gateway:
@@ -72,7 +99,8 @@ class Gateway:
 
     def __init__(self, mesh, routes: Sequence[Route], secret: str | None = None, host: str = "127.0.0.1",
                  port: int = 0, name: str = "gateway", clock: Callable[[], float] = time.monotonic,
-                 max_workers: int = 16):
+                 max_workers: int = 16, header_timeout: float = HEADER_TIMEOUT,
+                 max_buckets: int = MAX_BUCKETS):
         self.routes = RouteTable(list(routes))
         self._methods = {(r.service, r.method): _method(r.service, r.method) for r in self.routes}
         _running.replace(name)
@@ -83,10 +111,15 @@ class Gateway:
         self.log: deque[GatewayRecord] = deque(maxlen=MAX_LOG)
         self._clock = clock
         self._lock = threading.Lock()
-        self._limiters: dict[tuple[str, str], TokenBucket] = {}
+        self._limiters: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # least recently used first
         self._cache: dict[tuple, tuple[float, dict, str]] = {}
         self._stubs = {service: mesh.client(service, caller="gateway") for service, _ in self._methods}
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-call")
+        # one pool per service (a bulkhead): a service that hangs holds only its own routes' workers
+        self._pools = {service: ThreadPoolExecutor(max_workers, thread_name_prefix=f"{name}-{service}")
+                       for service in self._stubs}
+        self._header_timeout, self._max_buckets = header_timeout, max_buckets
+        self._request_ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +128,8 @@ class Gateway:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            self._pool.shutdown(wait=False)
+            for pool in self._pools.values():
+                pool.shutdown(wait=False)
             raise self._error
         _running.claim(name, self)
 
@@ -108,6 +142,12 @@ class Gateway:
         """Return a token for ``subject`` (send it as ``Authorization: Bearer <token>``)."""
         return self.tokens.issue(subject, scopes, ttl)
 
+    @property
+    def rate_limited_callers(self) -> int:
+        """Callers whose rate-limit bucket the gateway keeps now (idle, refilled ones are dropped)."""
+        with self._lock:
+            return len(self._limiters)
+
     def records(self) -> list[dict[str, Any]]:
         """Return the log as one dict per request."""
         return [asdict(r) for r in list(self.log)]
@@ -118,7 +158,8 @@ class Gateway:
         if loop is not None and stopping is not None and self._thread.is_alive():
             loop.call_soon_threadsafe(stopping.set)
         self._thread.join(10)
-        self._pool.shutdown(wait=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
         _running.release(self.name, self)
 
     def __enter__(self) -> Gateway:
@@ -146,7 +187,8 @@ class Gateway:
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0,
+                               keepalive_timeout=self._header_timeout)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -160,21 +202,31 @@ class Gateway:
     # -- one request -----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
         start = self._clock()
+        request_id = f"{self._id_prefix}-{next(self._request_ids)}"
         client = request.remote or "?"
-        route, allowed = self.routes.find(request.method, request.path)
-        if route is not None:
-            answer, client = await self._route(route, request, client)
-        elif allowed:
-            methods = ", ".join(allowed)
-            answer = _Answer(405, {"error": f"{request.method} is not allowed here; use {methods}"},
-                             "no route", headers={"Allow": methods})
-        else:
-            answer = _Answer(404, {"error": f"no route for {request.path}"}, "no route")
+        try:
+            route, allowed = self.routes.find(request.method, request.path)
+            if route is not None:
+                answer, client = await self._route(route, request, client, start)
+            elif allowed:
+                methods = ", ".join(allowed)
+                answer = _Answer(405, {"error": f"{request.method} is not allowed here; use {methods}"},
+                                 "no route", headers={"Allow": methods})
+            else:
+                answer = _Answer(404, {"error": f"no route for {request.path}"}, "no route")
+        except Exception as exc:  # a bug of ours: the caller learns only that, and the request id
+            answer = _Answer(500, {"error": "internal error in the gateway"}, "internal error",
+                             detail=repr(exc))
+        if answer.status >= 500 or (answer.status >= 400 and answer.detail):
+            answer.body["request_id"] = request_id  # to quote when asking the operator
         self.log.append(GatewayRecord(start, request.method, request.path, client, answer.status,
-                                      self._clock() - start, answer.served_by, answer.note))
-        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+                                      self._clock() - start, answer.served_by, answer.note, request_id,
+                                      answer.detail))
+        return web.json_response(answer.body, status=answer.status,
+                                 headers={**answer.headers, "x-request-id": request_id})
 
-    async def _route(self, route: Route, request: web.Request, client: str) -> tuple[_Answer, str]:
+    async def _route(self, route: Route, request: web.Request, client: str,
+                     start: float) -> tuple[_Answer, str]:
         """Return the answer to a routed request, and who the caller turned out to be."""
         try:
             if route.scope:
@@ -190,25 +242,31 @@ class Gateway:
             return _Answer(exc.status, {"error": exc.message}, "unauthorized",
                            headers={"WWW-Authenticate": "Bearer"}), client
         except BadRequest as exc:
-            return _Answer(400, {"error": str(exc)}, "bad request"), client
+            return _Answer(exc.status, {"error": str(exc)}, "bad request"), client
         key = (route.path, tuple(sorted(data.items()))) if route.cache_ttl else None
         cached = self._cached(key)
         if cached is not None:
             return _Answer(200, cached[0], "cache hit", cached[1], {"x-cache": "hit"}), client
+        deadline = start + route.timeout  # end to end: time queued for a worker counts
         loop = asyncio.get_running_loop()
         try:
-            reply, served_by = await loop.run_in_executor(self._pool, self._call, route, message)
-        except grpc.RpcError as exc:
-            code = exc.code().name
-            failed_at = initial_metadata(exc).get(SERVED_BY, "")
+            work = loop.run_in_executor(self._pools[route.service], self._call, route, message, deadline)
+            reply, served_by = await asyncio.wait_for(work, max(deadline - self._clock(), 0.0) + 0.05)
+        except (grpc.RpcError, asyncio.TimeoutError) as exc:
+            if isinstance(exc, grpc.RpcError):
+                code, details = exc.code().name, exc.details()
+                failed_at = initial_metadata(exc).get(SERVED_BY, "")
+            else:
+                code, details, failed_at = "DEADLINE_EXCEEDED", "no answer by the route's timeout", ""
             if route.fallback is not None and code in DEGRADE_ON:
-                degraded = _Answer(200, route.fallback, f"degraded: {code}", failed_at, {"x-degraded": code})
+                degraded = _Answer(200, route.fallback, f"degraded: {code}", failed_at, {"x-degraded": code},
+                                   detail=details)
                 return degraded, client
-            failed = {"error": exc.details(), "grpc_status": code}
-            return _Answer(http_status(code), failed, code, failed_at), client
+            failed = {"error": PUBLIC_ERRORS.get(code, "the service failed"), "grpc_status": code}
+            return _Answer(http_status(code), failed, code, failed_at, detail=details), client
         except ValueError as exc:  # the mesh's channels are closed: the mesh was stopped
-            return _Answer(503, {"error": f"the mesh behind the gateway is not running ({exc})"},
-                           "mesh stopped"), client
+            return _Answer(503, {"error": "the mesh behind the gateway is not running"},
+                           "mesh stopped", detail=str(exc)), client
         body = to_json(reply)
         headers = {SERVED_BY: served_by}
         if key is not None:
@@ -219,17 +277,31 @@ class Gateway:
                 self._cache[key] = (self._clock() + route.cache_ttl, body, served_by)
         return _Answer(200, body, "", served_by, headers), client
 
-    def _call(self, route: Route, message):
+    def _call(self, route: Route, message, deadline: float):
+        left = deadline - self._clock()
+        if left <= 0:  # it waited for a worker until the route's time was up: do not call at all
+            raise MeshRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the route's {route.timeout:g} s "
+                               "passed while the request waited for a worker")
         method = getattr(self._stubs[route.service], route.method)
-        reply, call = method.with_call(message, timeout=route.timeout)
+        reply, call = method.with_call(message, timeout=left)
         return reply, initial_metadata(call).get(SERVED_BY, "")
 
     def _admit(self, route: Route, client: str) -> bool:
+        """Take a token from the caller's bucket. A bucket that has refilled to ``burst`` is the
+        same as a new one, so idle callers' buckets are dropped once full — waiting for that gains a
+        caller nothing it would not have had anyway. Past :data:`MAX_BUCKETS` callers at once, the
+        least recently seen one's bucket is dropped early (the only way a caller can gain)."""
+        key = (route.path, client)
         with self._lock:
-            bucket = self._limiters.get((route.path, client))
+            bucket = self._limiters.pop(key, None)
+            while self._limiters:
+                oldest = next(iter(self._limiters.values()))
+                if oldest.available < oldest.burst and len(self._limiters) < self._max_buckets:
+                    break
+                self._limiters.popitem(last=False)
             if bucket is None:
-                bucket = self._limiters[(route.path, client)] = TokenBucket(route.rate_limit, route.burst,
-                                                                            self._clock)
+                bucket = TokenBucket(route.rate_limit, route.burst, self._clock)
+            self._limiters[key] = bucket  # most recently used last
             return bucket.acquire(timeout=0) is not None
 
     def _cached(self, key) -> tuple[dict, str] | None:
@@ -244,10 +316,27 @@ class Gateway:
 
 
 async def _json_body(request: web.Request) -> Any:
+    """Return the request's JSON body; raise :class:`BadRequest` (400, 408, 413) if it has none the
+    gateway can read."""
+    if request.charset not in (None, "utf-8", "utf8"):
+        raise BadRequest(f"the body must be UTF-8 JSON, not {request.charset}")
     try:
-        return json.loads(await request.text() or "{}")
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from None
+        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise BadRequest(f"the body did not arrive within {BODY_TIMEOUT:g} s", 408) from None
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BadRequest(f"the body is over the limit of {exc.max_size:,} bytes", 413) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 (byte {exc.start}); send JSON as UTF-8") from None
+    try:
+        return json.loads(text or "{}")
+    except ValueError as exc:  # JSONDecodeError, or a number longer than Python converts (4,300 digits)
+        raise BadRequest(f"the body is not JSON the gateway reads: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deep") from None
+
 
 
 def _method(service: str, method: str) -> tuple[type, type]:

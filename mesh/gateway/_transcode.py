@@ -18,7 +18,12 @@ HTTP_STATUS = {
 
 
 class BadRequest(Exception):
-    """The HTTP request cannot become the gRPC request (answered 400, nothing is called)."""
+    """The HTTP request cannot become the gRPC request (answered ``status``, 400 unless said;
+    nothing is called)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 def to_message(data: Any, message_type: type[Message]) -> Message:
@@ -27,8 +32,10 @@ def to_message(data: Any, message_type: type[Message]) -> Message:
         raise BadRequest(f"expected a JSON object for {message_type.DESCRIPTOR.name}")
     try:
         return json_format.ParseDict(data, message_type())
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, ValueError, TypeError) as exc:
         raise BadRequest(f"{message_type.DESCRIPTOR.name}: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"{message_type.DESCRIPTOR.name}: nested too deep") from None
 
 
 def to_json(message: Message) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import grpc
 from ..channel import NoHealthyInstances, chosen_instance
 from ..headers import ATTEMPT, CALLER, FALLBACK, VERSION
 from ..inbound import inbound
-from ..outcome import Completed, MeshRpcError, status_of
+from ..outcome import Completed, MeshRpcError, as_seen_by_caller, status_of
 from ..policies.plan import Attempt, Direct, Done, Queue, Wait, call_deadline, call_plan
 from .client_tracing import AttemptTracer
 from .intercepted_channel import CallDetails
@@ -121,10 +121,11 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                               details.wait_for_ready, details.compression)
         token = chosen_instance.set(step.instance)
         try:
-            return self._tracer.run(continuation, attempt, request, method, step.number, step.instance.id,
-                                    call_trace)
+            outcome, call_trace = self._tracer.run(continuation, attempt, request, method, step.number,
+                                                   step.instance.id, call_trace)
         finally:
             chosen_instance.reset(token)
+        return as_seen_by_caller(outcome, step.instance.id), call_trace
 
     def _answer(self, done: Done, outcome, method: str, call_trace: tuple | None):
         """Return what the caller gets: a fallback's answer, the plan's own error, or the last attempt's."""

@@ -32,7 +32,7 @@ class PolicySettings:
 
     balancer: str = "round_robin"
     choice_count: int = 2  # instances that p2c samples, distinct (Envoy's choice_count; JSQ(d))
-    timeout: float = 0.0  # the whole call's deadline when the caller sets none
+    timeout: float = 10.0  # the whole call's deadline when the caller sets none (0: none)
     max_attempts: int = 1  # 1 = no retries
     per_try_timeout: float = 0.0
     retry_on: str = "UNAVAILABLE"  # comma-separated gRPC status codes
