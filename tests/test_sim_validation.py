@@ -64,8 +64,8 @@ def test_mmcc_blocking_probability_is_erlang_b():
 @pytest.mark.slow
 @pytest.mark.parametrize("balancer", ["random", "p2c", "least_outstanding"])
 def test_littles_law_holds_on_every_run(balancer):
-    sim = Simulation(single_tier(8, Exponential(0.01), balancer=balancer), np.random.default_rng(3),
-                     Poisson(600), sample_every=0.01)
+    topology = single_tier(8, Exponential(0.01), balancer=balancer, timeout=0)  # theory has no deadlines
+    sim = Simulation(topology, np.random.default_rng(3), Poisson(600), sample_every=0.01)
     results = sim.run(60, warmup=5)
     samples = {}
     for sample in results.series:
@@ -88,7 +88,7 @@ def test_power_of_d_choices_matches_the_jsq_d_mean_field(balancer, d):
     n, lam = 100, 0.9
     fractions: dict[int, list[float]] = {i: [] for i in (1, 2, 3, 4)}
     for seed in range(4):
-        topo = single_tier(n, Exponential(1.0), balancer=balancer)
+        topo = single_tier(n, Exponential(1.0), balancer=balancer, timeout=0)  # theory has no deadlines
         results = Simulation(topo, np.random.default_rng(seed), Poisson(lam * n),
                              sample_every=1.0).run(1500, warmup=100)
         per_time: dict[float, list[int]] = {}

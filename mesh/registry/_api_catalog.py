@@ -37,11 +37,29 @@ class CatalogAPI:
     def _tables(self, name: str) -> int:
         return self.ctx.indexes.table(f"service.{name}", "nodes")
 
+    def _on_nodes(self, request: web.Request):
+        """Return a test of node names for the query's ``node-meta=key:value`` filters (all must
+        hold), and whether the query names a cluster peer — none is known, so it sees nothing."""
+        wanted = [pair.partition(":") for pair in request.query.getall("node-meta", [])]
+        peer = bool(request.query.get("peer"))
+
+        def ok(node_name: str) -> bool:
+            if peer:
+                return False
+            node = self.catalog.nodes.get(node_name)
+            meta = node.meta if node is not None else {}
+            return all(meta.get(key) == value for key, _, value in wanted)
+
+        return ok
+
     # -- catalog -----------------------------------------------------------------------------
     async def services(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("services"))
+        on_node = self._on_nodes(request)
         names: dict[str, list[str]] = {}
         for service in self.catalog.services.values():
+            if not on_node(service.node):
+                continue
             tags = names.setdefault(service.name, [])
             tags.extend(t for t in service.tags if t not in tags)
         return self.ctx.json(dict(sorted(names.items())), index)
@@ -50,8 +68,9 @@ class CatalogAPI:
         name = request.match_info["service"]
         index = await self.ctx.block(request, lambda: self._tables(name))
         tags = request.query.getall("tag", [])
+        on_node = self._on_nodes(request)
         rows = [s.to_catalog_json(self.catalog.nodes[s.node]) for s in self.catalog.instances(name)
-                if all(t in s.tags for t in tags)]
+                if all(t in s.tags for t in tags) and on_node(s.node)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
     async def datacenters(self, request: web.Request) -> web.Response:
@@ -59,7 +78,8 @@ class CatalogAPI:
 
     async def nodes(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes"))
-        rows = [n.to_json() for _, n in sorted(self.catalog.nodes.items())]
+        on_node = self._on_nodes(request)
+        rows = [n.to_json() for name, n in sorted(self.catalog.nodes.items()) if on_node(name)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
     async def node(self, request: web.Request) -> web.Response:
@@ -129,9 +149,10 @@ class CatalogAPI:
         index = await self.ctx.block(request, lambda: self._tables(name))
         tags = request.query.getall("tag", [])
         passing = flag(request, "passing")
+        on_node = self._on_nodes(request)
         entries = [
             self.catalog.health_entry(s) for s in self.catalog.instances(name)
-            if all(t in s.tags for t in tags)
+            if all(t in s.tags for t in tags) and on_node(s.node)
             and (not passing or self.catalog.aggregate_status(s) == PASSING)
         ]
         return self.ctx.json(self.ctx.filtered(request, entries), index)
@@ -143,7 +164,8 @@ class CatalogAPI:
     async def health_checks(self, request: web.Request) -> web.Response:
         name = request.match_info["service"]
         index = await self.ctx.block(request, lambda: self._tables(name))
-        checks = [c for c in self.catalog.checks.values() if c.service_name == name]
+        on_node = self._on_nodes(request)
+        checks = [c for c in self.catalog.checks.values() if c.service_name == name and on_node(c.node)]
         return self.ctx.json(self._checks_json(request, checks), index)
 
     async def health_state(self, request: web.Request) -> web.Response:
@@ -151,7 +173,9 @@ class CatalogAPI:
         if state not in STATES:
             return text(400, f"Invalid state '{state}': must be one of any, passing, warning, critical")
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("checks"))
-        checks = [c for c in self.catalog.checks.values() if state == "any" or c.status == state]
+        on_node = self._on_nodes(request)
+        checks = [c for c in self.catalog.checks.values()
+                  if (state == "any" or c.status == state) and on_node(c.node)]
         return self.ctx.json(self._checks_json(request, checks), index)
 
     async def health_node(self, request: web.Request) -> web.Response:

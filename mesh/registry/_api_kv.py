@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from ._context import Context, flag, text
@@ -27,6 +29,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
 class KVAPI:
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self._answers: dict[tuple, tuple[int, bytes]] = {}  # rendered GET answers, by KV version
 
     @property
     def kv(self):
@@ -36,22 +39,34 @@ class KVAPI:
         key = request.match_info["key"]
         keys_only = flag(request, "keys")
         recurse = flag(request, "recurse") or keys_only
-        index = await self.ctx.block(request, lambda: self.kv.index_for(key, recurse))
-        if keys_only:
-            listing = self.kv.keys(key, request.query.get("separator") or None)
-            if not listing:
-                return self.ctx.json(None, index, status=404)
-            return self.ctx.json(listing, index)
-        entries = self.kv.matching(key, recurse)
-        if not entries:
-            resp = self.ctx.json(None, index, status=404)
-            resp.text = ""
-            return resp
-        if flag(request, "raw"):
-            resp = web.Response(body=entries[0].value or b"", content_type="application/octet-stream",
+        index = await self.ctx.block(request, lambda: self.kv.index_for(key, recurse), table="kvs")
+        raw = flag(request, "raw") and not keys_only
+        separator = request.query.get("separator") or None
+        # Watchers of one prefix woken by one write get the same answer: render it once.
+        asked = (self.kv.version, key, recurse, keys_only, separator, raw)
+        status, body = self._answers.get(asked) or self._render(asked)
+        if raw and status == 200:
+            return web.Response(body=body, content_type="application/octet-stream",
                                 headers={"X-Consul-Index": str(index)})
-            return resp
-        return self.ctx.json([e.to_json() for e in entries], index)
+        return self.ctx.json_bytes(body, index, status)
+
+    def _render(self, asked: tuple) -> tuple[int, bytes]:
+        _, key, recurse, keys_only, separator, raw = asked
+        if keys_only:
+            listing = self.kv.keys(key, separator)
+            answer = (200, json.dumps(listing).encode()) if listing else (404, b"null")
+        else:
+            entries = self.kv.matching(key, recurse)
+            if not entries:
+                answer = (404, b"")
+            elif raw:
+                answer = (200, entries[0].value or b"")
+            else:
+                answer = (200, json.dumps([e.to_json() for e in entries]).encode())
+        if len(self._answers) >= 64:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[asked] = answer
+        return answer
 
     async def put(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]

@@ -38,7 +38,7 @@ class Context:
     def __init__(self, node_name: str, address: str, datacenter: str, rng: random.Random,
                  clock: Callable[[], float], reap_min: float):
         self.closing = False
-        self._changed = asyncio.Event()
+        self._changed: dict[str, asyncio.Event] = {}  # table -> the event its next write sets; "" any
         self.indexes = Indexes(on_change=self.notify)
         self.clock = clock
         self.rng = rng
@@ -50,26 +50,34 @@ class Context:
         self.runner = None  # set by the server: the CheckRunner
 
     # -- change notification for blocking queries ----------------------------------------------
-    def notify(self) -> None:
-        """Wake every blocking query so that it re-reads its index."""
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def notify(self, tables: tuple[str, ...] = ()) -> None:
+        """Wake the blocking queries on ``tables`` (and those on any change) to re-read their index."""
+        for table in ("", *tables):
+            event = self._changed.pop(table, None)
+            if event is not None:
+                event.set()
 
     def close(self) -> None:
         self.closing = True
-        self.notify()
+        for table in list(self._changed):
+            self._changed.pop(table).set()
 
-    async def block(self, request: web.Request, index_of: Callable[[], int]) -> int:
+    async def block(self, request: web.Request, index_of: Callable[[], int], table: str = "") -> int:
         """Hold a request carrying ``?index=N`` until ``index_of()`` passes N or the wait ends.
 
         Returns the index to report. Without ``index`` (or with 0) the query answers at once. As
-        Consul does, a wait is capped at 10 minutes and gets up to wait/16 of random jitter.
+        Consul does, a wait is capped at 10 minutes and gets up to wait/16 of random jitter. With
+        ``table``, the query re-reads its index only when that table is written (a KV watcher does
+        not wake for a health check); without, on every write.
         """
+        raw_index = request.query.get("index", "")
+        if raw_index and not (raw_index.isascii() and raw_index.isdigit() and int(raw_index) < 1 << 64):
+            raise web.HTTPBadRequest(text="Invalid index")  # Consul parses it as a uint64
+        wanted = int(raw_index or 0)
         try:
-            wanted = int(request.query.get("index", "0") or 0)
             wait = parse_duration(request.query["wait"], "wait") if "wait" in request.query else DEFAULT_WAIT
-        except (ValueError, DecodeError) as exc:
-            raise web.HTTPBadRequest(text=f"Invalid blocking query: {exc}") from None
+        except (ValueError, DecodeError):
+            raise web.HTTPBadRequest(text="Invalid wait time") from None
         wait = min(max(wait, 0.0), MAX_WAIT)
         wait += self.rng.uniform(0, wait / 16)
         loop = asyncio.get_running_loop()
@@ -79,21 +87,26 @@ class Context:
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                changed = self._changed.setdefault(table, asyncio.Event())
+                await asyncio.wait_for(changed.wait(), remaining)
             except asyncio.TimeoutError:
                 break
         return index_of()
 
     # -- responses ------------------------------------------------------------------------------
     def json(self, data: Any, index: int | None = None, status: int = 200) -> web.Response:
+        return self.json_bytes(json.dumps(data).encode(), index, status)
+
+    @staticmethod
+    def json_bytes(body: bytes, index: int | None = None, status: int = 200) -> web.Response:
+        """Answer an already encoded JSON ``body`` with Consul's headers."""
         headers = {"X-Consul-Default-Acl-Policy": "allow"}
         if index is not None:
             headers.update({
                 "X-Consul-Index": str(index), "X-Consul-Knownleader": "true",
                 "X-Consul-Lastcontact": "0", "X-Consul-Effective-Consistency": "leader",
             })
-        return web.Response(text=json.dumps(data), status=status, content_type="application/json",
-                            headers=headers)
+        return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
     @staticmethod
     def filtered(request: web.Request, items: list[Any]) -> list[Any]:
@@ -119,3 +132,4 @@ class Context:
                 self.runner.stop(check.check_id)
             self.catalog.remove_service(service.node, service.id)
         self.kv.expire_sessions(now)
+        self.kv.prune_tombstones(now)

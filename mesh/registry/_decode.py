@@ -47,8 +47,10 @@ def parse_json(body: bytes) -> Any:
     """Return the decoded JSON body, or raise :class:`DecodeError` with Consul's wording."""
     try:
         return json.loads(body.decode("utf-8") or "null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, or a number of over 4,300 digits
         raise DecodeError(f"Request decode failed: {exc}") from None
+    except RecursionError:
+        raise DecodeError("Request decode failed: nested too deep") from None
 
 
 def _canonical(obj: Any, names: dict[str, str], what: str) -> dict[str, Any]:

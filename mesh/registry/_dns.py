@@ -9,8 +9,10 @@ Names answered, as Consul documents them (the datacenter label is optional)::
 
 As in Consul, answers are shuffled on every query (crude load balancing), have TTL 0, carry at most
 three records over UDP (``udp_answer_limit``), and an SRV answer names its target
-``<node>.node.<dc>.consul.`` with the target's A record in the additional section. A name with no
-healthy instance is NXDOMAIN with the zone's SOA. dnspython parses and builds the wire format.
+``<node>.node.<dc>.consul.`` with the target's address record in the additional section. An IPv4
+address is an A record, an IPv6 one AAAA (each only for its own query type), a hostname a CNAME
+to it. A name with no healthy instance (or not UTF-8) is NXDOMAIN with the zone's SOA; a query the
+registry fails to answer is SERVFAIL, never silence. dnspython parses and builds the wire format.
 """
 
 from __future__ import annotations
@@ -49,9 +51,13 @@ class DNSProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         try:
             query = dns.message.from_wire(data)
-        except Exception:
+        except Exception:  # not a DNS message: there is no id to answer to
             return
-        response = self.answer(query)
+        try:
+            response = self.answer(query)
+        except Exception:
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.SERVFAIL)
         self.transport.sendto(response.to_wire(), addr)
 
     # -- answering --------------------------------------------------------------------------
@@ -67,7 +73,7 @@ class DNSProtocol(asyncio.DatagramProtocol):
             response.flags &= ~dns.flags.AA
             response.set_rcode(dns.rcode.REFUSED)
             return response
-        labels = [label.decode().lower() for label in qname.relativize(DOMAIN).labels]
+        labels = [label.decode("utf-8", "replace").lower() for label in qname.relativize(DOMAIN).labels]
         dc = self.ctx.catalog.datacenter
         if len(labels) >= 2 and labels[-1] == dc:
             labels = labels[:-1]
@@ -77,26 +83,27 @@ class DNSProtocol(asyncio.DatagramProtocol):
         kind, items = found
         qtype = question.rdtype
         if kind == "node":
-            if qtype in (dns.rdatatype.A, dns.rdatatype.ANY):
-                response.answer.append(self._a(qname, items))
-            else:
-                self._soa(response)
-            return response
-        services = items[:UDP_ANSWER_LIMIT]
-        if qtype in (dns.rdatatype.A, dns.rdatatype.ANY):
-            response.answer.append(self._a(qname, [self._address(s) for s in services]))
+            addresses = items
         elif qtype == dns.rdatatype.SRV:
             srv = dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.SRV)
             srv.update_ttl(TTL)
-            for service in services:
+            for service in items[:UDP_ANSWER_LIMIT]:
                 target = self._target(service)
                 srv.add(dns.rdata.from_text("IN", "SRV", f"1 1 {service.port} {target}"))
-                extra = self._a(dns.name.from_text(target), [self._address(service)])
-                if extra not in response.additional:
-                    response.additional.append(extra)
+                if target.endswith(".consul."):  # a hostname target needs no address from us
+                    for extra in _address_records(dns.name.from_text(target), [self._address(service)],
+                                                  dns.rdatatype.ANY):
+                        if extra not in response.additional:
+                            response.additional.append(extra)
             response.answer.append(srv)
+            return response
         else:
-            self._soa(response)
+            addresses = [self._address(s) for s in items[:UDP_ANSWER_LIMIT]]
+        records = _address_records(qname, addresses, qtype)
+        if records:
+            response.answer.extend(records)
+        else:
+            self._soa(response)  # the name exists, but has no record of this type
         return response
 
     def _lookup(self, labels: list[str]) -> tuple[str, list] | None:
@@ -136,16 +143,11 @@ class DNSProtocol(asyncio.DatagramProtocol):
         dc = self.ctx.catalog.datacenter
         if not service.address or service.address == node.address:
             return f"{node.name}.node.{dc}.consul."
-        packed = ipaddress.ip_address(service.address).packed.hex()
+        try:
+            packed = ipaddress.ip_address(service.address).packed.hex()
+        except ValueError:  # a hostname: Consul names it as the target
+            return service.address.rstrip(".") + "."
         return f"{packed}.addr.{dc}.consul."
-
-    @staticmethod
-    def _a(name: dns.name.Name, addresses: list[str]) -> dns.rrset.RRset:
-        rrset = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.A)
-        rrset.update_ttl(TTL)
-        for address in addresses:
-            rrset.add(dns.rdata.from_text("IN", "A", address))
-        return rrset
 
     def _soa(self, response: dns.message.Message) -> None:
         soa = dns.rrset.from_text(DOMAIN, 0, "IN", "SOA",
@@ -156,3 +158,39 @@ class DNSProtocol(asyncio.DatagramProtocol):
         response.set_rcode(dns.rcode.NXDOMAIN)
         self._soa(response)
         return response
+
+
+def _address_records(name: dns.name.Name, addresses: list[str], qtype: int) -> list[dns.rrset.RRset]:
+    """Return ``name``'s records for ``addresses`` that answer a ``qtype`` query, as Consul makes
+    them: A for IPv4 (A or ANY queries), AAAA for IPv6 (AAAA or ANY); when no address is an IP of
+    the wanted kind, a CNAME to the first hostname (one CNAME per name, as DNS allows)."""
+    wanted = {dns.rdatatype.A: (4,), dns.rdatatype.AAAA: (6,), dns.rdatatype.ANY: (4, 6)}.get(qtype, ())
+    by_type: dict[int, dns.rrset.RRset] = {}
+    hostnames = []
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            if _is_hostname(address):
+                hostnames.append(address.rstrip(".") + ".")
+            continue
+        if ip.version in wanted:
+            rdtype = dns.rdatatype.A if ip.version == 4 else dns.rdatatype.AAAA
+            if rdtype not in by_type:
+                by_type[rdtype] = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
+                by_type[rdtype].update_ttl(TTL)
+            by_type[rdtype].add(dns.rdata.from_text("IN", dns.rdatatype.to_text(rdtype), str(ip)))
+    if by_type or not wanted or not hostnames:
+        return list(by_type.values())
+    cname = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.CNAME)
+    cname.update_ttl(TTL)
+    cname.add(dns.rdata.from_text("IN", "CNAME", hostnames[0]))
+    return [cname]
+
+
+def _is_hostname(address: str) -> bool:
+    try:
+        dns.name.from_text(address)
+    except Exception:
+        return False
+    return bool(address.strip(".")) and " " not in address

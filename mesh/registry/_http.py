@@ -17,6 +17,9 @@ from ._api_kv import KVAPI, MiscAPI
 from ._context import Context, text
 
 MAX_BODY = 1 << 20    # bodies above 1 MiB are answered 413
+#: Where Consul forwards a request to the datacenter its ``?dc`` names (the agent API is local).
+_FORWARDED = ("/v1/catalog/", "/v1/health/", "/v1/kv/", "/v1/session/", "/v1/status/", "/v1/event/",
+              "/v1/txn", "/v1/coordinate/", "/v1/query")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,8 +39,34 @@ async def _consul_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return text(400, exc.text or "Bad request")
 
 
+def _consistency(ctx: Context):
+    """Consul's query options every read shares: ``?dc`` (only this one is reachable), ``?stale``,
+    ``?consistent`` and ``?cached`` — refused in the combinations Consul refuses, and answered
+    with the headers Consul sets (one server: every mode reads the same, up-to-date state)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        query = request.query
+        forwarded = request.path.startswith(_FORWARDED)
+        if forwarded and query.get("dc") and query["dc"] != ctx.catalog.datacenter:
+            return text(500, "No path to datacenter")
+        if "stale" in query and "consistent" in query:
+            return text(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
+        if "cached" in query and "consistent" in query:
+            return text(400, "Cannot specify ?cached with ?consistent, conflicting semantics.")
+        response = await handler(request)
+        if "X-Consul-Index" in response.headers:
+            mode = "stale" if "stale" in query else "consistent" if "consistent" in query else "leader"
+            response.headers["X-Consul-Effective-Consistency"] = mode
+            if "cached" in query:
+                response.headers["X-Cache"] = "MISS"  # no agent cache here: every read is fresh
+        return response
+
+    return middleware
+
+
 def application(ctx: Context) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_consul_errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_consul_errors, _consistency(ctx)])
     for api in (AgentAPI(ctx), CatalogAPI(ctx), KVAPI(ctx), MiscAPI(ctx)):
         app.add_routes(api.routes())
     return app

@@ -12,17 +12,17 @@ from collections.abc import Callable
 class Indexes:
     """The write counter and the latest write per table (``services``, ``kvs``, ``service.web``...)."""
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None):
+    def __init__(self, on_change: Callable[[tuple[str, ...]], None] = lambda tables: None):
         self.index = 0
         self._tables: dict[str, int] = {}
         self.on_change = on_change
 
     def write(self, *tables: str) -> int:
-        """Take the next index, stamp it on ``tables``, wake watchers, and return it."""
+        """Take the next index, stamp it on ``tables``, wake their watchers, and return it."""
         self.index += 1
         for table in tables:
             self._tables[table] = self.index
-        self.on_change()
+        self.on_change(tables)
         return self.index
 
     def table(self, *tables: str) -> int:

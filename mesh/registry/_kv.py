@@ -6,11 +6,17 @@ of a key by a session; sessions with a ``TTL`` (invalidated after up to twice th
 renew, as Consul allows itself), a ``Behavior`` (``release`` or ``delete`` the held keys when the
 session ends) and a ``LockDelay`` during which a key whose holder was invalidated cannot be
 acquired again. Deleted keys leave tombstones so that a blocking query on a prefix wakes on delete.
+
+Tombstones are kept for :data:`TOMBSTONE_TTL` seconds (Consul's ``tombstone_ttl`` is 15 minutes
+too), then pruned; the highest index pruned is kept as a floor for prefix queries, so that a prefix's
+index never goes backwards when its tombstones go. Keys and tombstones are kept sorted, so a GET
+reads only the keys it asks for (a prefix is a range), not every key the store has had.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +26,36 @@ from ._decode import format_duration
 from ._index import Indexes
 
 MAX_VALUE = 512 * 1024  # Consul's default kv_max_value_size
+TOMBSTONE_TTL = 15 * 60.0  # seconds a deleted key's tombstone is kept (Consul's tombstone_ttl)
+
+
+class SortedKeys:
+    """A sorted list of keys with prefix ranges (the standard library's ``bisect``: the store needs
+    insert, remove and "every key starting with p", nothing a dependency would add)."""
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+
+    def add(self, key: str) -> None:
+        at = bisect.bisect_left(self._keys, key)
+        if at == len(self._keys) or self._keys[at] != key:
+            self._keys.insert(at, key)
+
+    def remove(self, key: str) -> None:
+        at = bisect.bisect_left(self._keys, key)
+        if at < len(self._keys) and self._keys[at] == key:
+            del self._keys[at]
+
+    def prefixed(self, prefix: str) -> list[str]:
+        """Return the keys that start with ``prefix``, in order."""
+        start = bisect.bisect_left(self._keys, prefix)
+        end = start
+        while end < len(self._keys) and self._keys[end].startswith(prefix):
+            end += 1
+        return self._keys[start:end]
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class KVError(ValueError):
@@ -78,32 +114,56 @@ class Session:
 class KVStore:
     """Entries, tombstones, sessions and lock delays."""
 
-    def __init__(self, indexes: Indexes, clock: Callable[[], float]):
+    def __init__(self, indexes: Indexes, clock: Callable[[], float], tombstone_ttl: float = TOMBSTONE_TTL):
         self.indexes = indexes
         self.clock = clock
+        self.tombstone_ttl = tombstone_ttl
         self.entries: dict[str, Entry] = {}
-        self.tombstones: dict[str, int] = {}
+        self.tombstones: dict[str, int] = {}  # deleted key -> the index of its delete
+        self._tombstone_times: dict[str, float] = {}  # deleted key -> when, oldest first
+        self.pruned_index = 0  # the highest index of a pruned tombstone
+        self._keys = SortedKeys()
+        self._dead_keys = SortedKeys()
         self.sessions: dict[str, Session] = {}
         self.lock_delays: dict[str, float] = {}
+        self.version = 0  # bumped by every change to entries or tombstones (keys answer caches)
+        self._index_memo: dict[tuple[str, bool], int] = {}
+
+    def _touched(self) -> None:
+        self.version += 1
+        self._index_memo.clear()
 
     # -- reads -------------------------------------------------------------------------------
     def matching(self, key: str, recurse: bool) -> list[Entry]:
         if recurse:
-            return [self.entries[k] for k in sorted(self.entries) if k.startswith(key)]
+            return [self.entries[k] for k in self._keys.prefixed(key)]
         entry = self.entries.get(key)
         return [entry] if entry else []
 
     def index_for(self, key: str, recurse: bool) -> int:
-        """Return the index a query on ``key`` (or the prefix) reports and blocks on."""
-        stamps = [e.modify_index for e in self.matching(key, recurse)]
-        stamps += [i for k, i in self.tombstones.items() if (k.startswith(key) if recurse else k == key)]
-        return max(stamps) if stamps else self.indexes.table("kvs")
+        """Return the index a query on ``key`` (or the prefix) reports and blocks on. Remembered
+        until the next change: a thousand watchers of one prefix woken by a write scan it once."""
+        found = self._index_memo.get((key, recurse))
+        if found is None:
+            if len(self._index_memo) >= 4096:
+                self._index_memo.clear()
+            found = self._index_memo[(key, recurse)] = self._index_for(key, recurse)
+        return found
+
+    def _index_for(self, key: str, recurse: bool) -> int:
+        if not recurse:
+            entry = self.entries.get(key)
+            stamp = entry.modify_index if entry is not None else self.tombstones.get(key)
+            return stamp if stamp is not None else self.indexes.table("kvs")
+        stamps = [self.entries[k].modify_index for k in self._keys.prefixed(key)]
+        stamps += [self.tombstones[k] for k in self._dead_keys.prefixed(key)]
+        if not stamps:
+            return self.indexes.table("kvs")
+        return max(max(stamps), self.pruned_index)  # a pruned tombstone may have been under this prefix
 
     def keys(self, prefix: str, separator: str | None) -> list[str]:
         out: list[str] = []
-        for key in sorted(self.entries):
-            if not key.startswith(prefix):
-                continue
+        for key in self._keys.prefixed(prefix):
             if separator:
                 cut = key.find(separator, len(prefix))
                 if cut != -1:
@@ -136,10 +196,12 @@ class KVStore:
         if release and (entry is None or entry.session != release):
             return False
         stamp = self.indexes.write("kvs")
-        self.tombstones.pop(key, None)
+        self._touched()
+        self._forget_tombstone(key)
         if entry is None:
-            entry = self.entries[key] = Entry(key, value, create_index=stamp)
-        entry.value = value
+            entry = self.entries[key] = Entry(key, None, create_index=stamp)
+            self._keys.add(key)
+        entry.value = value or None  # Consul stores an empty body as no value: "Value": null
         entry.modify_index = stamp
         if flags is not None:
             entry.flags = flags
@@ -158,10 +220,38 @@ class KVStore:
                 return False
         victims = [e.key for e in self.matching(key, recurse)]
         stamp = self.indexes.write("kvs")
+        self._touched()
         for k in victims:
-            del self.entries[k]
-            self.tombstones[k] = stamp
+            self._bury(k, stamp)
         return True
+
+    def _bury(self, key: str, stamp: int) -> None:
+        """Delete ``key``, leaving a tombstone stamped ``stamp``."""
+        del self.entries[key]
+        self._keys.remove(key)
+        self._forget_tombstone(key)
+        self.tombstones[key] = stamp
+        self._tombstone_times[key] = self.clock()
+        self._dead_keys.add(key)
+
+    def _forget_tombstone(self, key: str) -> None:
+        if self.tombstones.pop(key, None) is not None:
+            del self._tombstone_times[key]
+            self._dead_keys.remove(key)
+
+    def prune_tombstones(self, now: float) -> int:
+        """Drop tombstones older than ``tombstone_ttl``; return how many went."""
+        pruned = 0
+        while self._tombstone_times:
+            key, buried = next(iter(self._tombstone_times.items()))  # the oldest
+            if now - buried < self.tombstone_ttl:
+                break
+            self.pruned_index = max(self.pruned_index, self.tombstones[key])
+            self._forget_tombstone(key)
+            pruned += 1
+        if pruned:
+            self._touched()
+        return pruned
 
     @staticmethod
     def _cas_ok(entry: Entry | None, cas: int) -> bool:
@@ -204,12 +294,12 @@ class KVStore:
         held = [e for e in self.entries.values() if e.session == session_id]
         tables = ["sessions"] + (["kvs"] if held else [])
         stamp = self.indexes.write(*tables)
+        self._touched()
         for entry in held:
             if session.lock_delay:
                 self.lock_delays[entry.key] = self.clock() + session.lock_delay
             if session.behavior == "delete":
-                del self.entries[entry.key]
-                self.tombstones[entry.key] = stamp
+                self._bury(entry.key, stamp)
             else:
                 entry.session = None
                 entry.modify_index = stamp

@@ -22,6 +22,7 @@ from ._dns import DNSProtocol
 from ._http import application
 
 MAINTENANCE_PERIOD = 0.25  # seconds between checks for expired sessions and services to reap
+HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request header (and may idle between requests)
 
 
 class Registry:
@@ -37,11 +38,14 @@ class Registry:
     ``dns_port=None`` runs no DNS server. ``reap_min`` is the floor of
     ``DeregisterCriticalServiceAfter`` (Consul's is one minute; lessons may lower it).
     ``dns_only_passing`` answers DNS with passing instances only (Consul's ``only_passing``).
+    ``header_timeout`` closes a connection that has not sent a whole request header that many
+    seconds after it opened or after its previous answer (a slow client cannot hold a socket).
     """
 
     def __init__(self, http_port: int = 0, host: str = "127.0.0.1", node_name: str = "workbench",
                  datacenter: str = "dc1", seed: int | None = None, dns_port: int | None = 0,
-                 reap_min: float = 60.0, dns_only_passing: bool = True):
+                 reap_min: float = 60.0, dns_only_passing: bool = True,
+                 header_timeout: float = HEADER_TIMEOUT):
         self.host = host
         self.http_port = http_port
         self.dns_port = dns_port
@@ -49,6 +53,7 @@ class Registry:
         self.datacenter = datacenter
         self.reap_min = reap_min
         self.dns_only_passing = dns_only_passing
+        self.header_timeout = header_timeout
         self._rng = random.Random(seed)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,7 +139,8 @@ class Registry:
         runner = CheckRunner(ctx.record_check,
                              lambda c: ctx.catalog.checks.get((c.node, c.check_id)) is c, self._rng)
         ctx.runner = runner
-        web_runner = web.AppRunner(application(ctx), access_log=None, shutdown_timeout=2.0)
+        web_runner = web.AppRunner(application(ctx), access_log=None, shutdown_timeout=2.0,
+                                   keepalive_timeout=self.header_timeout)
         await web_runner.setup()
         dns_transport = None
         maintenance = None
