@@ -74,7 +74,8 @@ def test_check_register_and_deregister(registry, client):
     assert resp.status_code == 400 and resp.text == "Missing check name"
     resp = requests.put(f"{registry.url}/v1/agent/check/register",
                         json={"Name": "x", "TTL": "5s", "ServiceID": "ghost"}, timeout=5)
-    assert resp.status_code == 400 and "does not exist" in resp.text
+    assert (resp.status_code, resp.text) == (404, 'ServiceID "ghost" does not exist')  # as Consul 1.9+
+    assert client.agent.check.register("x", consul.Check.ttl("5s"), service_id="ghost") is False
     assert set(client.agent.checks()) == set()
 
 

@@ -180,3 +180,39 @@ def test_a_hundred_watchers_of_a_big_prefix_all_see_the_write_that_woke_them(reg
     assert all(len(a[1]) == 2000 and a[1][7]["Value"] == b"changed" for a in answers)
     client.kv.put("fleet/0008", "again")  # the cached answer is not served after a change
     assert client.kv.get("fleet/", recurse=True)[1][8]["Value"] == b"again"
+
+
+def test_agent_self_has_consuls_sections(client):
+    me = client.agent.self()
+    assert set(me) >= {"Config", "DebugConfig", "Coord", "Member", "Stats", "Meta", "xDS"}
+    consul_stats = me["Stats"]["consul"]
+    assert consul_stats["leader"] == "true" and consul_stats["leader_addr"] == client.status.leader()
+    assert consul_stats["server"] == "true" and consul_stats["known_datacenters"] == "1"
+    assert all(isinstance(v, str) for section in me["Stats"].values() for v in section.values())
+    client.agent.check.register("beat", consul.Check.ttl("10s"))
+    assert client.agent.self()["Stats"]["agent"]["check_ttls"] == "1"
+    assert me["DebugConfig"]["NodeName"] == "workbench" and me["xDS"]["Ports"] == {"Plaintext": -1, "TLS": -1}
+
+
+def test_locks_with_a_session_that_does_not_exist_as_consul_answers(client):
+    ghost = "00000000-0000-0000-0000-000000000000"
+    assert client.kv.put("lock", "me", release=ghost) is False  # a release just fails
+    with pytest.raises(consul.ConsulException, match=f'500 Invalid session "{ghost}"'):
+        client.kv.put("lock", "me", acquire=ghost)
+    assert client.kv.get("lock")[1] is None  # neither wrote anything
+
+
+@pytest.mark.parametrize(("path", "status", "body"), [
+    ("/v1/connect/ca/roots", 500, "Connect must be enabled in order to use this endpoint"),
+    ("/v1/connect/intentions", 500, "Connect must be enabled in order to use this endpoint"),
+    ("/v1/agent/connect/ca/leaf/web", 500, "Connect must be enabled in order to use this endpoint"),
+    ("/v1/discovery-chain/web", 500, "Connect must be enabled in order to use this endpoint"),
+    ("/v1/catalog/connect/web", 200, "[]"), ("/v1/health/connect/web", 200, "[]"),
+    ("/v1/peerings", 200, "[]"),
+    ("/v1/peering/east", 404, 'Peering not found for "east"'),
+])
+def test_connect_and_peering_answer_as_an_agent_without_them(registry, path, status, body):
+    answer = requests.get(f"{registry.url}{path}", timeout=10)
+    assert (answer.status_code, answer.text) == (status, body)
+    if status == 200:
+        assert int(answer.headers["X-Consul-Index"]) >= 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -114,17 +116,39 @@ class AgentAPI:
 
     async def self_(self, request: web.Request) -> web.Response:
         node = self.ctx.catalog.node
+        checks, index = self._local_checks(), str(self.ctx.indexes.index)
         return self.ctx.json({
             "Config": {
                 "Datacenter": node.datacenter, "PrimaryDatacenter": node.datacenter,
                 "NodeName": node.name, "NodeID": node.id, "Revision": "mesh.registry",
                 "Server": True, "Version": CONSUL_VERSION, "BuildDate": "",
             },
-            "DebugConfig": {},
+            "DebugConfig": {
+                "Datacenter": node.datacenter, "PrimaryDatacenter": node.datacenter, "NodeName": node.name,
+                "NodeID": node.id, "ServerMode": True, "Bootstrap": True, "BootstrapExpect": 0,
+                "ClientAddrs": [self.ctx.catalog.node.address], "ConnectEnabled": False,
+                "EnableScriptChecks": False, "DNSOnlyPassing": True, "DNSUDPAnswerLimit": 3,
+                "TombstoneTTL": "15m0s", "Version": CONSUL_VERSION, "Revision": "mesh.registry",
+            },
             "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
             "Member": self._member(),
-            "Stats": {},
+            "Stats": {  # Consul's sections, every value a string as Consul gives them
+                "agent": {"check_monitors": "0", "check_ttls": str(sum(c.type == "ttl" for c in checks)),
+                          "checks": str(len(checks)), "services": str(len(self.ctx.catalog.local_services()))
+                          },
+                "build": {"prerelease": "", "revision": "mesh.registry", "version": CONSUL_VERSION,
+                          "version_metadata": ""},
+                "consul": {"acl": "disabled", "bootstrap": "true", "known_datacenters": "1", "leader": "true",
+                           "leader_addr": self.ctx.leader, "server": "true"},
+                "raft": {"applied_index": index, "commit_index": index, "last_log_index": index,
+                         "num_peers": "0", "state": "Leader"},
+                "runtime": {"arch": platform.machine(), "os": sys.platform,
+                            "version": platform.python_version()},
+                "serf_lan": {"members": "1", "failed": "0", "left": "0"},
+                "serf_wan": {"members": "1", "failed": "0", "left": "0"},
+            },
             "Meta": dict(node.meta),
+            "xDS": {"SupportedProxies": {"envoy": []}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
         })
 
     async def members(self, request: web.Request) -> web.Response:
@@ -220,8 +244,8 @@ class AgentAPI:
             service = None
             if definition.get("ServiceID"):
                 service = catalog.local_service(definition["ServiceID"])
-                if service is None:
-                    raise DecodeError(f"ServiceID {definition['ServiceID']!r} does not exist")
+                if service is None:  # Consul: 404, so py-consul's check.register returns False
+                    return text(404, f"ServiceID {json.dumps(definition['ServiceID'])} does not exist")
             check = build_check(self.ctx, definition, definition["Name"], definition["Name"], service)
         except DecodeError as exc:
             return text(400, str(exc))

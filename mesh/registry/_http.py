@@ -14,6 +14,7 @@ from aiohttp import web
 from ._api_agent import AgentAPI
 from ._api_catalog import CatalogAPI
 from ._api_kv import KVAPI, MiscAPI
+from ._api_out_of_scope import OutOfScopeAPI
 from ._context import Context, text
 
 MAX_BODY = 1 << 20    # bodies above 1 MiB are answered 413
@@ -67,6 +68,6 @@ def _consistency(ctx: Context):
 
 def application(ctx: Context) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_consul_errors, _consistency(ctx)])
-    for api in (AgentAPI(ctx), CatalogAPI(ctx), KVAPI(ctx), MiscAPI(ctx)):
+    for api in (AgentAPI(ctx), CatalogAPI(ctx), KVAPI(ctx), MiscAPI(ctx), OutOfScopeAPI(ctx)):
         app.add_routes(api.routes())
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,9 +186,8 @@ class KVStore:
         entry = self.entries.get(key)
         if cas is not None and not self._cas_ok(entry, cas):
             return False
-        session_id = acquire or release
-        if session_id and session_id not in self.sessions:
-            raise KVError(f"invalid session {session_id!r}", status=500)
+        if acquire and acquire not in self.sessions:  # Consul's words; a release just fails (false)
+            raise KVError(f"Invalid session {json.dumps(acquire)}", status=500)
         if acquire:
             if entry is not None and entry.session and entry.session != acquire:
                 return False
