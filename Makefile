@@ -41,10 +41,14 @@ exercises: setup
 grade: setup
 	$(BIN)/python -m tools.exercises grade $(NB)
 
-# Break the call plan on purpose, one plausible bug at a time; each must fail the parity test in
-# both drivers (the mesh's interceptor and the simulator).
+# Break the code on purpose, one plausible bug at a time: 12 hand-picked bugs in the call plan,
+# each of which must fail the parity test in both drivers; then mutmut over the policies, the
+# registry's KV and DNS, the bus broker, the gateway's auth and the simulator's results
+# ([tool.mutmut] in pyproject.toml), and the score per module (README.md, "Mutation testing").
 mutations: setup
 	$(BIN)/python -m tools.plan_mutations
+	$(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 || { tail -20 mutants.log; exit 1; }
+	$(BIN)/python -m tools.mutation_score
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup
