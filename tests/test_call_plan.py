@@ -168,6 +168,20 @@ ROWS = {
         [attempt(0, "a", 1, None, 0), done(0, "OK"), done(0, "OK", "rejected")], fallback=True),
     "a full bulkhead rejects": Row(
         {"bulkhead": 1}, [Call()], [], [done(0, "RESOURCE_EXHAUSTED")], full_bulkhead=True),
+    "a call waits in the full bulkhead's line until its wait runs out": Row(
+        {"bulkhead": 1, "bulkhead_wait": 0.05}, [Call()], [], [done(0.05, "RESOURCE_EXHAUSTED")],
+        full_bulkhead=True),
+    "the deadline cuts the bulkhead's wait short; the fallback answers": Row(
+        {"bulkhead": 1, "bulkhead_wait": 0.05}, [Call(timeout=0.02)], [], [done(0.02, "OK", "rejected")],
+        fallback=True, full_bulkhead=True),
+    "the deadline cuts a limiter's wait: a call that would outlive it is rejected at once": Row(
+        {"rate_limit": 10, "rate_burst": 1, "rate_wait": 0.15}, [Call(), Call(timeout=0.05)], [("OK", 0.0)],
+        [attempt(0, "a", 1, None, 0), done(0, "OK"), done(0, "RESOURCE_EXHAUSTED")]),
+    "a one-attempt call reports its latency to a latency-aware balancer": Row(
+        {"balancer": "peak_ewma"}, [Call()] * 4, [("UNAVAILABLE", 0.05)] + [("OK", 0.01)] * 3,
+        [attempt(0, "a", 1, None, 0.05), done(0.05, "UNAVAILABLE"), attempt(0.05, "c", 1, None, 0.06),
+         done(0.06, "OK"), attempt(0.06, "b", 1, None, 0.07), done(0.07, "OK"),
+         attempt(0.07, "b", 1, None, 0.08), done(0.08, "OK")]),  # a was slow: not picked again
     "a call already past its deadline does not start": Row(
         {}, [Call(timeout=0.0)], [], [done(0, "DEADLINE_EXCEEDED")]),
 }
@@ -216,7 +230,7 @@ def through_the_mesh(row: Row) -> list[tuple]:
     stack = SimpleNamespace(**vars(route), lock=threading.RLock(), tracing=Tracing("parity"),
                             metrics=Metrics(clock), fallbacks=fallbacks, state=lambda method: route.policy,
                             instances=route.instances)
-    interceptor = ResilienceInterceptor(stack, sleep=clock.advance)
+    interceptor = ResilienceInterceptor(stack, sleep=clock.advance, wait_in_line=_waited(clock))
 
     def continuation(details, request):
         instance, start = chosen_instance.get(), clock.now
@@ -235,6 +249,16 @@ def through_the_mesh(row: Row) -> list[tuple]:
         log.append(done(_t(clock.now), status_of(outcome), fallback))
     stack.tracing.shutdown()
     return log
+
+
+def _waited(clock):
+    """Wait in a bulkhead's line on the fake clock: nobody else runs, so the wait is spent in full."""
+
+    def wait(admitted: threading.Event, seconds: float) -> bool:
+        clock.advance(seconds)
+        return admitted.is_set()
+
+    return wait
 
 
 def _attempt_number(details) -> int:

@@ -216,3 +216,14 @@ def test_connect_and_peering_answer_as_an_agent_without_them(registry, path, sta
     assert (answer.status_code, answer.text) == (status, body)
     if status == 200:
         assert int(answer.headers["X-Consul-Index"]) >= 1
+
+
+def test_each_check_of_a_multi_check_service_starts_in_the_status_it_was_given(registry, client):
+    service = {"Name": "multi", "ID": "multi-1", "Port": 1, "Checks": [
+        {"Name": "a", "TTL": "10s", "Status": "passing"}, {"Name": "b", "TTL": "10s", "Status": "warning"},
+        {"Name": "c", "TTL": "10s"}]}
+    registered = requests.put(f"{registry.url}/v1/agent/service/register", json=service, timeout=10)
+    assert registered.status_code == 200
+    statuses = {c["Name"]: c["Status"] for c in client.health.checks("multi")[1]}
+    assert statuses == {"a": "passing", "b": "warning", "c": "critical"}  # Consul's default: critical
+    assert client.health.service("multi", passing=True)[1] == []  # one check not passing: not passing

@@ -42,11 +42,14 @@ def _asked_version(metadata) -> str:
 
 class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
     """Run the calls of ``stack`` (a :class:`mesh._client.ClientStack`: the plan's route, policies,
-    fallbacks and lock) through the call plan; ``sleep`` waits out back-offs and limiter waits."""
+    fallbacks and lock) through the call plan; ``sleep`` waits out back-offs and limiter waits,
+    ``wait_in_line(event, seconds)`` waits for a bulkhead's admission (True if admitted)."""
 
-    def __init__(self, stack, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, stack, sleep: Callable[[float], None] = time.sleep,
+                 wait_in_line: Callable[[threading.Event, float], bool] = threading.Event.wait):
         self._stack = stack
         self._sleep = sleep
+        self._wait_in_line = wait_in_line
         self._tracer = AttemptTracer(stack)
         self._caller_metadata = (CALLER, stack.caller)
 
@@ -81,7 +84,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
                     sent = None
                 else:
                     if waiter is not None:
-                        waiter.wait(step.seconds)
+                        self._wait_in_line(waiter, step.seconds)
                     sent = None
         except StopIteration as stop:
             return self._answer(stop.value, outcome, method, call_trace)
