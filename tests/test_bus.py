@@ -296,3 +296,45 @@ def test_every_message_is_handled_at_least_once_when_a_consumer_crashes_mid_batc
     assert first == [str(n) for n in range(8)]
     assert sorted(second, key=int) == [str(n) for n in range(30)]  # the crashed batch came back
     assert bus.dead_letters("crashy") == []
+
+
+def test_the_brokers_words_ids_and_counts(broker):
+    with pytest.raises(BusError, match=r"^a topic needs a name$"):
+        broker.create_topic("")
+    with pytest.raises(BusError, match=r"^no topic 'payments'; topics: \['orders'\]$"):
+        broker.subscribe("x", "payments")
+    with pytest.raises(BusError, match=r"^no subscription 'x'; subscriptions: \['billing'\]$"):
+        broker.pull("x")
+    words = r"^ack_deadline must be in \(0, 600\] seconds and max_deliveries >= 1$"
+    for bad in ({"ack_deadline": 600.001}, {"max_deliveries": 0}):
+        with pytest.raises(BusError, match=words):
+            broker.subscribe("bad", "orders", **bad)
+    broker.subscribe("slowest", "orders", ack_deadline=600, max_deliveries=1)  # both bounds accepted
+    assert broker.topics() == {"orders": ["billing", "slowest"]}
+    broker.topics()["orders"].append("not really")  # a copy: the broker's own list is unchanged
+    assert broker.topics() == {"orders": ["billing", "slowest"]}
+    first = broker.publish("orders", b"x", {"k": "v"})
+    assert (first, broker.publish("orders", b"y")) == ("m-1", "m-2")
+    pulled = broker.pull("billing")
+    assert [d.ack_id for d in pulled] == ["a-1", "a-2"] and pulled[0].message.attributes == {"k": "v"}
+    assert pulled[0].message.published_at == 0.0 and pulled[0].message.topic == "orders"
+    assert broker.extend("billing", [d.ack_id for d in pulled], 600) == 2
+    assert broker.ack("billing", [d.ack_id for d in pulled]) == 2
+    for _ in range(12):
+        broker.publish("orders", b"")
+    assert len(broker.pull("billing")) == 10  # a pull's default batch
+
+
+def test_a_nack_without_words_says_the_consumer_gave_it_back_and_long_words_are_cut(broker):
+    broker.subscribe("once", "orders", max_deliveries=1)
+    broker.publish("orders", b"a")
+    broker.publish("orders", b"b")
+    first, second = broker.pull("once")
+    assert broker.nack("once", [first.ack_id, second.ack_id, "a-x"], "") == 2
+    broker.publish("orders", b"c")
+    (third,) = broker.pull("once")
+    broker.nack("once", [third.ack_id], "E" * 600)
+    reasons = [d.reason for d in broker.subscription("once").dead]
+    assert reasons[0] == ("gave up after 1 delivery; the last one failed in the handler: "
+                          "the consumer gave it back")
+    assert reasons[2].endswith(": " + "E" * 500)  # at most 500 characters of the handler's words

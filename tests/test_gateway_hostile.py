@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from mesh import Mesh
-from mesh.gateway import PUBLIC_ERRORS, Gateway, Route, Tokens
+from mesh.gateway import PUBLIC_ERRORS, AuthError, Gateway, Route, Tokens
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -154,3 +154,41 @@ def test_idle_callers_buckets_are_dropped_once_refilled_but_a_limit_cannot_be_re
         for n in range(60):  # more callers at once than max_buckets: the least recent go first
             call(f"crowd-{n}")
         assert gateway.rate_limited_callers == 50
+
+
+@pytest.mark.parametrize(("header", "words"), [
+    (None, "this route needs a token: send 'Authorization: Bearer <token>'"),
+    ("", "this route needs a token: send 'Authorization: Bearer <token>'"),
+    ("Basic abc", "the Authorization header must be 'Bearer <token>'"),
+    ("Bearer", "the Authorization header must be 'Bearer <token>'"),
+    ("Bearer ", "the Authorization header must be 'Bearer <token>'"),
+    ("Bearer a b", "the token is not valid: Not enough segments"),
+])
+def test_a_missing_or_malformed_header_is_refused_with_its_words(header, words):
+    with pytest.raises(AuthError) as refused:
+        Tokens(SECRET).check(header, "vip")
+    assert (refused.value.status, refused.value.message) == (401, words)
+
+
+@pytest.mark.parametrize(("claims", "words"), [
+    ({"iss": "someone-else"}, "the token is not valid: Invalid issuer"),
+    ({"exp": None}, 'the token is not valid: Token is missing the "exp" claim'),
+    ({"sub": None}, 'the token is not valid: Token is missing the "sub" claim'),
+    ({"exp": "tomorrow"}, "the token's exp must be a finite NumericDate (seconds since 1970)"),
+    ({"exp": 1_000_000}, "the token has expired"),
+])
+def test_a_signed_token_is_checked_for_issuer_and_required_claims(claims, words):
+    full = {"sub": "ada", "iss": "workbench-gateway", "scope": "vip", "exp": 2_000_000_000, **claims}
+    token = jwt.encode({k: v for k, v in full.items() if v is not None}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError) as refused:
+        Tokens(SECRET, now=lambda: 1_500_000.0).check(f"Bearer {token}", "vip")
+    assert (refused.value.status, refused.value.message) == (401, words)
+
+
+def test_an_issued_token_says_who_by_whom_when_and_for_how_long():
+    token = Tokens(SECRET, now=lambda: 1_000_000.5).issue("ada", ["read", "vip"])
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims == {"sub": "ada", "iss": "workbench-gateway", "iat": 1_000_000, "exp": 1_003_600,
+                      "scope": "read vip"}  # an hour by default
+    assert Tokens(SECRET, now=lambda: 1_000_000.5).check(f"bearer {token}", "")["sub"] == "ada"

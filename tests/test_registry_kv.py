@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
 from concurrent import futures
 
 import consul
 import pytest
 import requests
 
-from mesh.registry import Indexes, KVError, KVStore
+from mesh.registry import MAX_VALUE, Indexes, KVError, KVStore
 
 
 def test_put_get_with_flags_and_indexes(client):
@@ -208,3 +209,105 @@ def test_kv_store_rejections_change_nothing():
     with pytest.raises(KVError):
         kv.put("k", b"x", acquire="no-such-session")
     assert kv.entries == {} and kv.indexes.index == before
+
+
+def _refused(message: str, status: int = 400):
+    class Check:
+        def __enter__(self):
+            self.raised = pytest.raises(KVError, match=f"^{re.escape(message)}$")
+            self.info = self.raised.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            handled = self.raised.__exit__(*exc)
+            assert self.info.value.status == status
+            return handled
+
+    return Check()
+
+
+def test_kv_refusals_have_consuls_words_and_statuses():
+    kv = KVStore(Indexes(), FakeClock())
+    kv.put("k", b"x" * MAX_VALUE)  # exactly the limit is accepted
+    with _refused(f"Value exceeds {MAX_VALUE} byte limit", 413):
+        kv.put("k", b"x" * (MAX_VALUE + 1))
+    with _refused("Missing key name"):
+        kv.put("", b"x")
+    session = kv.create_session("n")
+    with _refused("Conflicting flags: acquire=true&release=true"):
+        kv.put("k", b"x", acquire=session.id, release=session.id)
+    with _refused("Conflicting flags: cas=3&recurse=true"):
+        kv.delete("k", recurse=True, cas=3)
+    with _refused("Invalid Behavior setting 'keep'"):
+        kv.create_session("n", behavior="keep")
+    with _refused("Invalid Session TTL '24h0m0.001s', must be between [10s=24h0m0s]"):
+        kv.create_session("n", ttl=86400.001)
+    kv.create_session("n", ttl=86400.0)  # the upper bound itself is accepted
+    with _refused("Session id 'nope' not found", 404):
+        kv.renew_session("nope")
+
+
+def test_keys_stop_at_the_first_separator_after_the_prefix():
+    kv = KVStore(Indexes(), FakeClock())
+    for key in ("a/b/c/d", "a/b/e", "a/f", "b"):
+        kv.put(key, b"")
+    assert kv.keys("a/", "/") == ["a/b/", "a/f"]
+    assert kv.keys("a/", None) == ["a/b/c/d", "a/b/e", "a/f"]
+    kv.delete("a")  # not recursive by default: nothing under a/ goes
+    assert kv.keys("", "/") == ["a/", "b"]
+
+
+def test_a_put_over_a_tombstone_forgets_it_and_a_release_clears_the_holder():
+    kv = KVStore(Indexes(), FakeClock())
+    kv.put("k", b"1")
+    kv.delete("k")
+    assert "k" in kv.tombstones
+    kv.put("k", b"2")
+    assert kv.tombstones == {}
+    session = kv.create_session("n", lock_delay=0)
+    kv.put("k", b"3", acquire=session.id)
+    kv.put("k", b"4", release=session.id)
+    assert kv.entries["k"].session is None and kv.entries["k"].lock_index == 1
+
+
+def test_a_session_is_shown_as_consul_shows_it():
+    clock = FakeClock()
+    clock.now = 5.0
+    kv = KVStore(Indexes(), clock)
+    plain = kv.create_session("n")
+    assert plain.to_json() == {
+        "ID": plain.id, "Name": "", "Node": "n", "LockDelay": 15_000_000_000, "Behavior": "release",
+        "TTL": "", "NodeChecks": ["serfHealth"], "ServiceChecks": None, "CreateIndex": 1, "ModifyIndex": 1}
+    timed = kv.create_session("n", name="leader", lock_delay=0.5, behavior="delete", ttl=30.0,
+                              node_checks=[], service_checks=[{"ID": "web-check"}])
+    assert timed.to_json() == {
+        "ID": timed.id, "Name": "leader", "Node": "n", "LockDelay": 500_000_000, "Behavior": "delete",
+        "TTL": "30s", "NodeChecks": [], "ServiceChecks": [{"ID": "web-check"}], "CreateIndex": 2,
+        "ModifyIndex": 2}
+    assert timed.expires_at == 65.0 and plain.expires_at is None  # twice the TTL from now
+
+
+def test_destroying_a_session_stamps_what_it_held_with_its_own_index():
+    kv = KVStore(Indexes(), FakeClock())
+    releasing, deleting = kv.create_session("n", lock_delay=0), kv.create_session("n", behavior="delete")
+    kv.put("kept", b"", acquire=releasing.id)
+    kv.put("gone", b"", acquire=deleting.id)
+    assert kv.destroy_session("nope") is False
+    assert kv.destroy_session(releasing.id) is True
+    assert kv.entries["kept"].modify_index == kv.indexes.index == kv.indexes.table("kvs", "sessions")
+    assert kv.destroy_session(deleting.id) is True
+    assert kv.tombstones == {"gone": kv.indexes.index} and kv.indexes.table("kvs") == kv.indexes.index
+    lone = kv.create_session("n")
+    kvs_before = kv.indexes.table("kvs")
+    kv.destroy_session(lone.id)  # it held nothing: the KV table is untouched
+    assert kv.indexes.table("kvs") == kvs_before < kv.indexes.table("sessions")
+
+
+def test_the_sessions_on_a_check_are_found_on_every_node_they_are_on():
+    kv = KVStore(Indexes(), FakeClock())
+    elsewhere = kv.create_session("other")
+    by_node = kv.create_session("n")
+    by_service = kv.create_session("n", node_checks=[], service_checks=[{"ID": "web"}])
+    assert elsewhere.id not in kv.sessions_on_check("n", "serfHealth")
+    assert kv.sessions_on_check("n", "serfHealth") == [by_node.id]
+    assert kv.sessions_on_check("n", "web") == [by_service.id]

@@ -50,7 +50,12 @@ class Message:
     @property
     def size(self) -> int:
         """Bytes counted against :data:`MAX_MESSAGE_BYTES` and :data:`MAX_PULL_BYTES`."""
-        return len(self.data) + sum(len(k.encode()) + len(v.encode()) for k, v in self.attributes.items())
+        return message_size(self.data, self.attributes)
+
+
+def message_size(data: bytes, attributes: dict[str, str]) -> int:
+    """Return a message's size: its data and its attributes' keys and values, in bytes."""
+    return len(data) + sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
 
 
 @dataclass(frozen=True)
@@ -141,12 +146,13 @@ class Broker:
         """Append a message to every subscription of ``topic``; return its id."""
         if topic not in self._topics:
             raise BusError(f"no topic {topic!r}; topics: {sorted(self._topics)}")
-        message = Message("", topic, data, dict(attributes or {}), self._clock())
-        if message.size > MAX_MESSAGE_BYTES:
-            raise BusError(f"a message of {message.size:,} bytes is over the bus's limit of "
+        attributes = dict(attributes or {})
+        size = message_size(data, attributes)
+        if size > MAX_MESSAGE_BYTES:
+            raise BusError(f"a message of {size:,} bytes is over the bus's limit of "
                            f"{MAX_MESSAGE_BYTES:,} bytes (data plus attributes): store the payload "
                            "elsewhere and publish a reference to it")
-        message = Message(self._id("m"), topic, data, message.attributes, message.published_at)
+        message = Message(self._id("m"), topic, data, attributes, self._clock())
         for name in self._topics[topic]:
             self._subscriptions[name].ready[message.id] = (message, 0)
         self.published += 1
@@ -230,7 +236,8 @@ class Broker:
             last = (f"failed in the handler: {lease.failure}" if lease.failure else
                     f"was not acknowledged within the {sub.ack_deadline:g} s ack deadline (the consumer "
                     "crashed, lost its ack, or worked longer without extending its lease)")
-            reason = f"gave up after {lease.attempts} deliveries; the last one {last}"
+            times = "1 delivery" if lease.attempts == 1 else f"{lease.attempts} deliveries"
+            reason = f"gave up after {times}; the last one {last}"
             sub.dead.append(DeadLetter(lease.message, lease.attempts, reason))
             return
         message = lease.message

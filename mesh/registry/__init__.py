@@ -9,13 +9,15 @@ from ._catalog import CRITICAL, MAINTENANCE, PASSING, WARNING
 from ._decode import DecodeError, decode_service, format_duration, parse_duration
 from ._filter import FilterError, compile_filter
 from ._index import Indexes
-from ._kv import KVError, KVStore
+from ._kv import MAX_VALUE, TOMBSTONE_TTL, KVError, KVStore
 from ._server import Registry
 
 __all__ = [
     "CRITICAL",
     "MAINTENANCE",
+    "MAX_VALUE",
     "PASSING",
+    "TOMBSTONE_TTL",
     "WARNING",
     "DecodeError",
     "FilterError",
