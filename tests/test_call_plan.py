@@ -30,7 +30,7 @@ from mesh.interceptors import CallDetails, ResilienceInterceptor
 from mesh.metrics import Metrics
 from mesh.outcome import Completed, MeshRpcError, status_of
 from mesh.policies import Fallback, PolicySettings, PolicyState, Uniforms, make_balancer
-from mesh.policies.plan import call_deadline, call_plan
+from mesh.policies.plan import Done, call_deadline, call_plan
 from mesh.tracing import Tracing
 from sim.driver import Task, after
 
@@ -182,6 +182,10 @@ ROWS = {
         [attempt(0, "a", 1, None, 0.05), done(0.05, "UNAVAILABLE"), attempt(0.05, "c", 1, None, 0.06),
          done(0.06, "OK"), attempt(0.06, "b", 1, None, 0.07), done(0.07, "OK"),
          attempt(0.07, "b", 1, None, 0.08), done(0.08, "OK")]),  # a was slow: not picked again
+    "a call with room in the bulkhead goes ahead and gives its place back": Row(
+        {"bulkhead": 1}, [Call(), Call()], [("OK", 0.01), ("UNAVAILABLE", 0.01)],
+        [attempt(0, "a", 1, None, 0.01), done(0.01, "OK"), attempt(0.01, "b", 1, None, 0.02),
+         done(0.02, "UNAVAILABLE")]),
     "a call already past its deadline does not start": Row(
         {}, [Call(timeout=0.0)], [], [done(0, "DEADLINE_EXCEEDED")]),
 }
@@ -329,3 +333,89 @@ def test_the_deadline_is_the_calls_own_else_the_policys_cut_to_the_upstream_one(
     assert call_deadline(10.0, timeout=1.0, upstream=10.5) == 10.5
     assert call_deadline(10.0, upstream=12.0) == 12.0
     assert call_deadline(10.0, timeout=1.0, upstream=11.0) == 11.0
+
+
+def _refused_at_once(row: Row, prepare=lambda route: None, **call) -> Done:
+    """Run one call of ``row`` through the plan itself until it ends without an attempt."""
+    clock = FakeClock()
+    route = Route(row, clock)
+    prepare(route)
+    plan = call_plan(route, route.policy, call_deadline(clock.now, call.pop("timeout", None)),
+                     request="user-1", fallback=route.fallback, **call)
+    with pytest.raises(StopIteration) as ended:
+        next(plan)
+    return ended.value.value
+
+
+@pytest.mark.parametrize(("row", "prepare", "call", "expected"), [
+    (Row({"rate_limit": 10}, [], [], []), lambda r: r.policy.limiter.acquire(0), {},
+     ("RESOURCE_EXHAUSTED", "rate_limit", "rate limit of 10/s reached", 0)),
+    (Row({"bulkhead": 1}, [], [], [], full_bulkhead=True), lambda r: None, {},
+     ("RESOURCE_EXHAUSTED", "bulkhead", "bulkhead full (1 calls in flight)", 0)),
+    # no instance is an attempt that failed UNAVAILABLE (breakers and budgets hear of it)
+    (Row({}, [], [], [], nodes=()), lambda r: None, {},
+     ("UNAVAILABLE", "no_instance", "no passing instance of 'greeter' in the registry", 1)),
+    (Row({"release_version": "v3"}, [], [], []), lambda r: None, {},
+     ("UNAVAILABLE", "no_instance", "no passing instance of 'greeter' version 'v3' in the registry", 1)),
+    (Row({}, [], [], []), lambda r: None, {"timeout": 0.0},
+     ("DEADLINE_EXCEEDED", "deadline", "deadline passed before the call", 0)),
+])
+def test_a_call_the_plan_ends_itself_says_why(row, prepare, call, expected):
+    done = _refused_at_once(row, prepare, **call)
+    assert (done.status, done.cause, done.details, done.attempts) == expected
+    assert (done.fallback, done.answer) == ("", None)
+
+
+def test_a_fallback_answers_for_the_request_it_was_asked_about():
+    row = Row({"rate_limit": 10}, [], [], [], fallback=True)
+    seen = []
+
+    def prepare(route):
+        route.policy.limiter.acquire(0)
+        route.fallback = Fallback(cache=True)
+        route.fallback.remember("user-1", "cached for user-1")
+        route.fallback.respond = lambda request, reason: seen.append((request, reason)) or f"for {request}"
+
+    done = _refused_at_once(row, prepare)
+    assert (done.status, done.fallback, done.answer) == ("OK", "rejected", "for user-1")
+    assert seen == [("user-1", "rejected")] and done.details == "rate limit of 10/s reached"
+
+
+class _Heard:
+    """A balancer that records what it hears (and picks the first instance)."""
+
+    def __init__(self):
+        self.heard = []
+
+    def pick(self, instances, request=None):
+        return instances[0]
+
+    def on_start(self, instance):
+        self.heard.append(("start", instance.id))
+
+    def on_end(self, instance, latency, ok):
+        self.heard.append(("end", instance.id, latency, ok))
+
+
+@pytest.mark.parametrize(("status", "ok"), [("OK", True), ("UNAVAILABLE", False)])
+def test_a_one_attempt_plan_reports_its_end_once_with_its_latency(status, ok):
+    clock = FakeClock()
+    route = Route(Row({}, [], [], []), clock)
+    route.balancer = _Heard()
+    plan = call_plan(route, route.policy, call_deadline(clock.now, 2.0))
+    assert (plan.instance.id, plan.number, plan.timeout) == ("a", 1, 2.0)
+    clock.advance(0.25)
+    assert plan.ended(status) == Done(status, 1, plan.instance)
+    plan.close()  # already ended: nothing more to report
+    assert route.balancer.heard == [("start", "a"), ("end", "a", 0.25, ok)]
+
+
+def test_a_one_attempt_plan_given_up_tells_the_balancer_it_failed():
+    clock = FakeClock()
+    route = Route(Row({}, [], [], []), clock)
+    route.balancer = _Heard()
+    plan = call_plan(route, route.policy, call_deadline(clock.now))
+    clock.advance(0.5)
+    plan.close()
+    plan.close()
+    assert route.balancer.heard == [("start", "a"), ("end", "a", 0.5, False)]
