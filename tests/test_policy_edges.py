@@ -24,6 +24,7 @@ from mesh.policies import (
     NoFallback,
     OutlierDetector,
     PolicySettings,
+    PolicyState,
     PowerOfChoices,
     Release,
     RetryBudget,
@@ -32,6 +33,7 @@ from mesh.policies import (
     State,
     TokenBucket,
     key_bucket,
+    rng_for,
     route,
     version_share,
 )
@@ -388,3 +390,111 @@ def test_describe_says_where_calls_go():
 def test_version_share_counts_each_version():
     assert version_share(["v2", "v1", "v1", "v1"]) == {"v1": 0.75, "v2": 0.25}
     assert version_share([]) == {}
+
+
+def test_every_setting_reaches_the_policy_object_it_configures():
+    clock = Clock()
+    heard = []
+    settings = PolicySettings(
+        breaker_failure_rate=40, breaker_slow_rate=70, breaker_slow_call=0.3, breaker_window_type="time",
+        breaker_window=7, breaker_minimum_calls=3, breaker_wait=2.5, breaker_half_open_calls=4,
+        rate_limit=3.4, rate_limiter="sliding_window", bulkhead=5, bulkhead_wait=0.2, budget_tokens=6,
+        budget_ratio=0.3, outlier_errors=2, outlier_ejection=400, outlier_max_percent=30,
+        max_attempts=3, retry_on=" unavailable, ,deadline_exceeded", per_try_timeout=0.1,
+        backoff_base=0.5, backoff_cap=0.2, jitter="equal")
+    state = PolicyState(settings, "orders->payments", clock, on_transition=heard.append)
+    config = state.breaker.config
+    assert (config.failure_rate_threshold, config.slow_call_rate_threshold, config.slow_call_duration,
+            config.window_type, config.window_size, config.minimum_calls, config.wait_in_open,
+            config.permitted_in_half_open) == (40, 70, 0.3, "time", 7, 3, 2.5, 4)
+    assert config.is_failure("UNAVAILABLE") and not config.is_failure("INVALID_ARGUMENT")
+    assert state.breaker.name == "orders->payments"
+    state.breaker.transition_to(State.OPEN)
+    assert [t.target for t in heard] == [State.OPEN]
+    assert isinstance(state.limiter, SlidingWindow)
+    assert (state.limiter.limit, state.limiter.window) == (3, 1.0)
+    assert (state.bulkhead.max_concurrent, state.bulkhead.max_wait) == (5, 0.2)
+    assert (state.budget.max_tokens, state.budget.token_ratio) == (6, 0.3)
+    outlier = state.outlier
+    assert (outlier.consecutive_errors, outlier.base_ejection_time, outlier.max_ejection_time,
+            outlier.max_ejection_percent) == (2, 400, 400, 30)
+    retry = state.retry
+    assert (retry.max_attempts, retry.retryable, retry.per_try_timeout) == (
+        3, {"UNAVAILABLE", "DEADLINE_EXCEEDED"}, 0.1)
+    assert (retry.backoff_base, retry.backoff_cap, retry.jitter) == (0.5, 0.5, "equal")  # cap >= base
+    assert retry.budget is state.budget
+    assert not state.direct
+    half = PolicyState(PolicySettings(rate_limit=0.4, rate_limiter="sliding_window"), "x", clock)
+    assert half.limiter.limit == 1  # at least one call a second
+    bucket = PolicyState(PolicySettings(rate_limit=2, rate_burst=0.5), "x", clock).limiter
+    assert isinstance(bucket, TokenBucket) and (bucket.rate, bucket.burst) == (2, 1.0)
+    assert PolicyState(PolicySettings(breaker_failure_rate=1), "x", clock).breaker is not None
+    plain = PolicyState(PolicySettings(), "x", clock)
+    assert (plain.breaker, plain.limiter, plain.bulkhead, plain.budget, plain.outlier) == (None,) * 5
+    assert plain.direct and plain.retry.per_try_timeout is None
+
+
+def test_a_settings_change_rebuilds_only_the_pieces_it_touches():
+    clock = Clock()
+    state = PolicyState(PolicySettings(breaker_failure_rate=50, rate_limit=5), "x", clock)
+    breaker, limiter = state.breaker, state.limiter
+    state.update(state.settings.replace(rate_limit=6))
+    assert state.breaker is breaker and state.limiter is not limiter and state.limiter.rate == 6
+    state.update(state.settings.replace(breaker_wait=9))
+    assert state.breaker is not breaker and state.breaker.config.wait_in_open == 9
+    assert state.settings.replace() == state.settings
+
+
+def test_each_policy_gets_its_own_repeatable_random_stream():
+    first = rng_for(7, "client", "greeter").random(3)
+    assert (rng_for(7, "client", "greeter").random(3) == first).all()
+    assert not (rng_for(7, "client", "orders").random(3) == first).any()
+    assert not (rng_for(8, "client", "greeter").random(3) == first).any()
+    assert rng_for(7, "client", "greeter").random() == pytest.approx(0.50224, abs=1e-5)  # pinned: runs repeat
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    weight: float = 1
+
+
+def test_a_ring_gives_each_member_keys_in_proportion_to_its_weight():
+    ring = BALANCERS["ring_hash"](None, None, 2)
+    heavy, light, tiny = Member("heavy", 3), Member("light", 1), Member("tiny", 0.001)
+    owners = [ring.pick([heavy, light, tiny], request=f"user-{n}").id for n in range(4000)]
+    assert 2.4 < owners.count("heavy") / owners.count("light") < 3.6
+    assert 0 < owners.count("tiny") < 100  # one point on the ring at least, but only one
+    same_name = [Member("x"), Member("y")]  # members are told apart by their id
+    assert {ring.pick(same_name, request=f"k{n}").id for n in range(50)} == {"x", "y"}
+
+
+def test_a_call_that_ends_leaves_no_count_behind():
+    p2c = PowerOfChoices(np.random.default_rng(0))
+    node = Node("n")
+    p2c.on_start(node)
+    p2c.on_start(node)
+    p2c.on_end(node, 0.1, True)
+    assert p2c.active == {node: 1}
+    p2c.on_end(node, 0.1, True)
+    assert p2c.active == {}
+    p2c.on_end(Node("stranger"), 0.1, False)  # an end never started changes nothing
+    assert p2c.active == {}
+
+
+def test_peak_ewma_jumps_to_a_slower_call_and_decays_towards_faster_ones():
+    clock = Clock()
+    ewma = BALANCERS["peak_ewma"](np.random.default_rng(0), clock, 2)
+    node = Node("n")
+    assert ewma.cost(node) == 0.01  # an unknown instance starts cheap, so that it is tried
+    ewma.on_start(node)
+    ewma.on_end(node, 0.2, True)
+    assert ewma.ewma[node] == 0.2 and ewma.active == {}
+    clock.now = 10.0  # one decay constant later a fast call pulls it down by 1 - 1/e
+    ewma.on_end(node, 0.0, True)
+    assert ewma.ewma[node] == pytest.approx(0.2 * np.exp(-1))
+    ewma.on_start(node)
+    ewma.on_start(node)
+    assert ewma.cost(node) == pytest.approx(0.2 * np.exp(-1) * 3)  # EWMA x (in flight + 1)
+    ewma.on_end(node, 0.5, True)  # slower than the average: taken at once
+    assert ewma.ewma[node] == 0.5

@@ -227,3 +227,31 @@ def test_each_check_of_a_multi_check_service_starts_in_the_status_it_was_given(r
     statuses = {c["Name"]: c["Status"] for c in client.health.checks("multi")[1]}
     assert statuses == {"a": "passing", "b": "warning", "c": "critical"}  # Consul's default: critical
     assert client.health.service("multi", passing=True)[1] == []  # one check not passing: not passing
+
+
+def test_dns_can_answer_warning_instances_when_only_passing_is_off():
+    with Registry(dns_port=0, dns_only_passing=False) as lenient:
+        c = lenient.client()
+        for n, state in enumerate(("passing", "warning", "critical"), start=1):
+            c.agent.service.register("web", service_id=state, address=f"127.0.1.{n}", port=1,
+                                     check={"ttl": "60s", "status": state})
+        answered = _records(_ask(lenient, "web.service.consul", "A"))
+        c.agent.service.maintenance("passing", enable=True)
+        in_maintenance = _records(_ask(lenient, "web.service.consul", "A"))
+        c.http.session.close()
+    assert answered == [("A", "127.0.1.1"), ("A", "127.0.1.2")]
+    assert in_maintenance == [("A", "127.0.1.2")]  # critical and maintenance are never answered
+    assert Registry().dns_only_passing is True  # Consul's only_passing, on by default
+
+
+def test_dns_edges_of_names_and_hostnames(registry, client):
+    client.agent.service.register("db", service_id="db-1", address="db.example.com.", port=5432)
+    srv = _ask(registry, "db.service.consul", "SRV")
+    assert [r.target.to_text() for rrset in srv.answer for r in rrset] == ["db.example.com."]
+    assert _records(_ask(registry, "db.service.consul", "AAAA")) == [("CNAME", "db.example.com.")]
+    assert _records(_ask(registry, "db.service.consul", "TXT")) == []  # exists, no such record
+    assert _ask(registry, "db.service.consul", "TXT").authority[0].ttl == 0
+    too_deep = _ask(registry, "a.b.db.service.consul", "A")
+    assert too_deep.rcode() == dns.rcode.NXDOMAIN
+    assert _ask(registry, "workbench.node.dc1.consul", "A").answer[0][0].to_text() == "127.0.0.1"
+    assert _ask(registry, "dc1.consul", "A").rcode() == dns.rcode.NXDOMAIN
