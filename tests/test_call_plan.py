@@ -30,7 +30,7 @@ from mesh.interceptors import CallDetails, ResilienceInterceptor
 from mesh.metrics import Metrics
 from mesh.outcome import Completed, MeshRpcError, status_of
 from mesh.policies import Fallback, PolicySettings, PolicyState, Uniforms, make_balancer
-from mesh.policies.plan import Done, call_deadline, call_plan
+from mesh.policies.plan import Attempt, Done, call_deadline, call_plan
 from mesh.tracing import Tracing
 from sim.driver import Task, after
 
@@ -419,3 +419,69 @@ def test_a_one_attempt_plan_given_up_tells_the_balancer_it_failed():
     plan.close()
     plan.close()
     assert route.balancer.heard == [("start", "a"), ("end", "a", 0.5, False)]
+
+
+def _drive(row: Row, call: Call, prepare=lambda route: None, route=None) -> tuple[Done, list]:
+    """Drive one call's plan by hand on a fake clock; return how it ended and what the balancer heard."""
+    clock = FakeClock()
+    route = route or Route(row, clock)
+    route.clock = clock
+    prepare(route)
+    heard = []
+    real_end = route.balancer.on_end
+    route.balancer.on_end = lambda instance, latency, ok: (heard.append((instance.id, latency, ok)),
+                                                           real_end(instance, latency, ok))
+    plan = call_plan(route, route.policy, call_deadline(clock.now, call.timeout), request=call.request,
+                     asked=call.asked, fallback=route.fallback)
+    script, sent = list(row.script), None
+    try:
+        while True:
+            step = plan.send(sent)
+            if isinstance(step, Attempt):
+                status, seconds = _ended(script, step.timeout)
+                clock.advance(seconds)
+                sent = (status, f"answer from {step.instance.id}" if status == "OK" else None)
+            else:
+                clock.advance(step.seconds)
+                sent = None
+    except StopIteration as stop:
+        return stop.value, heard
+
+
+def test_a_call_that_ends_on_an_attempt_names_it_and_counts_its_attempts():
+    row = Row({"max_attempts": 3, **NO_JITTER}, [], [("UNAVAILABLE", 0.02), ("OK", 0.03)], [])
+    done, heard = _drive(row, Call())
+    assert (done.status, done.attempts, done.instance.id, done.cause) == ("OK", 2, "b", "")
+    assert heard == [("a", pytest.approx(0.02), False), ("b", pytest.approx(0.03), True)]
+    failed = Row({"max_attempts": 2, **NO_JITTER}, [], [("UNAVAILABLE", 0.0)] * 2, [])
+    done, _ = _drive(failed, Call())
+    assert (done.status, done.attempts, done.instance.id) == ("UNAVAILABLE", 2, "b")
+
+
+def test_a_breaker_that_opens_between_attempts_ends_the_call_with_the_attempts_made():
+    row = Row({"max_attempts": 3, "breaker_failure_rate": 50, "breaker_window": 2, "breaker_minimum_calls": 1,
+               **NO_JITTER}, [], [("UNAVAILABLE", 0.0)] * 3, [])
+    done, _ = _drive(row, Call())
+    assert (done.status, done.cause, done.attempts) == ("UNAVAILABLE", "breaker", 1)
+    assert done.details == "circuit breaker to greeter is open"
+
+
+def test_a_cached_fallback_remembers_each_request_s_own_answer():
+    row = Row({}, [], [("OK", 0.0)], [], fallback=True)
+    clock = FakeClock()
+    route = Route(row, clock)
+    route.fallback = Fallback(cache=True)
+    _drive(row, Call(request="user-1"), route=route)
+    route.policy.update(route.policy.settings.replace(rate_limit=1))
+    route.policy.limiter.acquire(0)
+    done, _ = _drive(Row({}, [], [], []), Call(request="user-1"), route=route)
+    assert (done.status, done.fallback, done.answer) == ("OK", "rejected", "answer from a")
+    other, _ = _drive(Row({}, [], [], []), Call(request="user-2"), route=route)
+    assert (other.status, other.cause) == ("RESOURCE_EXHAUSTED", "rate_limit")  # nothing cached for it
+
+
+def test_a_back_off_exactly_as_long_as_the_time_left_is_not_taken():
+    row = Row({"max_attempts": 3, "jitter": "none", "backoff_base": 0.05}, [],
+              [("UNAVAILABLE", 0.05)] * 3, [])
+    done, _ = _drive(row, Call(timeout=0.1))  # 0.05 s left after the first attempt: no room for a retry
+    assert (done.status, done.attempts) == ("UNAVAILABLE", 1)
