@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from mesh.gateway import Tokens
 from mesh.policies import (
     BALANCERS,
     Backoff,
@@ -28,6 +29,7 @@ from mesh.policies import (
     PowerOfChoices,
     Release,
     RetryBudget,
+    RetryPolicy,
     RoundRobin,
     SlidingWindow,
     State,
@@ -498,3 +500,75 @@ def test_peak_ewma_jumps_to_a_slower_call_and_decays_towards_faster_ones():
     assert ewma.cost(node) == pytest.approx(0.2 * np.exp(-1) * 3)  # EWMA x (in flight + 1)
     ewma.on_end(node, 0.5, True)  # slower than the average: taken at once
     assert ewma.ewma[node] == 0.5
+
+
+def test_a_count_window_forgets_exactly_what_leaves_it():
+    clock = Clock()
+    breaker = _breaker(clock, slow_call_rate_threshold=100, failure_rate_threshold=100)
+    for duration in (0.1, 0.6, 0.1, 0.1):  # the second call is slow
+        breaker.on_success(duration)
+    breaker.on_success(0.1)  # pushes out the first, fast call: the slow one stays
+    assert breaker.metrics()["slow_call_rate"] == 25.0
+
+
+def test_a_time_window_counts_every_slow_call_of_a_second():
+    clock = Clock()
+    config = BreakerConfig(window_type="time", window_size=5, minimum_calls=5, slow_call_duration=0.5)
+    breaker = CircuitBreaker("t", config, clock)
+    for duration in (0.6, 0.7, 0.1, 0.1):
+        breaker.on_success(duration)
+    assert breaker.metrics() == {"calls": 4, "failure_rate": -1.0, "slow_call_rate": -1.0, "rejected": 0}
+    for _ in range(3):
+        breaker.on_error(0.1)  # 3 failures: 3/7, but a time window needs minimum_calls, not the window size
+    assert breaker.state == State.CLOSED
+    breaker.on_success(0.8)
+    assert breaker.metrics()["slow_call_rate"] == 37.5 and breaker.state == State.CLOSED
+
+
+def test_a_breaker_stays_closed_just_below_its_threshold():
+    clock = Clock()
+    config = BreakerConfig(window_size=3, minimum_calls=3, failure_rate_threshold=33.5)
+    breaker = CircuitBreaker("t", config, clock)
+    for ok in (True, True, False):  # 33.3% failed
+        breaker.on_success(0.1) if ok else breaker.on_error(0.1)
+    assert breaker.state == State.CLOSED and breaker.metrics()["failure_rate"] == pytest.approx(100 / 3)
+
+
+def test_a_bulkhead_counts_every_call_it_turns_away():
+    bulkhead = Bulkhead(1, max_wait=1.0, max_queue=0)
+    bulkhead.try_enter()
+    assert bulkhead.enqueue() is None and bulkhead.enqueue() is None and bulkhead.rejected == 2
+
+
+def test_a_sliding_window_admission_leaves_it_exactly_one_window_later():
+    clock = Clock()
+    window = SlidingWindow(limit=1, window=1.0, clock=clock)
+    assert window.acquire(0) == 0.0
+    clock.now = 1.0
+    assert window.acquire(0) == 0.0  # the admission at 0 is exactly one window old: gone
+
+
+def test_secrets_and_retry_settings_are_refused_with_their_words():
+    with refused("an HS256 secret should be at least 32 characters"):
+        Tokens("x" * 31)
+    Tokens("x" * 32)
+    with refused("max_attempts must be at least 1"):
+        RetryPolicy(max_attempts=0)
+    with refused("jitter must be one of ('none', 'full', 'equal', 'decorrelated')"):
+        RetryPolicy(jitter="some")
+    backoff = RetryPolicy(backoff_base=0.1, backoff_cap=5.0, jitter="none").backoff(np.random.default_rng(0))
+    assert (backoff.base, backoff.cap, backoff.jitter) == (0.1, 5.0, "none")
+    cache = Fallback(cache=True)  # keeps 1,000 answers by default
+    for n in range(1001):
+        cache.remember(n, n)
+    with pytest.raises(NoFallback):
+        cache.respond(0, "open")
+    assert cache.respond(1, "open") == 1
+
+
+def test_outlier_ejections_are_capped_at_five_minutes_unless_the_base_is_longer():
+    clock = Clock()
+    short = PolicyState(PolicySettings(outlier_errors=1, outlier_ejection=30), "x", clock).outlier
+    assert (short.base_ejection_time, short.max_ejection_time) == (30, 300.0)
+    none = PolicyState(PolicySettings(rate_limiter="sliding_window", rate_limit=0), "x", clock)
+    assert none.limiter is None
