@@ -192,3 +192,11 @@ def test_an_issued_token_says_who_by_whom_when_and_for_how_long():
     assert claims == {"sub": "ada", "iss": "workbench-gateway", "iat": 1_000_000, "exp": 1_003_600,
                       "scope": "read vip"}  # an hour by default
     assert Tokens(SECRET, now=lambda: 1_000_000.5).check(f"bearer {token}", "")["sub"] == "ada"
+
+
+def test_a_body_over_the_limit_is_a_413_with_a_reason_and_a_record(gateway):
+    answer = _post(gateway, b'{"name": "' + b"x" * (1 << 20) + b'"}')
+    assert answer.status_code == 413
+    assert "over the gateway's limit of 1,048,576 bytes" in answer.json()["error"]
+    assert gateway.log[-1].status == 413
+    assert _post(gateway, b'{"name": "Ada"}', "application/json; charset=UTF-8").status_code == 200

@@ -54,6 +54,7 @@ MAX_LOG = 100_000
 MAX_CACHED = 10_000  # answers kept at once; the oldest go first
 HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request header (and idles between requests)
 BODY_TIMEOUT = 10.0  # seconds a request has to send its body
+MAX_BODY = 1 << 20  # bytes of body a request may send
 MAX_BUCKETS = 100_000  # callers' rate-limit buckets kept at once (see Gateway._admit)
 #: What a caller is told when a call fails with this status (the service's own words stay in the log).
 PUBLIC_ERRORS = {
@@ -185,7 +186,7 @@ class Gateway:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0,
                                keepalive_timeout=self._header_timeout)
@@ -318,14 +319,14 @@ class Gateway:
 async def _json_body(request: web.Request) -> Any:
     """Return the request's JSON body; raise :class:`BadRequest` (400, 408, 413) if it has none the
     gateway can read."""
-    if request.charset not in (None, "utf-8", "utf8"):
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
         raise BadRequest(f"the body must be UTF-8 JSON, not {request.charset}")
     try:
         raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
     except asyncio.TimeoutError:
         raise BadRequest(f"the body did not arrive within {BODY_TIMEOUT:g} s", 408) from None
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BadRequest(f"the body is over the limit of {exc.max_size:,} bytes", 413) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest(f"the body is over the gateway's limit of {MAX_BODY:,} bytes", 413) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
