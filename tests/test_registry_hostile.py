@@ -210,6 +210,7 @@ def test_locks_with_a_session_that_does_not_exist_as_consul_answers(client):
     ("/v1/catalog/connect/web", 200, "[]"), ("/v1/health/connect/web", 200, "[]"),
     ("/v1/peerings", 200, "[]"),
     ("/v1/peering/east", 404, 'Peering not found for "east"'),
+    ("/v1/acl/tokens", 401, "ACL support disabled"),
 ])
 def test_connect_and_peering_answer_as_an_agent_without_them(registry, path, status, body):
     answer = requests.get(f"{registry.url}{path}", timeout=10)
@@ -255,3 +256,8 @@ def test_dns_edges_of_names_and_hostnames(registry, client):
     assert too_deep.rcode() == dns.rcode.NXDOMAIN
     assert _ask(registry, "workbench.node.dc1.consul", "A").answer[0][0].to_text() == "127.0.0.1"
     assert _ask(registry, "dc1.consul", "A").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_the_acl_api_is_disabled_as_py_consul_expects(client):
+    with pytest.raises(consul.ACLDisabled):
+        client.acl.token.list()
