@@ -133,13 +133,22 @@ def test_malformed_json_is_400_with_reason_and_changes_nothing(registry, client)
     ({"Name": "x", "Tags": "a"}, "Service.Tags: expected array"),
     ({"Name": "x", "Check": {"TCP": "127.0.0.1:1"}}, "Interval must be > 0"),
     ({"Name": "x", "Check": {"TCP": "127.0.0.1:1", "Interval": "soon"}}, "invalid duration"),
-    ({"Name": "x", "Check": {"Args": ["true"], "Interval": "1s"}}, "Scripts are disabled"),
 ])
 def test_invalid_registrations_are_rejected_whole(registry, client, body, message):
     resp = requests.put(f"{registry.url}/v1/agent/service/register", data=json.dumps(body), timeout=5)
     assert resp.status_code == 400
     assert message in resp.text
     assert client.agent.services() == {}
+
+
+@pytest.mark.parametrize("path", ["/v1/agent/service/register", "/v1/agent/check/register"])
+def test_a_script_check_over_http_is_refused_as_consul_refuses_it(registry, client, path):
+    check = {"Name": "x", "Args": ["true"], "Interval": "1s"}
+    body = {"Name": "x", "Check": check} if "service" in path else check
+    resp = requests.put(f"{registry.url}{path}", json=body, timeout=5)
+    assert (resp.status_code, resp.text) == (500, "Scripts are disabled on this agent from remote calls; "
+                                                  "to enable, configure 'enable_script_checks' to true")
+    assert client.agent.services() == {} and client.agent.checks() == {}
 
 
 def test_deregister_unknown_id_is_404(registry):

@@ -54,9 +54,9 @@ def build_check(ctx: Context, c: dict[str, Any], default_id: str, default_name: 
                 service: Service | None) -> Check:
     """Validate one decoded check definition and return the Check it registers."""
     kind = check_type(c)
-    if c.get("ScriptArgs"):
-        raise DecodeError("Scripts are disabled on this agent; to enable, configure "
-                          "'enable_script_checks' or 'enable_local_script_checks' to true")
+    if c.get("ScriptArgs"):  # Consul refuses a script check registered over HTTP with a 500
+        raise DecodeError("Scripts are disabled on this agent from remote calls; to enable, configure "
+                          "'enable_script_checks' to true", status=500)
     if not kind:
         raise DecodeError("Invalid check: TTL, TCP, HTTP or GRPC must be given "
                           "(other check kinds are not run by this registry)")
@@ -176,7 +176,7 @@ class AgentAPI:
             definition = decode_service(parse_json(await request.read()))
             service, checks = build_service(self.ctx, definition, self.ctx.catalog.local)
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         catalog = self.ctx.catalog
         replace = flag(request, "replace-existing-checks")
         for old in catalog.service_checks(catalog.local, service.id):
@@ -248,7 +248,7 @@ class AgentAPI:
                     return text(404, f"ServiceID {json.dumps(definition['ServiceID'])} does not exist")
             check = build_check(self.ctx, definition, definition["Name"], definition["Name"], service)
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         self.ctx.runner.stop(check.check_id)
         catalog.upsert_check(check)
         self.ctx.runner.start(check)
@@ -288,7 +288,7 @@ class AgentAPI:
             if not isinstance(body, dict):
                 raise DecodeError("Request decode failed: body must be a JSON object")
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         status = body.get("Status") or body.get("status")
         if status not in (PASSING, WARNING, CRITICAL):
             return text(400, f"Invalid check status: '{status}'")

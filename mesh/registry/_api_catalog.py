@@ -110,7 +110,7 @@ class CatalogAPI:
                 if not c.get("CheckID") and not c.get("Name"):
                     raise DecodeError("Missing check name")
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         self.catalog.ensure_node(node_name, address, body.get("ID"), body.get("NodeMeta"),
                                  body.get("TaggedAddresses"))
         if service is not None:
@@ -128,7 +128,7 @@ class CatalogAPI:
         try:
             body = _canonical(parse_json(await request.read()), _DEREGISTER, "Deregister")
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         node = body.get("Node")
         if not node:
             return text(400, "Must provide node")

@@ -116,7 +116,7 @@ class KVAPI:
                                              body.get("Behavior") or "release", ttl, node_checks,
                                              body.get("ServiceChecks"))
         except DecodeError as exc:
-            return text(400, str(exc))
+            return text(exc.status, str(exc))
         except KVError as exc:
             return text(exc.status, str(exc))
         return self.ctx.json({"ID": session.id})

@@ -13,7 +13,11 @@ from typing import Any
 
 
 class DecodeError(ValueError):
-    """A request body that Consul would reject with 400 Bad Request."""
+    """A request body that Consul would reject, with 400 Bad Request unless ``status`` says else."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 SERVICE_FIELDS = [
