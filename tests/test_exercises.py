@@ -36,3 +36,41 @@ def test_blank_answers_fail_and_reference_answers_pass(master, tmp_path):
 def test_every_exercise_has_its_learner_notebook():
     assert sorted(p.name for p in STUDENT_DIR.glob("*.ipynb")) == [m.name for m in masters()]
     assert len(masters()) >= 3
+
+
+REFERENCE_08 = 'order = attrs["order"]\n    if charges[order] == 0:\n        charges[order] += 1'
+PAYLOAD_KEYED = """seen = handler.__dict__.setdefault("seen", set())
+    if not charges:
+        seen.clear()
+    if data not in seen:
+        seen.add(data)
+        charges[attrs["order"]] += 1"""
+
+#: Plausible wrong answers each exercise's hidden tests must catch: (exercise, question, a piece of
+#: the reference answer, what a learner might write instead, the kind of mistake).
+WRONG_ANSWERS = [
+    ("ex04-resilience", "policy",
+     '"outlier_errors": 1, "outlier_max_percent": 50,', "",
+     "retries alone: they hide the outage but keep sending to the dead replica"),
+    ("ex08-idempotency", "bus", REFERENCE_08, PAYLOAD_KEYED,
+     "deduplicated on the payload: two real orders that look alike are charged once between them"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("exercise", "question", "right", "wrong", "mistake"), WRONG_ANSWERS,
+                         ids=[f"{w[0]}-{w[1]}" for w in WRONG_ANSWERS])
+def test_a_plausible_wrong_answer_scores_below_full_marks(exercise, question, right, wrong, mistake,
+                                                          tmp_path):
+    (master,) = [m for m in masters() if m.stem == exercise]
+    assigned = assign(master, tmp_path / "assigned")
+    nb = nbformat.read(assigned.reference, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and right in c.source]
+    assert len(cells) == 1, f"the reference answer of {exercise} no longer contains {right!r}"
+    cells[0].source = cells[0].source.replace(right, wrong)
+    answered = tmp_path / "assigned" / "autograder" / f"wrong-{master.name}"
+    nbformat.write(nb, answered)
+    scores = {s.question: s for s in grade(answered, assigned.autograder)}
+    assert scores[question].points < scores[question].possible, f"{mistake}: {scores[question]}"
+    others = [s for name, s in scores.items() if name != question]
+    assert all(s.points == s.possible for s in others), others  # only the wrong answer loses points
