@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from concurrent import futures
 
@@ -211,19 +212,12 @@ def test_kv_store_rejections_change_nothing():
     assert kv.entries == {} and kv.indexes.index == before
 
 
+@contextlib.contextmanager
 def _refused(message: str, status: int = 400):
-    class Check:
-        def __enter__(self):
-            self.raised = pytest.raises(KVError, match=f"^{re.escape(message)}$")
-            self.info = self.raised.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            handled = self.raised.__exit__(*exc)
-            assert self.info.value.status == status
-            return handled
-
-    return Check()
+    """Expect a KVError with exactly ``message`` and HTTP ``status``."""
+    with pytest.raises(KVError, match=f"^{re.escape(message)}$") as refused:
+        yield
+    assert refused.value.status == status
 
 
 def test_kv_refusals_have_consuls_words_and_statuses():
