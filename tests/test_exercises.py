@@ -1,30 +1,125 @@
-"""Graded exercises (otter-grader): for each one, the blank notebook a learner gets scores 0 (and
-each failure says what was wrong in the test's own words), the reference solutions score full
-marks with the hidden tests too, and the committed learner notebook is what ``make exercises``
-(``tools.exercises build``) makes of its master."""
+"""Graded exercises (otter-grader), graded as CI grades them: for every exercise the blank notebook
+a learner gets scores 0 (each failure saying what was wrong in the test's own words), the reference
+solutions score full marks with the hidden tests too, every plausible wrong answer listed in
+``WRONG_ANSWERS`` loses points on its own question and nowhere else, and the committed learner
+notebook is what ``make exercises`` (``tools.exercises build``) makes of its master.
+
+Runaway answers (an endless loop, a huge allocation, a thread left running, a failing import, an
+endless cell, a kernel that exits) are failures reported in time, not a stuck grader.
+
+Every notebook is graded in one worker (``tools.otter_worker``, two at a time), once, by the
+module's fixture; the tests read its results.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from tools.exercises import STUDENT_DIR, assign, grade, masters
+from tests.wrong_answers import WRONG_ANSWERS, WrongAnswer
+from tools.exercises import STUDENT_DIR, Assigned, Graded, assign_many, grade_many, masters
+
+# The module's fixture grades every notebook (a few minutes) inside the first test that uses it.
+pytestmark = pytest.mark.timeout(1200)
+
+EX01 = "ex01-protobuf-encoding"
+ZIGZAG = "return (n << 1) ^ (n >> 63)"
+
+
+@dataclass(frozen=True)
+class Runaway:
+    """An answer to ex01's zigzag that never ends well; it must cost that question, or (for a
+    whole cell that runs away) be reported as the notebook's error."""
+
+    name: str
+    answer: str
+    message: str
+    whole_notebook: bool = False
+
+
+RUNAWAYS = [
+    Runaway("endless loop", "while True:\n        pass", "did not finish within 5 s"),
+    Runaway("huge allocation", f"bytes(1 << 36)\n    {ZIGZAG}", "needed more than 1024 MiB of memory"),
+    Runaway("thread left running",
+            f"import threading\n    threading.Thread(target=threading.Event().wait, daemon=True).start()\n    {ZIGZAG}",
+            "thread(s) running (Thread-"),
+    Runaway("failing import", f"import no_such_module_anywhere\n    {ZIGZAG}", "No module named 'no_such_module_anywhere"),
+    Runaway("endless cell", "pass\n\n\nwhile True:\n    pass", "stopped after 20 s", whole_notebook=True),
+    Runaway("kernel exits", "pass\n\n\nimport os\nos._exit(3)", "kernel died", whole_notebook=True),
+]
+
+
+@dataclass
+class Grading:
+    assigned: dict[str, Assigned]
+    results: dict[tuple[str, str], Graded]  # (exercise, variant) -> what the grader said
+    unfit: dict[str, str]  # wrong answers that could not be planted: id -> why
+
+
+def _plant(reference: Path, right: str, wrong: str, out: Path) -> str:
+    """Write ``reference`` with ``right`` replaced by ``wrong`` in its one answer cell to ``out``;
+    return why it could not be done ("" when it was)."""
+    nb = nbformat.read(reference, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and right in c.source]
+    if len(cells) != 1:
+        return f"{len(cells)} answer cells of {reference.name} contain {right!r}; one should"
+    cells[0].source = cells[0].source.replace(right, wrong)
+    nbformat.write(nb, out)
+    return ""
+
+
+@pytest.fixture(scope="module")
+def grading(tmp_path_factory) -> Grading:
+    root = tmp_path_factory.mktemp("exercises")
+    sources = masters()
+    assigned = dict(zip([m.stem for m in sources], assign_many(sources, root)))
+    submissions: dict[tuple[str, str], Path] = {}
+    limits: dict[tuple[str, str], float] = {}
+    for stem, made in assigned.items():
+        submissions[(stem, "blank")] = made.student
+        submissions[(stem, "reference")] = made.reference
+    unfit = {}
+    planted = [(w.exercise, w.id, w.right, w.wrong) for w in WRONG_ANSWERS]
+    planted += [(EX01, f"runaway: {r.name}", ZIGZAG, r.answer) for r in RUNAWAYS]
+    for number, (exercise, variant, right, wrong) in enumerate(planted):
+        made = assigned[exercise]
+        out = made.reference.parent / f"variant-{number}" / made.reference.name
+        out.parent.mkdir()
+        why = _plant(made.reference, right, wrong, out)
+        if why:
+            unfit[variant] = why
+            continue
+        submissions[(exercise, variant)] = out
+        if variant.startswith("runaway: endless cell"):
+            limits[(exercise, variant)] = 20.0
+    keys = list(submissions)
+    graded = grade_many([(submissions[k], assigned[k[0]].autograder) for k in keys],
+                        time_limits=[limits.get(k, 180.0) for k in keys])
+    return Grading(assigned, dict(zip(keys, graded)), unfit)
+
+
+def _scores(graded: Graded) -> dict:
+    assert not graded.error, graded.error
+    return {s.question: s for s in graded.scores}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("master", masters(), ids=lambda p: p.stem)
-def test_blank_answers_fail_and_reference_answers_pass(master, tmp_path):
-    assigned = assign(master, tmp_path / "assigned")
-    blank = grade(assigned.student, assigned.autograder)
-    reference = grade(assigned.reference, assigned.autograder)
-    assert blank and [s.question for s in blank] == [s.question for s in reference]
+def test_blank_answers_fail_and_reference_answers_pass(master, grading):
+    blank = grading.results[(master.stem, "blank")].scores
+    reference = grading.results[(master.stem, "reference")].scores
+    assert blank and [s.question for s in blank] == [s.question for s in reference], (blank, reference)
     assert all(s.points == 0 for s in blank), blank
     for score in blank:  # a failure reads as the test's own message, not doctest's internals
         assert "Error at line" in score.output and "AssertionError: " in score.output, score.output
         assert "Trying:" not in score.output and "doctest" not in score.output, score.output
     assert all(s.points == s.possible > 0 for s in reference), reference
     committed = nbformat.read(STUDENT_DIR / master.name, as_version=4)
-    fresh = nbformat.read(assigned.student, as_version=4)
+    fresh = nbformat.read(grading.assigned[master.stem].student, as_version=4)
+
     def cells(nb):
         return [(c.cell_type, c.source) for c in nb.cells]
 
@@ -33,44 +128,60 @@ def test_blank_answers_fail_and_reference_answers_pass(master, tmp_path):
     assert committed.metadata["otter"] == fresh.metadata["otter"]
 
 
-def test_every_exercise_has_its_learner_notebook():
+def test_every_exercise_has_its_learner_notebook_and_its_wrong_answers():
     assert sorted(p.name for p in STUDENT_DIR.glob("*.ipynb")) == [m.name for m in masters()]
     assert len(masters()) >= 3
-
-
-REFERENCE_08 = 'order = attrs["order"]\n    if charges[order] == 0:\n        charges[order] += 1'
-PAYLOAD_KEYED = """seen = handler.__dict__.setdefault("seen", set())
-    if not charges:
-        seen.clear()
-    if data not in seen:
-        seen.add(data)
-        charges[attrs["order"]] += 1"""
-
-#: Plausible wrong answers each exercise's hidden tests must catch: (exercise, question, a piece of
-#: the reference answer, what a learner might write instead, the kind of mistake).
-WRONG_ANSWERS = [
-    ("ex04-resilience", "policy",
-     '"outlier_errors": 1, "outlier_max_percent": 50,', "",
-     "retries alone: they hide the outage but keep sending to the dead replica"),
-    ("ex08-idempotency", "bus", REFERENCE_08, PAYLOAD_KEYED,
-     "deduplicated on the payload: two real orders that look alike are charged once between them"),
-]
+    without = {m.stem for m in masters()} - {w.exercise for w in WRONG_ANSWERS}
+    assert not without, f"exercises with no wrong answer graded in CI: {sorted(without)}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("exercise", "question", "right", "wrong", "mistake"), WRONG_ANSWERS,
-                         ids=[f"{w[0]}-{w[1]}" for w in WRONG_ANSWERS])
-def test_a_plausible_wrong_answer_scores_below_full_marks(exercise, question, right, wrong, mistake,
-                                                          tmp_path):
-    (master,) = [m for m in masters() if m.stem == exercise]
-    assigned = assign(master, tmp_path / "assigned")
-    nb = nbformat.read(assigned.reference, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and right in c.source]
-    assert len(cells) == 1, f"the reference answer of {exercise} no longer contains {right!r}"
-    cells[0].source = cells[0].source.replace(right, wrong)
-    answered = tmp_path / "assigned" / "autograder" / f"wrong-{master.name}"
-    nbformat.write(nb, answered)
-    scores = {s.question: s for s in grade(answered, assigned.autograder)}
-    assert scores[question].points < scores[question].possible, f"{mistake}: {scores[question]}"
-    others = [s for name, s in scores.items() if name != question]
+@pytest.mark.parametrize("wrong", WRONG_ANSWERS, ids=lambda w: w.id)
+def test_a_plausible_wrong_answer_scores_below_full_marks(wrong: WrongAnswer, grading):
+    assert wrong.id not in grading.unfit, grading.unfit[wrong.id]
+    scores = _scores(grading.results[(wrong.exercise, wrong.id)])
+    lost = scores[wrong.question]
+    assert lost.points < lost.possible, f"{wrong.mistake}: {lost}"
+    others = [s for name, s in scores.items() if name != wrong.question]
     assert all(s.points == s.possible for s in others), others  # only the wrong answer loses points
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runaway", RUNAWAYS, ids=lambda r: r.name)
+def test_a_runaway_answer_is_a_failure_reported_in_time(runaway: Runaway, grading):
+    variant = f"runaway: {runaway.name}"
+    assert variant not in grading.unfit, grading.unfit[variant]
+    graded = grading.results[(EX01, variant)]
+    if runaway.whole_notebook:
+        assert not graded.scores and runaway.message in graded.error, graded
+        return
+    scores = _scores(graded)
+    assert scores["zigzag"].points == 0 and runaway.message in scores["zigzag"].output, scores["zigzag"]
+    assert scores["varint"].points == scores["varint"].possible, scores["varint"]
+
+
+@pytest.mark.slow
+def test_the_learners_kernel_survives_a_runaway_answer_in_a_check(grading, tmp_path):
+    """In the learner's own notebook: the check of an endless answer fails in its time limit and
+    the next cell still runs in the same kernel."""
+    from nbclient import NotebookClient
+
+    made = grading.assigned[EX01]
+    reference = nbformat.read(made.reference, as_version=4)
+    answers = {name: next(c.source for c in reference.cells if c.source.startswith(f"def {name}("))
+               for name in ("varint", "zigzag")}
+    nb = nbformat.read(made.student, as_version=4)
+    for cell in nb.cells:
+        for name, source in answers.items():
+            if cell.cell_type == "code" and cell.source.startswith(f"def {name}("):
+                cell.source = source.replace(ZIGZAG, RUNAWAYS[0].answer)
+    nb.cells.append(nbformat.v4.new_code_cell('print("still here", varint(300))'))
+    path = tmp_path / made.student.name
+    nbformat.write(nb, path)
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = ["".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.get("outputs", []))
+            for c in nb.cells if c.cell_type == "code"]
+    zigzag_check = next(t for c, t in zip([c for c in nb.cells if c.cell_type == "code"], text)
+                        if 'grader.check("zigzag")' in c.source)
+    assert "did not finish within 5 s" in zigzag_check, zigzag_check
+    assert text[-1].strip() == "still here b'\\xac\\x02'", text[-1]

@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "exercises"
 STUDENT_DIR = ROOT / "notebooks" / "exercises"
 
-__all__ = ["Assigned", "Score", "assign", "build", "grade", "masters"]
+__all__ = ["Assigned", "Graded", "Score", "assign", "assign_many", "build", "grade", "grade_many", "masters"]
+
+#: Seconds a notebook may take to be graded (run, then tested) before it is stopped and failed.
+TIME_LIMIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,15 @@ class Assigned:
     student: Path
     reference: Path
     autograder: Path
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A graded notebook: its scores, or why it could not be graded (then no scores)."""
+
+    notebook: Path
+    scores: list[Score]
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,23 +66,55 @@ def masters(source_dir: Path = SOURCES) -> list[Path]:
 
 
 def assign(master: Path, out_dir: Path) -> Assigned:
-    """Run ``otter assign`` on ``master`` into ``out_dir`` (which must not exist).
+    """Run ``otter assign`` on ``master`` into ``out_dir`` (which must not exist)."""
+    return assign_many([master], out_dir.parent, names=[out_dir.name])[0]
 
-    Otter's own run of the tests on the reference is skipped: :func:`grade` does it, and
+
+def assign_many(sources: list[Path], out_root: Path, names: list[str] | None = None) -> list[Assigned]:
+    """Run ``otter assign`` on each master, into ``out_root/<name>`` (the master's stem by default).
+
+    Otter's own run of the tests on the reference is skipped: :func:`grade_many` does it, and
     ``tests/test_exercises.py`` checks the reference scores full marks.
     """
-    _otter("assign", "--no-pdfs", "--no-run-tests", str(master), str(out_dir), cwd=master.parent)
-    (autograder,) = (out_dir / "autograder").glob("*.zip")
-    return Assigned(out_dir / "student" / master.name, out_dir / "autograder" / master.name, autograder)
+    names = names or [master.stem for master in sources]
+    outs = [out_root / name for name in names]
+    jobs = [{"assign": [str(master.resolve()), str(out.resolve())]} for master, out in zip(sources, outs)]
+    for master, result in zip(sources, _run(jobs, time_limit=120)):
+        if not result["ok"]:
+            raise RuntimeError(f"otter assign failed on {master.name}: {result['error']}\n{result.get('log', '')}")
+    assigned = []
+    for master, out in zip(sources, outs):
+        (autograder,) = (out / "autograder").glob("*.zip")
+        assigned.append(Assigned(out / "student" / master.name, out / "autograder" / master.name, autograder))
+    return assigned
 
 
-def grade(notebook: Path, autograder: Path) -> list[Score]:
+def grade(notebook: Path, autograder: Path, time_limit: float = TIME_LIMIT) -> list[Score]:
     """Grade ``notebook`` with every test of ``autograder`` (run in a fresh kernel)."""
-    with tempfile.TemporaryDirectory() as out:
-        _otter("run", "-a", str(autograder), "-o", out, str(notebook), cwd=notebook.parent)
-        results = json.loads((Path(out) / "results.json").read_text())
-    return [Score(test["name"], float(test["score"]), float(test["max_score"]), test.get("output", ""))
-            for test in results["tests"] if "max_score" in test]
+    graded = grade_many([(notebook, autograder)], time_limit)[0]
+    if graded.error:
+        raise RuntimeError(f"{notebook.name} could not be graded: {graded.error}")
+    return graded.scores
+
+
+def grade_many(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LIMIT,
+               parallel: int = 2, time_limits: list[float] | None = None) -> list[Graded]:
+    """Grade each ``(notebook, autograder)`` pair in a fresh kernel, ``time_limit`` seconds at most
+    each (or its own of ``time_limits``); a notebook that cannot be graded (too slow, kernel died,
+    not this exercise) comes back with its ``error`` and no scores, and the others are graded all
+    the same."""
+    limits = time_limits or [time_limit] * len(submissions)
+    jobs = [{"grade": [str(nb.resolve()), str(ag.resolve())], "time_limit": limit}
+            for (nb, ag), limit in zip(submissions, limits)]
+    graded = []
+    for (notebook, _), result in zip(submissions, _run(jobs, max(limits, default=time_limit), parallel)):
+        if not result["ok"]:
+            graded.append(Graded(notebook, [], result["error"]))
+            continue
+        graded.append(Graded(notebook, [Score(t["name"], float(t["score"]), float(t["max_score"]),
+                                              t.get("output", ""))
+                                        for t in result["tests"] if "max_score" in t]))
+    return graded
 
 
 def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[Path]:
@@ -78,8 +122,8 @@ def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[P
     student_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as work:
-        for master in masters(source_dir):
-            assigned = assign(master, Path(work) / master.stem)
+        sources = masters(source_dir)
+        for master, assigned in zip(sources, assign_many(sources, Path(work))):
             target = student_dir / master.name
             nb = nbformat.read(assigned.student, as_version=4)
             for number, cell in enumerate(nb.cells):  # random ids and outputs: every build a change
@@ -91,11 +135,14 @@ def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[P
     return written
 
 
-def _otter(*args: str, cwd: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "otter", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+def _run(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dict]:
+    """Run otter jobs in one worker process (``tools.otter_worker``), which imports otter once."""
+    request = json.dumps({"jobs": jobs, "time_limit": time_limit, "parallel": parallel})
+    done = subprocess.run([sys.executable, "-m", "tools.otter_worker"], input=request, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60 + len(jobs) * (time_limit + 5))
     if done.returncode != 0:
-        raise RuntimeError(f"otter {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"the otter worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
 
 
 def main(argv: list[str]) -> int:
