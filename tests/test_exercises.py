@@ -44,9 +44,11 @@ RUNAWAYS = [
     Runaway("endless loop", "while True:\n        pass", "did not finish within 5 s"),
     Runaway("huge allocation", f"bytes(1 << 36)\n    {ZIGZAG}", "needed more than 1024 MiB of memory"),
     Runaway("thread left running",
-            f"import threading\n    threading.Thread(target=threading.Event().wait, daemon=True).start()\n    {ZIGZAG}",
+            "import threading\n    threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+            f"    {ZIGZAG}",
             "thread(s) running (Thread-"),
-    Runaway("failing import", f"import no_such_module_anywhere\n    {ZIGZAG}", "No module named 'no_such_module_anywhere"),
+    Runaway("failing import", f"import no_such_module_anywhere\n    {ZIGZAG}",
+            "No module named 'no_such_module_anywhere"),
     Runaway("endless cell", "pass\n\n\nwhile True:\n    pass", "stopped after 20 s", whole_notebook=True),
     Runaway("kernel exits", "pass\n\n\nimport os\nos._exit(3)", "kernel died", whole_notebook=True),
 ]
@@ -75,7 +77,7 @@ def _plant(reference: Path, right: str, wrong: str, out: Path) -> str:
 def grading(tmp_path_factory) -> Grading:
     root = tmp_path_factory.mktemp("exercises")
     sources = masters()
-    assigned = dict(zip([m.stem for m in sources], assign_many(sources, root)))
+    assigned = dict(zip([m.stem for m in sources], assign_many(sources, root), strict=True))
     submissions: dict[tuple[str, str], Path] = {}
     limits: dict[tuple[str, str], float] = {}
     for stem, made in assigned.items():
@@ -98,7 +100,7 @@ def grading(tmp_path_factory) -> Grading:
     keys = list(submissions)
     graded = grade_many([(submissions[k], assigned[k[0]].autograder) for k in keys],
                         time_limits=[limits.get(k, 180.0) for k in keys])
-    return Grading(assigned, dict(zip(keys, graded)), unfit)
+    return Grading(assigned, dict(zip(keys, graded, strict=True)), unfit)
 
 
 def _scores(graded: Graded) -> dict:
@@ -178,10 +180,11 @@ def test_the_learners_kernel_survives_a_runaway_answer_in_a_check(grading, tmp_p
     nb.cells.append(nbformat.v4.new_code_cell('print("still here", varint(300))'))
     path = tmp_path / made.student.name
     nbformat.write(nb, path)
-    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = ["".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.get("outputs", []))
-            for c in nb.cells if c.cell_type == "code"]
-    zigzag_check = next(t for c, t in zip([c for c in nb.cells if c.cell_type == "code"], text)
-                        if 'grader.check("zigzag")' in c.source)
+    NotebookClient(nb, timeout=60, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text = ["".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                    for o in c.get("outputs", [])) for c in code]
+    zigzag_check = next(t for c, t in zip(code, text, strict=True) if 'grader.check("zigzag")' in c.source)
     assert "did not finish within 5 s" in zigzag_check, zigzag_check
     assert text[-1].strip() == "still here b'\\xac\\x02'", text[-1]

@@ -78,12 +78,14 @@ def assign_many(sources: list[Path], out_root: Path, names: list[str] | None = N
     """
     names = names or [master.stem for master in sources]
     outs = [out_root / name for name in names]
-    jobs = [{"assign": [str(master.resolve()), str(out.resolve())]} for master, out in zip(sources, outs)]
-    for master, result in zip(sources, _run(jobs, time_limit=120)):
+    jobs = [{"assign": [str(master.resolve()), str(out.resolve())]}
+            for master, out in zip(sources, outs, strict=True)]
+    for master, result in zip(sources, _run(jobs, time_limit=120), strict=True):
         if not result["ok"]:
-            raise RuntimeError(f"otter assign failed on {master.name}: {result['error']}\n{result.get('log', '')}")
+            raise RuntimeError(f"otter assign failed on {master.name}: {result['error']}\n"
+                               f"{result.get('log', '')}")
     assigned = []
-    for master, out in zip(sources, outs):
+    for master, out in zip(sources, outs, strict=True):
         (autograder,) = (out / "autograder").glob("*.zip")
         assigned.append(Assigned(out / "student" / master.name, out / "autograder" / master.name, autograder))
     return assigned
@@ -105,9 +107,10 @@ def grade_many(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LI
     the same."""
     limits = time_limits or [time_limit] * len(submissions)
     jobs = [{"grade": [str(nb.resolve()), str(ag.resolve())], "time_limit": limit}
-            for (nb, ag), limit in zip(submissions, limits)]
+            for (nb, ag), limit in zip(submissions, limits, strict=True)]
     graded = []
-    for (notebook, _), result in zip(submissions, _run(jobs, max(limits, default=time_limit), parallel)):
+    results = _run(jobs, max(limits, default=time_limit), parallel)
+    for (notebook, _), result in zip(submissions, results, strict=True):
         if not result["ok"]:
             graded.append(Graded(notebook, [], result["error"]))
             continue
@@ -123,7 +126,7 @@ def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[P
     written = []
     with tempfile.TemporaryDirectory() as work:
         sources = masters(source_dir)
-        for master, assigned in zip(sources, assign_many(sources, Path(work))):
+        for master, assigned in zip(sources, assign_many(sources, Path(work)), strict=True):
             target = student_dir / master.name
             nb = nbformat.read(assigned.student, as_version=4)
             for number, cell in enumerate(nb.cells):  # random ids and outputs: every build a change

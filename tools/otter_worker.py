@@ -39,7 +39,7 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 
 def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dict]:
     """Run ``jobs`` in forked children, at most ``parallel`` at once; return a result per job."""
-    import otter.assign  # noqa: F401 - imported before forking, so that each child has it
+    import otter.assign
     import otter.run  # noqa: F401
 
     results: list[dict | None] = [None] * len(jobs)
@@ -61,7 +61,7 @@ def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dic
                 results[number] = _result(jobs[number], work, os.waitstatus_to_exitcode(status))
                 continue
             now = time.monotonic()
-            for pid, (number, deadline, work) in list(running.items()):
+            for pid, (number, deadline, _) in list(running.items()):
                 if now > deadline:
                     _kill_tree(pid)
                     os.waitpid(pid, 0)
@@ -96,7 +96,7 @@ def _child(job: dict, work: Path) -> None:
             os.chdir(work)
             otter.run.main(notebook, autograder=autograder, output_dir=str(work), no_logo=True)
         code = 0
-    except BaseException:  # noqa: BLE001 - everything the job raised goes to its log
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -121,7 +121,8 @@ def _result(job: dict, work: Path, exit_code: int) -> dict:
     if exit_code == 0 and "assign" in job:
         return {"ok": True}
     if "DeadKernelError" in log:
-        return {"ok": False, "error": "the notebook's kernel died while it ran (a crash, or an exit, in a cell)"}
+        return {"ok": False,
+                "error": "the notebook's kernel died while it ran (a crash, or an exit, in a cell)"}
     last = [line for line in log.splitlines() if line.strip()][-1:] or [f"exit code {exit_code}"]
     return {"ok": False, "error": f"otter could not run it: {last[0]}", "log": log[-4000:]}
 
