@@ -7,7 +7,7 @@ JUPYTER_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint protos exercises grade mutations lock bench clean
+.PHONY: setup lab test lint protos exercises grade grade-class mutations lock bench clean
 
 # Re-installs only when the project's requirements change, so repeated runs are fast.
 $(STAMP): pyproject.toml requirements.lock
@@ -40,6 +40,11 @@ exercises: setup
 # Grade a filled-in exercise with every test, hidden ones too: make grade NB=notebooks/exercises/ex01-...
 grade: setup
 	$(BIN)/python -m tools.exercises grade $(NB)
+
+# Grade a class: every exercise notebook under DIR (DIR/<student>/<exercise>.ipynb, or
+# DIR/<exercise>-<student>.ipynb), hidden tests included; writes DIR/grades.csv and DIR/grades.png.
+grade-class: setup
+	$(BIN)/python -m tools.class_grades $(DIR)
 
 # Break the code on purpose, one plausible bug at a time: 12 hand-picked bugs in the call plan,
 # each of which must fail the parity test in both drivers; then mutmut over the policies, the
