@@ -188,3 +188,21 @@ def test_the_learners_kernel_survives_a_runaway_answer_in_a_check(grading, tmp_p
     zigzag_check = next(t for c, t in zip(code, text, strict=True) if 'grader.check("zigzag")' in c.source)
     assert "did not finish within 5 s" in zigzag_check, zigzag_check
     assert text[-1].strip() == "still here b'\\xac\\x02'", text[-1]
+
+
+def test_every_lesson_links_its_graded_exercises_and_answers_each_question():
+    """Each lesson's "Your turn" links at least one graded exercise (every exercise is linked from
+    a lesson) and has a worked answer the learner can reveal for each of its questions."""
+    import re
+
+    linked = set()
+    for lesson in sorted((STUDENT_DIR.parent).glob("[0-9][0-9]-*.ipynb")):
+        nb = nbformat.read(lesson, as_version=4)
+        (turn,) = [c.source for c in nb.cells if c.cell_type == "markdown" and "Your turn\n" in c.source]
+        exercises = re.findall(r"\(exercises/(ex[\w-]+)\.ipynb\)", turn)
+        assert exercises, f"{lesson.name}: its Your turn links no graded exercise"
+        linked |= set(exercises)
+        questions = [line for line in turn.split("\n") if line.startswith("- ")]
+        answers = sum(c.source.count("<details>") for c in nb.cells if c.cell_type == "markdown")
+        assert answers == len(questions) > 0, f"{lesson.name}: {len(questions)} questions, {answers} answers"
+    assert linked == {m.stem for m in masters()}, linked ^ {m.stem for m in masters()}
