@@ -7,11 +7,12 @@ controls — apart from the runtime they drive (``mesh``, ``sim``). Notebooks im
 - the live workbench, for any running mesh: ``console`` (faults, policy and load, with live
   charts), ``service_map`` (the call graph coloured by health and breakers), ``traces`` (the trace
   explorer), ``replay`` (a recorded run scrubbed over the map);
-- ``charts``, ``display``, ``experiment``, ``live`` and ``live_charts`` hold what several lessons share.
+- ``charts``, ``display``, ``experiment``, ``live`` and ``live_charts`` hold what several lessons share;
+- ``answer_limits``: the time, memory and thread limits a graded exercise's check runs an answer within.
 
 Nothing here is imported by the runtime.
 """
 
-__all__ = ["balancing", "bus", "cascade", "chapter", "charts", "console", "discovery", "display",
-           "experiment", "fault_tolerance", "gateway", "live", "live_charts", "releases", "replay", "rpc",
-           "service_map", "simulation", "tour", "traces", "wire"]
+__all__ = ["answer_limits", "balancing", "bus", "cascade", "chapter", "charts", "console", "discovery",
+           "display", "experiment", "fault_tolerance", "gateway", "live", "live_charts", "releases", "replay",
+           "rpc", "service_map", "simulation", "tour", "traces", "wire"]
