@@ -9,6 +9,9 @@ one call each, and their picture.
   servers' own metrics (as a canary controller reads Prometheus), and promotes or rolls back.
 - :func:`versions_served`: which version answered each of a list of requests (to see a sticky
   canary keep each user on one version).
+- :func:`mirror_release`: before any user meets v2, a share of real calls is copied to it
+  (traffic mirroring, :class:`mesh.Mirror`) and its errors and latency are compared with v1's;
+  :func:`plot_mirror` draws the comparison.
 
 Both start their own mesh, drive it with the closed-loop load generator for a bounded time, stop
 it, and return a :class:`ReleaseExperiment` whose ``versions`` map each instance to its version, so
@@ -22,18 +25,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from mesh import Mesh
+from mesh import Mesh, Mirror
 from mesh.load import closed_loop
 from mesh.traffic import burst
 
 from .experiment import HELLO, Experiment, at
 
-__all__ = ["ReleaseExperiment", "blue_green", "canary_analysis", "canary_rollout", "plot_release",
-           "versions_served"]
+__all__ = ["MirrorRun", "ReleaseExperiment", "blue_green", "canary_analysis", "canary_rollout",
+           "mirror_release", "plot_mirror", "plot_release", "versions_served"]
 
 
 @dataclass
@@ -139,6 +143,64 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
             mesh.set_policy("greeter", release_version="v2", canary_version="", canary_percent=0)
             experiment.notes[label]["decision"] = "promote: v2 pinned"
     return experiment
+
+
+@dataclass
+class MirrorRun:
+    """A mirrored run: the comparison (:meth:`mesh.Mirror.summary`), every mirrored call's record,
+    and what the callers themselves saw (``failed``: calls that failed for a caller)."""
+
+    summary: dict[str, Any]
+    records: list
+    calls: int
+    failed: int
+
+
+def mirror_release(calls: int = 200, percent: float = 50.0, v2_faults: dict[str, Any] | None = None,
+                   seed: int = 0) -> MirrorRun:
+    """Serve ``calls`` calls from v1 (pinned) while ``percent`` of them are copied to v2, whose
+    replica carries ``v2_faults`` (by default a bug: 10% INTERNAL, and 30 ms slower)."""
+    bug = {"abort_code": "INTERNAL", "abort_percent": 10, "delay": 0.03}
+    faults = bug if v2_faults is None else v2_faults
+    with Mesh(name="mirror", seed=seed) as mesh:
+        mesh.add_service("greeter", 2, version="v1")
+        (v2,) = mesh.add_service("greeter", 1, version="v2")
+        mesh.wait_until_passing()
+        mesh.set_policy("greeter", release_version="v1")
+        if faults:
+            mesh.inject(v2, **faults)
+        failed = 0
+        with Mirror(mesh.client("greeter").SayHello, "v2", percent, np.random.default_rng(seed)) as mirror:
+            for _ in tqdm(range(calls), desc="mirrored calls"):
+                try:
+                    mirror(HELLO)
+                except grpc.RpcError:  # counted: what a caller would have seen
+                    failed += 1
+    return MirrorRun(mirror.summary(), mirror.records(), calls, failed)
+
+
+def plot_mirror(run: MirrorRun, axes=None):
+    """Draw v1 (what callers got) against v2 (the shadow copies): latency of the calls that
+    succeeded as a distribution, and the share that failed."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.2), width_ratios=(2.2, 1), layout="constrained")
+    latency_ax, error_ax = axes
+    sides = {"v1 (primary)": [(r.primary_code, r.primary_latency) for r in run.records],
+             "v2 (shadow)": [(r.shadow_code, r.shadow_latency) for r in run.records]}
+    for (label, outcomes), colour in zip(sides.items(), (VERSION_COLOURS["v1"], VERSION_COLOURS["v2"]),
+                                         strict=True):
+        ok = np.sort([lat * 1e3 for code, lat in outcomes if code == "OK"])
+        if len(ok):
+            latency_ax.plot(ok, np.arange(1, len(ok) + 1) / len(ok), color=colour, label=label)
+        failed = 100 * sum(code != "OK" for code, _ in outcomes) / max(len(outcomes), 1)
+        error_ax.bar(label, failed, color=colour)
+    latency_ax.set_xlabel("latency of the calls that succeeded (ms)")
+    latency_ax.set_ylabel("share of calls at or under")
+    latency_ax.legend(loc="lower right")
+    error_ax.set_ylabel("failed (%)")
+    error_ax.set_title(f"{run.summary['compared']} mirrored calls; callers saw {run.failed} failures",
+                       fontsize=9)
+    return axes
 
 
 def versions_served(mesh: Mesh, method, requests: Iterable[Any], timeout: float = 2.0) -> list[str]:

@@ -32,6 +32,8 @@ _EXPORTS = {
     "Mesh": "._mesh",
     "MeshEvent": "._mesh",
     "Metrics": ".metrics",
+    "Mirror": ".mirror",
+    "MirrorRecord": ".mirror",
     "NoHealthyInstances": ".channel",
     "PolicySettings": ".policies",
     "Registry": ".registry",

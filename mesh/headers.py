@@ -8,6 +8,9 @@ ATTEMPT = "x-attempt"
 TRACEPARENT = "traceparent"
 #: A version the call asks for itself (a dark launch: a tester trying a release before it takes traffic).
 VERSION = "x-version"
+#: Marks a copy of a call sent to another version by traffic mirroring (``mesh.mirror``); a server
+#: may treat it as a dry run.
+MIRRORED = "x-mirrored"
 #: Sent back by the client stack when a fallback answered instead of a server: the reason.
 FALLBACK = "x-fallback"
 #: Sent back by every instance in its initial metadata: the instance that served the call.
@@ -15,4 +18,4 @@ SERVED_BY = "x-served-by"
 #: Sent back by the discovery proxy: the proxy that forwarded the call.
 PROXIED_BY = "x-proxied-by"
 
-__all__ = ["ATTEMPT", "CALLER", "FALLBACK", "PROXIED_BY", "SERVED_BY", "TRACEPARENT", "VERSION"]
+__all__ = ["ATTEMPT", "CALLER", "FALLBACK", "MIRRORED", "PROXIED_BY", "SERVED_BY", "TRACEPARENT", "VERSION"]
