@@ -28,6 +28,7 @@ from .backends import start_backend
 from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
 from .interceptors import FaultInjector, Faults, ServerContext, ServerMetrics, ServerTracing
+from .logs import LogStore
 from .metrics import Metrics
 from .policies import Balancer, Fallback, PolicySettings, rng_for
 from .proxy import DiscoveryProxy
@@ -56,9 +57,10 @@ class Mesh:
     ``"consul"`` for a ``consul agent -dev`` the mesh starts and stops, ``"auto"``, a running
     :class:`Registry`, or the ``host:port`` of any Consul agent (left running when the mesh stops).
 
-    Every call is traced (``mesh.traces()``) and measured (``mesh.metrics``); every caller applies
-    its policy towards each service (``mesh.set_policy``), kept in the config center; faults are
-    injected per instance (``mesh.inject``, ``mesh.partition``). ``seed`` seeds every random choice
+    Every call is traced (``mesh.traces()``), measured (``mesh.metrics``, also in Prometheus's
+    format) and logged with its trace id (``mesh.logs``); every caller applies its policy towards
+    each service (``mesh.set_policy``), kept in the config center; faults are injected per instance
+    (``mesh.inject``, ``mesh.partition``). ``seed`` seeds every random choice
     the mesh makes (balancers, jitter, faults).
     """
 
@@ -76,6 +78,7 @@ class Mesh:
         self.events: list[MeshEvent] = []
         self.tracing = Tracing(name)
         self.metrics = Metrics()
+        self.logs = LogStore(name).attach()
         self._instances: dict[str, Instance] = {}
         self._runtimes: dict[str, InstanceRuntime] = {}
         self._stacks: dict[tuple[str, str], ClientStack] = {}
@@ -128,7 +131,7 @@ class Mesh:
 
     def _server_interceptors(self, instance: Instance) -> list[grpc.ServerInterceptor]:
         return [
-            ServerContext(instance.service, instance.id),
+            ServerContext(instance.service, instance.id, self.name),
             ServerTracing(self.tracing, instance.service, instance.id),
             ServerMetrics(self.metrics, instance.service, instance.id, on_call=instance.count_call),
             FaultInjector(rng_for(self.seed, "faults", instance.id), instance.stopping),
@@ -427,6 +430,8 @@ class Mesh:
             config.stop()
         self._fan_out.shutdown(wait=True)
         self.tracing.shutdown()
+        self.metrics.prometheus.stop()
+        self.logs.detach()
         self.consul.http.session.close()
         with _live_lock:
             if _live.get(self.name) is self:

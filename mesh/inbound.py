@@ -17,6 +17,7 @@ class Inbound:
     service: str
     instance: str
     deadline: float | None  # time.monotonic() by which the caller needs the answer
+    mesh: str = ""  # the name of the mesh the instance belongs to
 
 
 inbound: contextvars.ContextVar[Inbound | None] = contextvars.ContextVar("inbound", default=None)

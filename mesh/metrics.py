@@ -4,6 +4,8 @@ Servers record every call they serve (instance, method, status, latency); client
 attempt on every edge; breakers record their state changes with timestamps. :meth:`Metrics.summary`
 aggregates to one row per instance or per edge with requests, errors by status and latency
 percentiles (p50/p90/p99); the raw rows (one per call) feed plots. Rows are kept up to a bound.
+Every record also updates the mesh's Prometheus metrics (``prometheus``: :mod:`mesh.prometheus`),
+which a scrape reads in the exposition format.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .policies import Transition
+from .prometheus import PrometheusMetrics
 
 MAX_ROWS = 200_000
 
@@ -30,11 +33,13 @@ class Metrics:
         self.client_rows: deque[dict[str, Any]] = deque(maxlen=max_rows)
         self.transitions: list[dict[str, Any]] = []
         self._in_flight: Counter = Counter()
+        self.prometheus = PrometheusMetrics()
 
     # -- recording -------------------------------------------------------------------------------
     def server_started(self, instance: str) -> None:
         with self._lock:
             self._in_flight[instance] += 1
+        self.prometheus.in_flight.labels(instance).inc()
 
     def server_finished(self, instance: str, service: str, method: str, code: str, latency: float) -> None:
         row = {"time": self._clock(), "instance": instance, "service": service, "method": method,
@@ -42,6 +47,10 @@ class Metrics:
         with self._lock:
             self._in_flight[instance] -= 1
             self.server_rows.append(row)
+        prometheus = self.prometheus
+        prometheus.in_flight.labels(instance).dec()
+        prometheus.server_requests.labels(service, instance, method, code).inc()
+        prometheus.server_duration.labels(service, method).observe(latency)
 
     def client_attempt(self, caller: str, callee: str, method: str, code: str, latency: float,
                        attempt: int, instance: str) -> None:
@@ -49,11 +58,14 @@ class Metrics:
                "code": code, "latency": latency, "attempt": attempt, "instance": instance}
         with self._lock:
             self.client_rows.append(row)
+        self.prometheus.client_requests.labels(caller, callee, method, code).inc()
+        self.prometheus.client_duration.labels(caller, callee, method).observe(latency)
 
     def breaker_transition(self, caller: str, event: Transition) -> None:
         with self._lock:
             self.transitions.append({"time": event.time, "caller": caller, "breaker": event.breaker,
                                      "from": event.source.value, "to": event.target.value})
+        self.prometheus.breaker_transitions.labels(caller, event.breaker, event.target.value).inc()
 
     # -- reading ---------------------------------------------------------------------------------
     def in_flight(self) -> dict[str, int]:

@@ -16,9 +16,10 @@ from ._wrap import WrappedHandlers
 
 
 class ServerContext(grpc.ServerInterceptor):
-    def __init__(self, service: str, instance: str):
+    def __init__(self, service: str, instance: str, mesh: str = ""):
         self._service = service
         self._instance = instance
+        self._mesh = mesh
         self._handlers = WrappedHandlers()
 
     def intercept_service(self, continuation, handler_call_details):
@@ -30,7 +31,7 @@ class ServerContext(grpc.ServerInterceptor):
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
         deadline = None if remaining is None else time.monotonic() + remaining
-        token = inbound.set(Inbound(self._service, self._instance, deadline))
+        token = inbound.set(Inbound(self._service, self._instance, deadline, self._mesh))
         try:
             return behaviour(request, context)
         finally:

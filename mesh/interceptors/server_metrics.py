@@ -1,16 +1,20 @@
-"""Server side: count and time every call an instance serves; say who served it.
+"""Server side: count, time and log every call an instance serves; say who served it.
 
 Sends ``x-served-by: <instance id>`` in the initial metadata (so a caller can see which replica
-answered) and records instance, method, status and latency in the mesh's :class:`Metrics`.
+answered), records instance, method, status and latency in the mesh's :class:`Metrics`, and writes
+an access-log line (``mesh.service.access``, INFO; WARNING for a failed call) inside the call's
+trace (see :mod:`mesh.logs`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
 
 from ..headers import SERVED_BY
+from ..logs import ACCESS
 from ..metrics import Metrics
 from ._wrap import WrappedHandlers, run_reporting
 
@@ -36,7 +40,17 @@ class ServerMetrics(grpc.ServerInterceptor):
                 self._on_call()
             self._metrics.server_started(self._instance)
             start = time.perf_counter()
-            return run_reporting(behaviour, request, context, lambda status: self._metrics.server_finished(
-                self._instance, self._service, method, status, time.perf_counter() - start))
+            return run_reporting(behaviour, request, context,
+                                 lambda status: self._finished(method, status, time.perf_counter() - start))
 
         return around
+
+    def _finished(self, method: str, status: str, latency: float) -> None:
+        self._metrics.server_finished(self._instance, self._service, method, status, latency)
+        if _access.isEnabledFor(logging.INFO):
+            fields = {"method": method, "code": status, "latency_ms": round(latency * 1e3, 2)}
+            _access.log(logging.INFO if status == "OK" else logging.WARNING, "%s %s %.1f ms", method, status,
+                        latency * 1e3, extra=fields)
+
+
+_access = logging.getLogger(ACCESS)

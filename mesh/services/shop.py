@@ -7,12 +7,14 @@
 Each service spends ``work_ms`` (a live setting in the config center) on every call, bounded by
 its caller's deadline, then calls its dependencies through ``runtime.client(...)``, which applies
 the caller's policies and carries the deadline and the trace on. Frontend.Home degrades to an
-empty list when recommendations fail (graceful degradation, 服务降级, at the edge).
+empty list when recommendations fail (graceful degradation, 服务降级, at the edge). Orders, payments
+and the frontend log what happened to an order (``mesh.service.shop``; see :mod:`mesh.logs`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 import grpc
@@ -20,6 +22,8 @@ import grpc
 from mesh.pb import shop_pb2, shop_pb2_grpc
 
 from ._kind import ServiceKind
+
+log = logging.getLogger("mesh.service.shop")
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class FrontendServicer(shop_pb2_grpc.FrontendServicer):
         try:
             reply = self.runtime.client("recommendations").Recommend(
                 shop_pb2.RecommendRequest(user=request.user, count=request.count or 3))
-        except grpc.RpcError:
+        except grpc.RpcError as exc:
+            log.warning("home page degraded: recommendations failed (%s)", exc.code().name,
+                        extra={"user": request.user})
             return shop_pb2.HomeReply(products=[], degraded=True)
         return shop_pb2.HomeReply(products=reply.products, degraded=False)
 
@@ -77,8 +83,12 @@ class OrdersServicer(shop_pb2_grpc.OrdersServicer):
             payment = self.runtime.client("payments").Charge(
                 shop_pb2.ChargeRequest(user=request.user, amount_cents=total, card=request.card))
         except grpc.RpcError as exc:
+            log.warning("order not placed: %s", exc.details(),
+                        extra={"user": request.user, "total_cents": total})
             _rpc_error(context, exc, "order not placed")
-        return shop_pb2.OrderReply(order_id=f"o-{payment.payment_id}", total_cents=total)
+        order_id = f"o-{payment.payment_id}"
+        log.info("order placed", extra={"order_id": order_id, "user": request.user, "total_cents": total})
+        return shop_pb2.OrderReply(order_id=order_id, total_cents=total)
 
 
 class InventoryServicer(shop_pb2_grpc.InventoryServicer):
@@ -107,6 +117,8 @@ class PaymentsServicer(shop_pb2_grpc.PaymentsServicer):
         except grpc.RpcError as exc:
             _rpc_error(context, exc, "payment not checked")
         if score.risk > 0.9:
+            log.warning("payment refused: fraud risk %.2f", score.risk,
+                        extra={"user": request.user, "amount_cents": request.amount_cents})
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "payment refused: fraud risk")
         digest = hashlib.blake2b(f"{request.user}:{request.amount_cents}".encode(), digest_size=4).hexdigest()
         return shop_pb2.ChargeReply(payment_id=digest)
