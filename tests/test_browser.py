@@ -258,3 +258,18 @@ def test_scrubbing_the_replay_moves_the_map_through_the_run(notebook):
     assert start["frontend"] != end["frontend"] and end["frontend"] in (RED, DOWN)
     nb.screenshot("replay-at-the-end")
     nb.check_clean()
+
+
+#: Lessons whose controls the tests above use; every other lesson is run whole in the browser below.
+WITH_CONTROL_TESTS = {"00-tour.ipynb", "03-load-balancing.ipynb", "04-fault-tolerance.ipynb",
+                      "09-cascading-failure.ipynb"}
+OTHER_LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")
+                       if p.name not in WITH_CONTROL_TESTS)
+
+
+@pytest.mark.parametrize("name", OTHER_LESSONS)
+def test_every_other_lesson_runs_all_clean_in_the_browser(notebook, name):
+    nb = notebook(name)
+    nb.run_all()
+    nb.screenshot("after-run-all")
+    nb.check_clean()

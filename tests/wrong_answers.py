@@ -334,4 +334,25 @@ WRONG_ANSWERS = [
         mistake="a bulkhead alone: browsing is spared, checkouts still wait for fraud",
         short="bulkhead only",
     ),
+    WrongAnswer(
+        "ex10-find-the-culprit", "culprit",
+        right="spent[node.service].append(node.duration - covered(node.children))",
+        wrong="spent[node.service].append(node.duration)",
+        mistake="compares whole durations: every caller on the path slowed as much as the culprit",
+        short="total, not self time",
+    ),
+    WrongAnswer(
+        "ex10-find-the-culprit", "culprit",
+        right="key=lambda s: later[s] - earlier[s])",
+        wrong="key=lambda s: later[s])",
+        mistake="blames the slowest service after the change, not the one that got slower",
+        short="slowest, not slower",
+    ),
+    WrongAnswer(
+        "ex10-find-the-culprit", "culprit",
+        right="spent[node.service].append(node.duration - covered(node.children))",
+        wrong="spent[node.service].append(node.duration - sum(c.duration for c in node.children))",
+        mistake="takes out the sum of parallel children, not the time they covered",
+        short="sum of parallel children",
+    ),
 ]
