@@ -1,0 +1,208 @@
+"""Lesson 01 of the chapter's order, 6.6.1 (微服务架构): the same shop as a monolith and as
+microservices, measured — what the split costs a call, what a crash takes down, what a deployment
+interrupts — and where the rest of the workbench shows each advantage and cost the chapter lists.
+
+- :func:`call_cost`: a checkout's latency when its four inner calls are method calls in one
+  process (:class:`mesh.monolith.Monolith`) and when each is a gRPC call across the mesh.
+- :func:`crash`: under steady load, fraud's code crashes. In the monolith that is the process:
+  every feature is gone. In the mesh it is fraud's instance: checkouts fail, browsing goes on.
+- :func:`deploy`: a new build of payments goes out under load: the monolith restarts as a whole;
+  the mesh replaces payments' replicas one at a time while the callers retry elsewhere.
+- :data:`CHAPTER_MAP`: the chapter's eleven advantages and three costs, each with the lesson where
+  a learner sees it happen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from mesh import Mesh, SteadyLoad, burst
+from mesh.monolith import Monolith
+from mesh.services import SHOP_CALLS, shop_topology
+
+from .experiment import CHECKOUT, HOME, at
+
+__all__ = ["CHAPTER_MAP", "call_cost", "crash", "deploy", "outcome_table", "plot_outcomes", "what_to_operate"]
+
+ARCHITECTURES = ("monolith", "microservices")
+
+
+def _mesh(replicas: int, work_ms: float, name: str, seed: int) -> Mesh:
+    mesh = Mesh(shop_topology(replicas), name=name, seed=seed)
+    mesh.wait_until_passing()
+    for service in SHOP_CALLS:
+        mesh.config(service).set("work_ms", work_ms)
+    for service in SHOP_CALLS:
+        mesh.config(service).wait_for(lambda s: s.work_ms == work_ms)
+    return mesh
+
+
+def call_cost(calls: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+    """Time ``calls`` checkouts (no work in any service: only the architecture's own cost) through
+    the monolith and through the mesh; return p50 and p99 in ms and the gRPC calls servers
+    received per checkout."""
+    rows = []
+    with Monolith(work_ms=0.0) as monolith:
+        records = burst(monolith.client().Checkout, CHECKOUT, calls=calls)
+        rows.append(_latency_row("monolith", records, monolith.wire_calls))
+    with _mesh(1, 0.0, "architecture-cost", seed) as mesh:
+        mesh.metrics.clear()
+        records = burst(mesh.client("frontend").Checkout, CHECKOUT, calls=calls)
+        rows.append(_latency_row("microservices", records, len(mesh.metrics.server_rows)))
+    return rows
+
+
+def what_to_operate(replicas: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """Count what there is to build, run and watch for the same shop, ``replicas`` copies of each
+    deployable: builds, running copies, listening ports, registry entries and health checks."""
+    copies = [Monolith().start() for _ in range(replicas)]
+    try:
+        monolith = {"architecture": "monolith", "deployables": 1, "running copies": len(copies),
+                    "listening ports": len({m.port for m in copies}), "registry entries": 0,
+                    "health checks": 0}
+    finally:
+        for copy in copies:
+            copy.stop()
+    with _mesh(replicas, 2.0, "architecture-operate", seed) as mesh:
+        instances = mesh.instances()
+        micro = {"architecture": "microservices", "deployables": len({i.service for i in instances}),
+                 "running copies": len(instances), "listening ports": len({i.port for i in instances}),
+                 "registry entries": len(mesh.consul.agent.services()),
+                 "health checks": len(mesh.consul.agent.checks())}
+    return [monolith, micro]
+
+
+def _latency_row(architecture: str, records, wire_calls: int) -> dict[str, Any]:
+    ok = [r.latency * 1e3 for r in records if r.ok]
+    return {"architecture": architecture, "calls": len(records), "failed": len(records) - len(ok),
+            "gRPC calls per checkout": round(wire_calls / len(records), 2),
+            "p50_ms": round(float(np.percentile(ok, 50)), 2),
+            "p99_ms": round(float(np.percentile(ok, 99)), 2)}
+
+
+def _under_load(target: Any, event: Callable[[], None], event_at: float, duration: float,
+                seed: int) -> dict[str, list]:
+    loads = {"checkout": SteadyLoad(target("frontend").Checkout, CHECKOUT, 20.0, np.random.default_rng(seed),
+                                    timeout=1.0),
+             "browse": SteadyLoad(target("frontend").Home, HOME, 20.0, np.random.default_rng(seed + 1),
+                                  timeout=1.0)}
+    timer = at(event_at, event)
+    time.sleep(duration)
+    timer.join()
+    for load in loads.values():
+        load.stop(wait=True)
+    return {kind: list(load.records) for kind, load in loads.items()}
+
+
+def crash(duration: float = 3.0, crash_at: float = 1.0, seed: int = 0) -> dict[str, dict[str, list]]:
+    """Run checkouts and home pages on both architectures; at ``crash_at`` fraud crashes. Return
+    each architecture's call records by kind (``start`` in seconds since the load began)."""
+    runs = {}
+    with Monolith() as monolith:
+        runs["monolith"] = _under_load(monolith.client, monolith.kill, crash_at, duration, seed)
+    with _mesh(1, 2.0, "architecture-crash", seed) as mesh:
+        runs["microservices"] = _under_load(mesh.client, lambda: mesh.kill("fraud-1"), crash_at, duration,
+                                            seed)
+    return runs
+
+
+def deploy(duration: float = 4.0, deploy_at: float = 1.0, seed: int = 0) -> dict[str, dict[str, list]]:
+    """Deploy a new build of payments at ``deploy_at`` under load: the monolith restarts (half a
+    second to start up); the mesh replaces payments' two replicas one after the other — each taken
+    out of discovery (maintenance mode) before it stops and put back once the new build serves —
+    and its callers retry a call that found a replica gone on another one."""
+    runs = {}
+    with Monolith() as monolith:
+        runs["monolith"] = _under_load(monolith.client, monolith.restart, deploy_at, duration, seed)
+    with _mesh(2, 2.0, "architecture-deploy", seed) as mesh:
+        mesh.set_policy("payments", max_attempts=3, retry_on="UNAVAILABLE", backoff_base=0.005)
+
+        def rolling() -> None:
+            agent = mesh.consul.agent.service
+            for replica in ("payments-1", "payments-2"):
+                agent.maintenance(replica, True, "deploying a new build")  # out of discovery first
+                time.sleep(0.2)  # the calls it was serving finish
+                mesh.kill(replica)
+                time.sleep(0.5)  # the new build starting up
+                mesh.revive(replica)
+                agent.maintenance(replica, False)  # back into discovery once it serves
+                time.sleep(0.3)
+
+        runs["microservices"] = _under_load(mesh.client, rolling, deploy_at, duration, seed)
+    return runs
+
+
+def outcome_table(runs: dict[str, dict[str, list]], since: float) -> list[dict[str, Any]]:
+    """Return, per architecture and kind of call, the calls sent from ``since`` on and the share
+    that succeeded."""
+    rows = []
+    for architecture, kinds in runs.items():
+        for kind, records in kinds.items():
+            after = [r for r in records if r.start >= since and r.code != "SHED"]
+            ok = sum(r.code == "OK" for r in after)
+            rows.append({"architecture": architecture, "calls": kind, "sent": len(after),
+                         "succeeded_pct": round(100 * ok / len(after), 1) if after else None})
+    return rows
+
+
+def plot_outcomes(runs: dict[str, dict[str, list]], event: str, event_at: float, bucket: float = 0.25,
+                  axes=None):
+    """Draw, for each architecture, the share of calls of each kind that succeeded over time."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(runs), figsize=(11, 3), sharey=True, layout="constrained")
+    for ax, (architecture, kinds) in zip(np.atleast_1d(axes), runs.items(), strict=True):
+        for kind, records in kinds.items():
+            records = [r for r in records if r.code != "SHED"]
+            end = max((r.start for r in records), default=0.0)
+            edges = np.arange(0.0, end + bucket, bucket)
+            sent = np.histogram([r.start for r in records], edges)[0]
+            ok = np.histogram([r.start for r in records if r.code == "OK"], edges)[0]
+            share = np.divide(ok, sent, out=np.full(len(sent), np.nan), where=sent > 0)
+            ax.plot(edges[:-1] + bucket / 2, 100 * share, marker=".", label=kind)
+        ax.axvline(event_at, color="black", linestyle="--", linewidth=0.8)
+        ax.text(event_at, 103, f" {event}", fontsize=8)
+        ax.set_title(architecture)
+        ax.set_xlabel("seconds")
+        ax.set_ylim(-5, 110)
+    np.atleast_1d(axes)[0].set_ylabel("calls that succeeded (%)")
+    np.atleast_1d(axes)[-1].legend(loc="lower right")
+    return axes
+
+
+#: The chapter's advantages (优点) and costs (缺点) of microservices, each with where it is shown.
+CHAPTER_MAP = [
+    {"chapter": "1. each service focuses on one business capability", "kind": "advantage",
+     "where": "00 tour, 04 (the demo shop: orders, payments, fraud, inventory …)"},
+    {"chapter": "2. developed by a small team on its own", "kind": "advantage",
+     "where": "01 (the .proto is the contract between teams), 07 (the gateway hides who is behind it)"},
+    {"chapter": "3. loosely coupled, independent in development and deployment", "kind": "advantage",
+     "where": "this lesson (deploy), 06 (two versions side by side)"},
+    {"chapter": "4. can be written in different languages", "kind": "advantage",
+     "where": "01 (protobuf and gRPC: any language speaks the same wire format)"},
+    {"chapter": "5. integrates with CI tools for automatic deployment", "kind": "advantage",
+     "where": "06 (an automated canary that promotes or rolls back)"},
+    {"chapter": "6. easy for one developer to understand and change", "kind": "advantage",
+     "where": "mesh/services/shop.py: each service is a class of a few lines"},
+    {"chapter": "7. can adopt new technology", "kind": "advantage",
+     "where": "06 (a new version runs beside the old one; mirroring tries it on real calls)"},
+    {"chapter": "8. scales on demand", "kind": "advantage",
+     "where": "03 (replicas behind a balancer), 05 (how many replicas a load needs)"},
+    {"chapter": "9. runs on modest servers", "kind": "advantage",
+     "where": "this whole workbench: dozens of services in one notebook on two cores"},
+    {"chapter": "10. easy to integrate with third parties", "kind": "advantage",
+     "where": "07 (the gateway: one HTTP entry, JSON outside, gRPC inside)"},
+    {"chapter": "11. own storage, or a shared database", "kind": "advantage",
+     "where": "02 (the config center on the registry's KV store), 08 (the bus's own backlog)"},
+    {"chapter": "1. DevOps is harder: more services, more to manage", "kind": "cost",
+     "where": "this lesson (count what there is to operate), 02 (health checks), 04 (every pattern is "
+              "configuration), 10 (three signals to watch)"},
+    {"chapter": "2. CAP: no strong consistency, eventual consistency is hard", "kind": "cost",
+     "where": "02 (discovery lags a crash by a check interval), 08 (at-least-once delivery, idempotency)"},
+    {"chapter": "3. a change needs coordinating with the services that depend on it", "kind": "cost",
+     "where": "01 (adding a field is compatible, renumbering is not), 06 (releases, schema changes)"},
+]
