@@ -1,4 +1,4 @@
-"""Lesson 01 of the chapter's order, 6.6.1 (微服务架构): the same shop as a monolith and as
+"""Lesson 01, 6.6.1 (微服务架构): the same shop as a monolith and as
 microservices, measured — what the split costs a call, what a crash takes down, what a deployment
 interrupts — and where the rest of the workbench shows each advantage and cost the chapter lists.
 
@@ -177,32 +177,32 @@ def plot_outcomes(runs: dict[str, dict[str, list]], event: str, event_at: float,
 #: The chapter's advantages (优点) and costs (缺点) of microservices, each with where it is shown.
 CHAPTER_MAP = [
     {"chapter": "1. each service focuses on one business capability", "kind": "advantage",
-     "where": "00 tour, 04 (the demo shop: orders, payments, fraud, inventory …)"},
+     "where": "00 tour, 05 (the demo shop: orders, payments, fraud, inventory …)"},
     {"chapter": "2. developed by a small team on its own", "kind": "advantage",
-     "where": "01 (the .proto is the contract between teams), 07 (the gateway hides who is behind it)"},
+     "where": "02 (the .proto is the contract between teams), 08 (the gateway hides who is behind it)"},
     {"chapter": "3. loosely coupled, independent in development and deployment", "kind": "advantage",
-     "where": "this lesson (deploy), 06 (two versions side by side)"},
+     "where": "this lesson (deploy), 12 (two versions side by side)"},
     {"chapter": "4. can be written in different languages", "kind": "advantage",
-     "where": "01 (protobuf and gRPC: any language speaks the same wire format)"},
+     "where": "02 (protobuf and gRPC: any language speaks the same wire format)"},
     {"chapter": "5. integrates with CI tools for automatic deployment", "kind": "advantage",
-     "where": "06 (an automated canary that promotes or rolls back)"},
+     "where": "12 (an automated canary that promotes or rolls back)"},
     {"chapter": "6. easy for one developer to understand and change", "kind": "advantage",
      "where": "mesh/services/shop.py: each service is a class of a few lines"},
     {"chapter": "7. can adopt new technology", "kind": "advantage",
-     "where": "06 (a new version runs beside the old one; mirroring tries it on real calls)"},
+     "where": "12 (a new version runs beside the old one; mirroring tries it on real calls)"},
     {"chapter": "8. scales on demand", "kind": "advantage",
-     "where": "03 (replicas behind a balancer), 05 (how many replicas a load needs)"},
+     "where": "04 (replicas behind a balancer), 07 (how many replicas a load needs)"},
     {"chapter": "9. runs on modest servers", "kind": "advantage",
      "where": "this whole workbench: dozens of services in one notebook on two cores"},
     {"chapter": "10. easy to integrate with third parties", "kind": "advantage",
-     "where": "07 (the gateway: one HTTP entry, JSON outside, gRPC inside)"},
+     "where": "08 (the gateway: one HTTP entry, JSON outside, gRPC inside)"},
     {"chapter": "11. own storage, or a shared database", "kind": "advantage",
-     "where": "02 (the config center on the registry's KV store), 08 (the bus's own backlog)"},
+     "where": "03 (the config center on the registry's KV store), 09 (the bus's own backlog)"},
     {"chapter": "1. DevOps is harder: more services, more to manage", "kind": "cost",
-     "where": "this lesson (count what there is to operate), 02 (health checks), 04 (every pattern is "
+     "where": "this lesson (count what there is to operate), 03 (health checks), 05 (every pattern is "
               "configuration), 10 (three signals to watch)"},
     {"chapter": "2. CAP: no strong consistency, eventual consistency is hard", "kind": "cost",
-     "where": "02 (discovery lags a crash by a check interval), 08 (at-least-once delivery, idempotency)"},
+     "where": "03 (discovery lags a crash by a check interval), 09 (at-least-once delivery, idempotency)"},
     {"chapter": "3. a change needs coordinating with the services that depend on it", "kind": "cost",
-     "where": "01 (adding a field is compatible, renumbering is not), 06 (releases, schema changes)"},
+     "where": "02 (adding a field is compatible, renumbering is not), 12 (releases, schema changes)"},
 ]

@@ -1,4 +1,4 @@
-"""Lesson 03 (load balancing): every balancer on replicas of unequal speed, on the real mesh."""
+"""Lesson 04 (load balancing): every balancer on replicas of unequal speed, on the real mesh."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lesson 08 (message bus): at-least-once delivery, seen from a billing consumer — duplicates,
+"""Lesson 09 (message bus): at-least-once delivery, seen from a billing consumer — duplicates,
 idempotency, lag and backlog — and its picture.
 
 :func:`deliver_orders` starts a mesh with a bus, publishes ``orders`` "order placed" events at

@@ -1,10 +1,10 @@
-"""Lesson 09 (a cascading failure, 雪崩) on the real mesh: fraud slows down, and the wait climbs the
+"""Lesson 06 (a cascading failure, 雪崩) on the real mesh: fraud slows down, and the wait climbs the
 call chain — payments, orders, the frontend — until browsing, which never touches fraud, slows too.
 
 :func:`record_cascade` runs the demo shop (one replica of each service, each with a pool of 16
 worker threads) under a steady load of checkouts and home pages, slows fraud part-way through, and
 records the whole run for :class:`~lessons.replay.Replay`; with ``protections`` (per-service
-policies of their callers, the fault-tolerance patterns of lesson 04) it runs again, to see where
+policies of their callers, the fault-tolerance patterns of lesson 05) it runs again, to see where
 each pattern stops the wave.
 """
 

@@ -1,4 +1,4 @@
-"""Lesson 02 (registration and discovery): a diagram of the two discovery styles, and a slider on
+"""Lesson 03 (registration and discovery): a diagram of the two discovery styles, and a slider on
 the config center.
 
 The chapter's own samples are in :mod:`lessons.chapter`.

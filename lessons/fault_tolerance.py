@@ -1,4 +1,4 @@
-"""Lesson 04 (fault tolerance): one injected fault and one pattern at a time on the real mesh —
+"""Lesson 05 (fault tolerance): one injected fault and one pattern at a time on the real mesh —
 timeouts, retries, a circuit breaker, a bulkhead, rate limiting — and their timelines."""
 
 from __future__ import annotations

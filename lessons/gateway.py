@@ -1,4 +1,4 @@
-"""Lesson 07 (API gateway): the gateway's requests over time, by how each one ended.
+"""Lesson 08 (API gateway): the gateway's requests over time, by how each one ended.
 
 The dependency graph that starts at the gateway is :func:`lessons.charts.plot_dependencies`.
 """

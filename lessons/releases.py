@@ -1,4 +1,4 @@
-"""Lesson 06 (releases): 灰度发布 canary release and 蓝绿部署 blue-green deployment on the real mesh,
+"""Lesson 12 (releases): 灰度发布 canary release and 蓝绿部署 blue-green deployment on the real mesh,
 one call each, and their picture.
 
 - :func:`blue_green`: two full sets of replicas, "blue" (v1) and "green" (v2), under steady load;

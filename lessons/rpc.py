@@ -1,4 +1,4 @@
-"""Lesson 01 (RPC and protobuf): plain RPC and REST side by side, outside the mesh (section 6.6.2).
+"""Lesson 02 (RPC and protobuf): plain RPC and REST side by side, outside the mesh (section 6.6.2).
 
 - :class:`LocalServer`: one real ``grpc.server`` for a servicer on ``127.0.0.1`` (ephemeral port,
   ``SO_REUSEPORT`` off), started at once, stopped by :meth:`LocalServer.stop` or its ``with``

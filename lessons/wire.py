@@ -1,4 +1,4 @@
-"""Lesson 01 (RPC and protobuf): what a protobuf message looks like on the wire, and what it costs
+"""Lesson 02 (RPC and protobuf): what a protobuf message looks like on the wire, and what it costs
 next to JSON (section 6.6.2).
 
 - :func:`varint` and :func:`varint_steps`: the base-128 varint that protobuf writes integers,

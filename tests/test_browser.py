@@ -206,8 +206,9 @@ def test_the_tours_kill_button_works_after_run_all(notebook):
 
 
 def test_a_latency_slider_raises_the_consoles_p99(notebook):
-    nb = notebook("03-load-balancing.ipynb")
+    nb = notebook("04-load-balancing.ipynb")
     nb.run_all()
+    nb.screenshot("after-run-all")
     p99 = nb.page.locator("b.console-p99")
     p99.wait_for(timeout=15_000)
     before = int(p99.inner_text())
@@ -221,8 +222,9 @@ def test_a_latency_slider_raises_the_consoles_p99(notebook):
 
 
 def test_killing_from_the_console_turns_the_map_red(notebook):
-    nb = notebook("04-fault-tolerance.ipynb")
+    nb = notebook("05-fault-tolerance.ipynb")
     nb.run_all()
+    nb.screenshot("after-run-all")
     assert nb.figure_dots("service map")["payments"] not in (RED, AMBER)
     for instance in ("payments-1", "payments-2"):
         name = nb.page.locator("b", has_text=re.compile(f"^{instance}$"))
@@ -240,8 +242,9 @@ def test_killing_from_the_console_turns_the_map_red(notebook):
 
 
 def test_scrubbing_the_replay_moves_the_map_through_the_run(notebook):
-    nb = notebook("09-cascading-failure.ipynb")
+    nb = notebook("06-cascading-failure.ipynb")
     nb.run_all()
+    nb.screenshot("after-run-all")
     handle = nb.page.locator(".widget-hslider", has_text="moment").first.locator(".noUi-handle")
     _press(handle, "Home")
     time.sleep(0.5)
@@ -261,8 +264,8 @@ def test_scrubbing_the_replay_moves_the_map_through_the_run(notebook):
 
 
 #: Lessons whose controls the tests above use; every other lesson is run whole in the browser below.
-WITH_CONTROL_TESTS = {"00-tour.ipynb", "03-load-balancing.ipynb", "04-fault-tolerance.ipynb",
-                      "09-cascading-failure.ipynb"}
+WITH_CONTROL_TESTS = {"00-tour.ipynb", "04-load-balancing.ipynb", "05-fault-tolerance.ipynb",
+                      "06-cascading-failure.ipynb"}
 OTHER_LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")
                        if p.name not in WITH_CONTROL_TESTS)
 

@@ -12,8 +12,8 @@ import pytest
 from tools.class_grades import find_submissions, grade_class, plot_class
 from tools.exercises import STUDENT_DIR, assign_many, masters
 
-CANARY = "ex06-canary-decision"
-WRR = "ex03-weighted-round-robin"
+CANARY = "ex12-canary-decision"
+WRR = "ex04-weighted-round-robin"
 
 
 @pytest.mark.slow

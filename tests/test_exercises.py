@@ -25,7 +25,7 @@ from tools.exercises import STUDENT_DIR, Assigned, Graded, assign_many, grade_ma
 # The module's fixture grades every notebook (a few minutes) inside the first test that uses it.
 pytestmark = pytest.mark.timeout(1200)
 
-EX01 = "ex01-protobuf-encoding"
+EX01 = "ex02-protobuf-encoding"
 ZIGZAG = "return (n << 1) ^ (n >> 63)"
 
 

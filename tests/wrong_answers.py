@@ -51,28 +51,28 @@ WRONG_ANSWERS = [
         short="stops at the root",
     ),
     WrongAnswer(
-        "ex01-protobuf-encoding", "varint",
+        "ex02-protobuf-encoding", "varint",
         right="out.append(group | 0x80 if n else group)",
         wrong="out.append(group | 0x80)",
         mistake="every byte marked 'more follows', the last one too",
         short="continuation bit on the last byte",
     ),
     WrongAnswer(
-        "ex01-protobuf-encoding", "varint",
+        "ex02-protobuf-encoding", "varint",
         right="group, n = n & 0x7F, n >> 7",
         wrong="group, n = n & 0xFF, n >> 8",
         mistake="eight bits per byte, as if there were no continuation bit",
         short="8-bit groups",
     ),
     WrongAnswer(
-        "ex01-protobuf-encoding", "zigzag",
+        "ex02-protobuf-encoding", "zigzag",
         right="return (n << 1) ^ (n >> 63)",
         wrong="return abs(n) * 2",
         mistake="-1 and 1 both map to 2",
         short="sign lost",
     ),
     WrongAnswer(
-        "ex02-dns-discovery", "instances",
+        "ex03-dns-discovery", "instances",
         right="    answer = resolver.resolve(",
         wrong='    a_records = resolver.resolve(f"{service}.service.consul", "A")\n'
               '    srv_records = resolver.resolve(f"{service}.service.consul", "SRV")\n'
@@ -83,21 +83,21 @@ WRONG_ANSWERS = [
         short="A then SRV",
     ),
     WrongAnswer(
-        "ex02-dns-discovery", "instances",
+        "ex03-dns-discovery", "instances",
         right="return sorted((addresses[srv.target], srv.port) for srv in answer)",
         wrong="return [(addresses[answer[0].target], answer[0].port)]",
         mistake="keeps only the first record of the answer",
         short="first answer only",
     ),
     WrongAnswer(
-        "ex02-dns-discovery", "instances",
+        "ex03-dns-discovery", "instances",
         right="return sorted((addresses[srv.target], srv.port) for srv in answer)",
         wrong="return sorted((str(srv.target).rstrip('.'), srv.port) for srv in answer)",
         mistake="takes the SRV target, a node's name, for its address",
         short="target for address",
     ),
     WrongAnswer(
-        "ex03-weighted-round-robin", "smooth_wrr",
+        "ex04-weighted-round-robin", "smooth_wrr",
         right="current = dict.fromkeys(weights, 0)",
         wrong="order = [name for name, weight in weights.items() for _ in range(weight)]\n"
               "    return [order[i % len(order)] for i in range(picks)]",
@@ -105,21 +105,21 @@ WRONG_ANSWERS = [
         short="bursty WRR",
     ),
     WrongAnswer(
-        "ex03-weighted-round-robin", "smooth_wrr",
+        "ex04-weighted-round-robin", "smooth_wrr",
         right="current[best] -= total",
         wrong="current[best] -= weights[best]",
         mistake="subtracts the winner's own weight, not the total: the heaviest wins every time",
         short="own weight",
     ),
     WrongAnswer(
-        "ex03-weighted-round-robin", "smooth_wrr",
+        "ex04-weighted-round-robin", "smooth_wrr",
         right="best = max(current, key=lambda name: current[name])",
         wrong="best = max(reversed(current), key=lambda name: current[name])",
         mistake="breaks ties for the last listed instance",
         short="ties to the last",
     ),
     WrongAnswer(
-        "ex03-consistent-hashing", "ring",
+        "ex04-consistent-hashing", "ring",
         right="ring = sorted(",
         wrong="return nodes[h(key) % len(nodes)]\n"
               "    ring = sorted(",
@@ -127,105 +127,105 @@ WRONG_ANSWERS = [
         short="modulo",
     ),
     WrongAnswer(
-        "ex03-consistent-hashing", "ring",
+        "ex04-consistent-hashing", "ring",
         right="bisect.bisect_left(points, h(key)) % len(ring)",
         wrong="min(bisect.bisect_left(points, h(key)), len(ring) - 1)",
         mistake="no wrap-around: a key past the largest point goes to the largest point",
         short="no wrap-around",
     ),
     WrongAnswer(
-        "ex03-consistent-hashing", "ring",
+        "ex04-consistent-hashing", "ring",
         right="bisect.bisect_left(",
         wrong="bisect.bisect_right(",
         mistake="a key exactly on a point goes to the next point",
         short="strictly after",
     ),
     WrongAnswer(
-        "ex03-consistent-hashing", "ring",
+        "ex04-consistent-hashing", "ring",
         right="for v in range(vnodes)",
         wrong="for v in range(1)",
         mistake="one point per node, whatever vnodes says: an uneven ring",
         short="no virtual nodes",
     ),
     WrongAnswer(
-        "ex04-resilience", "breaker",
+        "ex05-resilience", "breaker",
         right='self.state, self.failures = "closed", 0',
         wrong='self.state = "closed"',
         mistake="a success does not reset the count: failures that are not in a row open the breaker",
         short="count not reset",
     ),
     WrongAnswer(
-        "ex04-resilience", "breaker",
+        "ex05-resilience", "breaker",
         right="self.clock() - self.opened_at >= self.wait",
         wrong="self.clock() - self.opened_at > self.wait",
         mistake="waits one tick too long: exactly `wait` seconds after opening it is still open",
         short="off by one at the boundary",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "bucket",
+        "ex05-rate-limits", "bucket",
         right="min(self.burst, self.tokens + (now - self.updated) * self.rate)",
         wrong="self.tokens + (now - self.updated) * self.rate",
         mistake="no cap: after a long idle the bucket lets a flood through",
         short="no cap",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "bucket",
+        "ex05-rate-limits", "bucket",
         right="self.tokens = float(burst)",
         wrong="self.tokens = 0.0",
         mistake="the bucket starts empty: the first calls are refused",
         short="starts empty",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "bucket",
+        "ex05-rate-limits", "bucket",
         right="if self.tokens >= 1:",
         wrong="if self.tokens > 1:",
         mistake="refuses a call when exactly one token is left",
         short="boundary",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "backoff",
+        "ex05-rate-limits", "backoff",
         right="float(rng.uniform(0, min(cap, base * 2**attempt)))",
         wrong="float(rng.uniform(0, base * 2**attempt))",
         mistake="no cap: the ceiling doubles for ever",
         short="no cap",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "backoff",
+        "ex05-rate-limits", "backoff",
         right="float(rng.uniform(0, min(cap, base * 2**attempt)))",
         wrong="float(min(cap, base * 2**attempt))",
         mistake="no jitter: every client retries at the same instant",
         short="no jitter",
     ),
     WrongAnswer(
-        "ex04-rate-limits", "backoff",
+        "ex05-rate-limits", "backoff",
         right="float(rng.uniform(0, min(cap, base * 2**attempt)))",
         wrong="(lambda c: c / 2 + float(rng.uniform(0, c / 2)))(min(cap, base * 2**attempt))",
         mistake="equal jitter, not full jitter",
         short="equal jitter",
     ),
     WrongAnswer(
-        "ex04-resilience", "policy",
+        "ex05-resilience", "policy",
         right='"outlier_errors": 1, "outlier_max_percent": 50,',
         wrong="",
         mistake="retries alone: they hide the outage but keep sending to the dead replica",
         short="retries only",
     ),
     WrongAnswer(
-        "ex05-capacity", "p99",
+        "ex07-capacity", "p99",
         right=".run(20).percentile(99)",
         wrong=".run(20).percentile(50)",
         mistake="the median, not the tail",
         short="median",
     ),
     WrongAnswer(
-        "ex05-capacity", "p99",
+        "ex07-capacity", "p99",
         right=".run(20).percentile(99)",
         wrong=".run(20).mean_latency()",
         mistake="the mean latency, not the tail",
         short="mean",
     ),
     WrongAnswer(
-        "ex05-capacity", "replicas",
+        "ex07-capacity", "replicas",
         right="    replicas = 1\n"
               "    while tail(rate, replicas) > slo:\n"
               "        replicas += 1\n",
@@ -234,7 +234,7 @@ WRONG_ANSWERS = [
         short="utilisation",
     ),
     WrongAnswer(
-        "ex05-capacity", "replicas",
+        "ex07-capacity", "replicas",
         right="    replicas = 1\n"
               "    while tail(rate, replicas) > slo:\n"
               "        replicas += 1\n",
@@ -243,7 +243,7 @@ WRONG_ANSWERS = [
         short="utilisation + 1",
     ),
     WrongAnswer(
-        "ex06-canary-decision", "decide",
+        "ex12-canary-decision", "decide",
         right="if canary_calls < min_calls:\n"
               '        return "wait"\n',
         wrong="if canary_calls == 0:\n"
@@ -252,42 +252,42 @@ WRONG_ANSWERS = [
         short="no floor",
     ),
     WrongAnswer(
-        "ex06-canary-decision", "decide",
+        "ex12-canary-decision", "decide",
         right="canary_rate - stable_rate > max_increase",
         wrong="canary_errors - stable_errors > max_increase",
         mistake="compares error counts, not rates",
         short="counts",
     ),
     WrongAnswer(
-        "ex06-canary-decision", "decide",
+        "ex12-canary-decision", "decide",
         right="canary_rate - stable_rate > max_increase",
         wrong="canary_rate - stable_rate >= max_increase",
         mistake="rolls back at exactly max_increase",
         short="boundary",
     ),
     WrongAnswer(
-        "ex07-gateway-auth", "door",
+        "ex08-gateway-auth", "door",
         right='"verify_exp": False',
         wrong='"verify_signature": False',
         mistake="does not check the signature: a forged token passes",
         short="signature unchecked",
     ),
     WrongAnswer(
-        "ex07-gateway-auth", "door",
+        "ex08-gateway-auth", "door",
         right='str(claims.get("scope", "")).split()',
         wrong='str(claims.get("scope", ""))',
         mistake="a substring test on the scope: 'orders' is taken as granted by 'orders:read'",
         short="substring scope",
     ),
     WrongAnswer(
-        "ex07-gateway-auth", "door",
+        "ex08-gateway-auth", "door",
         right='claims["exp"] <= now',
         wrong='claims["exp"] < now',
         mistake="accepts a token at the very second it expires",
         short="expiry boundary",
     ),
     WrongAnswer(
-        "ex08-idempotency", "once",
+        "ex09-idempotency", "once",
         right="        handler(data)\n"
               "        seen.add(message_id)",
         wrong="        seen.add(message_id)\n"
@@ -296,7 +296,7 @@ WRONG_ANSWERS = [
         short="marked done before done",
     ),
     WrongAnswer(
-        "ex08-idempotency", "bus",
+        "ex09-idempotency", "bus",
         right='order = attrs["order"]\n'
               "    if charges[order] == 0:\n"
               "        charges[order] += 1",
@@ -311,7 +311,7 @@ WRONG_ANSWERS = [
         short="keyed on the payload",
     ),
     WrongAnswer(
-        "ex09-stop-the-cascade", "protections",
+        "ex06-stop-the-cascade", "protections",
         right=', "breaker_failure_rate": 50, "breaker_minimum_calls": 10,\n'
               '              "breaker_window": 20, "breaker_wait": 1.0}',
         wrong="}",
@@ -319,14 +319,14 @@ WRONG_ANSWERS = [
         short="timeout only",
     ),
     WrongAnswer(
-        "ex09-stop-the-cascade", "protections",
+        "ex06-stop-the-cascade", "protections",
         right='"per_try_timeout": 0.1, ',
         wrong="",
         mistake="a breaker without a timeout: slow calls are not failures, so it never opens",
         short="breaker only",
     ),
     WrongAnswer(
-        "ex09-stop-the-cascade", "protections",
+        "ex06-stop-the-cascade", "protections",
         right='"fraud": {"per_try_timeout": 0.1, "breaker_failure_rate": 50, '
               '"breaker_minimum_calls": 10,\n'
               '              "breaker_window": 20, "breaker_wait": 1.0},',
@@ -354,5 +354,26 @@ WRONG_ANSWERS = [
         wrong="spent[node.service].append(node.duration - sum(c.duration for c in node.children))",
         mistake="takes out the sum of parallel children, not the time they covered",
         short="sum of parallel children",
+    ),
+    WrongAnswer(
+        "ex01-architecture", "fails",
+        right="needed and fails(callee, calls, down)",
+        wrong='needed and callee.split(".")[0] in down',
+        mistake="looks only at direct callees: fraud down breaks checkout two hops away",
+        short="direct callees only",
+    ),
+    WrongAnswer(
+        "ex01-architecture", "fails",
+        right="needed and fails(callee, calls, down)",
+        wrong="fails(callee, calls, down)",
+        mistake="takes every dependency as needed: the home page degrades, it does not fail",
+        short="no degradation",
+    ),
+    WrongAnswer(
+        "ex01-architecture", "fails",
+        right='    if method.split(".")[0] in down:\n        return True\n',
+        wrong="",
+        mistake="forgets that a call fails when its own service is down",
+        short="own service ignored",
     ),
 ]

@@ -11,7 +11,7 @@ each, two at a time), and writes
 - ``DIR/grades.png``: the share of points per question over the class, and each student's total.
 
 Whose: the first folder under ``DIR`` (``DIR/ada/ex01-....ipynb``), or for a file directly in
-``DIR`` its name without the exercise's (``ex01-protobuf-encoding-ada.ipynb`` -> ``ada``).
+``DIR`` its name without the exercise's (``ex02-protobuf-encoding-ada.ipynb`` -> ``ada``).
 Which exercise: the notebook's own ``otter.Notebook("<exercise>.ipynb")`` line, so a renamed file
 is still found; else an exercise's name in the file's name. A bad file is reported, never fatal.
 """

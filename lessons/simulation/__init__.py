@@ -1,4 +1,4 @@
-"""Lesson 05 (simulation): the SimPy twin's experiments, their pictures, sliders that re-run them,
+"""Lesson 07 (simulation): the SimPy twin's experiments, their pictures, sliders that re-run them,
 and the same scenario on the real mesh and in the model.
 
 - :mod:`.experiments` — balancers near saturation, a retry storm, a cascading failure, a

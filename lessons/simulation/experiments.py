@@ -1,4 +1,4 @@
-"""Lesson 05 (simulation): experiments in the SimPy twin, one call each with sensible defaults.
+"""Lesson 07 (simulation): experiments in the SimPy twin, one call each with sensible defaults.
 
 - :func:`compare_balancers` — balancers over a load sweep with heterogeneous instances.
 - :func:`retry_storm` — how retries multiply through call depth, with and without a budget.

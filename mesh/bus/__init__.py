@@ -1,7 +1,7 @@
 """A message bus (消息总线) on the mesh: asynchronous calls with at-least-once delivery.
 
 :class:`Bus` deploys the bus as a gRPC service of the mesh; :class:`Consumer` pulls, handles and
-acknowledges. The bookkeeping (:class:`Broker`) is pure and clock-injected. Lesson 08's experiment
+acknowledges. The bookkeeping (:class:`Broker`) is pure and clock-injected. Lesson 09's experiment
 (duplicates, idempotency, lag, backlog) is in :mod:`lessons.bus`.
 """
 
