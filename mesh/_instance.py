@@ -18,8 +18,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .admin import ADMIN_SERVICE, HEALTH_SERVICE, enable_reflection
 from .headers import SERVED_BY
 from .interceptors import FaultInjector
+from .pb import admin_pb2_grpc
 from .services import ServiceKind
 
 __all__ = ["SERVED_BY", "Instance"]
@@ -31,7 +33,8 @@ class Instance:
 
     def __init__(self, kind: ServiceKind, number: int, servicer: Callable[[Instance], Any],
                  interceptors: Callable[[Instance], Sequence[grpc.ServerInterceptor]],
-                 host: str = "127.0.0.1", max_workers: int = 16, version: str = "v1"):
+                 host: str = "127.0.0.1", max_workers: int = 16, version: str = "v1",
+                 admin: Callable[[Instance], Any] | None = None):
         self.kind = kind
         self.number = number
         self.version = version
@@ -42,6 +45,8 @@ class Instance:
         self.served = 0
         self.stopping = threading.Event()
         self._make_servicer = servicer
+        self._make_admin = admin
+        self.serving = False  # what its health service says: SERVING (True) or NOT_SERVING
         self._interceptors = list(interceptors(self))
         self.faults = next((i for i in self._interceptors if isinstance(i, FaultInjector)), None)
         self._lock = threading.Lock()
@@ -78,6 +83,11 @@ class Instance:
         self.kind.add_to_server(self._make_servicer(self), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        services = [self.kind.grpc_service, HEALTH_SERVICE]
+        if self._make_admin is not None:
+            admin_pb2_grpc.add_AdminServicer_to_server(self._make_admin(self), server)
+            services.append(ADMIN_SERVICE)
+        enable_reflection(server, services)
         try:
             port = server.add_insecure_port(f"{self.host}:{self.port}")
         except RuntimeError as exc:  # grpcio raises when it cannot bind
@@ -92,6 +102,7 @@ class Instance:
         for name in ("", self.kind.grpc_service):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.port, self._server, self._pool, self.health = port, server, pool, health_servicer
+        self.serving = True
         self._workers = workers
         return self
 
@@ -106,6 +117,7 @@ class Instance:
         status = response.SERVING if serving else response.NOT_SERVING
         for name in ("", self.kind.grpc_service):
             self.health.set(name, status)
+        self.serving = serving
 
     def stop(self, grace: float | None = None, wait: float = 0.0) -> None:
         """Stop serving. ``grace=None`` aborts in-flight calls at once, as a crash would.
@@ -118,6 +130,7 @@ class Instance:
         if server is None:
             return
         self._server = self._pool = None
+        self.serving = False
         self.stopping.set()
         if self.health is not None:
             self.health.enter_graceful_shutdown()

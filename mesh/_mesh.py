@@ -24,6 +24,7 @@ import grpc
 from ._client import ClientStack
 from ._instance import Instance
 from ._runtime import InstanceRuntime
+from .admin import AdminServicer
 from .backends import start_backend
 from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
@@ -122,7 +123,9 @@ class Mesh:
         started = []
         for number in range(existing + 1, existing + replicas + 1):
             instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
-                                self._server_interceptors, max_workers=max_workers, version=version).start()
+                                self._server_interceptors, max_workers=max_workers, version=version,
+                                admin=lambda i, c=config: AdminServicer(i, lambda: c.current if c else None,
+                                                                        self.metrics, self.logs)).start()
             self._instances[instance.id] = instance
             self._register(instance)
             self._log("start", instance)

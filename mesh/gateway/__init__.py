@@ -5,6 +5,7 @@ the single entry; see :class:`Gateway` and :class:`Route`.
 """
 
 from ._auth import AuthError, Tokens
+from ._openapi import DOCS_PATH, SPEC_PATH, openapi
 from ._routes import Route, RouteTable
 from ._server import (
     BODY_TIMEOUT,
@@ -17,6 +18,6 @@ from ._server import (
 )
 from ._transcode import HTTP_STATUS, BadRequest, http_status, to_json, to_message
 
-__all__ = ["BODY_TIMEOUT", "DEGRADE_ON", "HEADER_TIMEOUT", "HTTP_STATUS", "MAX_BUCKETS", "PUBLIC_ERRORS",
-           "AuthError", "BadRequest", "Gateway", "GatewayRecord", "Route", "RouteTable", "Tokens",
-           "http_status", "to_json", "to_message"]
+__all__ = ["BODY_TIMEOUT", "DEGRADE_ON", "DOCS_PATH", "HEADER_TIMEOUT", "HTTP_STATUS", "MAX_BUCKETS",
+           "PUBLIC_ERRORS", "SPEC_PATH", "AuthError", "BadRequest", "Gateway", "GatewayRecord", "Route",
+           "RouteTable", "Tokens", "http_status", "openapi", "to_json", "to_message"]

@@ -9,6 +9,9 @@ balanced, with the callers' policies, traced — and answer its reply as JSON. A
 answered with the HTTP status of its gRPC status, or, when the route has a ``fallback`` and the
 service is unavailable, slow or overloaded, with that static answer and ``x-degraded``.
 Every request leaves one :class:`GatewayRecord` in :attr:`Gateway.log` and gets an ``x-request-id``.
+A service's reason for a failure (``google.rpc.ErrorInfo``, :mod:`mesh.errors`) is part of the
+error body; ``GET /openapi.json`` is the routes' OpenAPI document and ``/docs`` Swagger UI
+(:mod:`mesh.gateway._openapi`).
 
 What a caller is told is the gateway's, never the service's: a failed call is answered with a
 generic text for its status and the request id; the service's own error text (which may hold
@@ -33,12 +36,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
+from swagger_ui_bundle import swagger_ui_path
 
+from ..errors import reason_of
 from ..headers import SERVED_BY
 from ..outcome import MeshRpcError
 from ..policies import TokenBucket
@@ -46,6 +52,7 @@ from ..rerun import ByName
 from ..services import KINDS
 from ..traffic import initial_metadata
 from ._auth import AuthError, Tokens
+from ._openapi import DOCS_PATH, SPEC_PATH, openapi, swagger_page
 from ._routes import Route, RouteTable
 from ._transcode import BadRequest, http_status, to_json, to_message
 
@@ -62,11 +69,14 @@ PUBLIC_ERRORS = {
     "UNAVAILABLE": "the service is unavailable; try again later",
     "RESOURCE_EXHAUSTED": "the service is overloaded; try again later",
     "INVALID_ARGUMENT": "the service refused the request as invalid",
+    "FAILED_PRECONDITION": "the request cannot be done as things stand (see reason)",
     "NOT_FOUND": "not found",
     "PERMISSION_DENIED": "the service refused the request",
     "UNAUTHENTICATED": "the service refused the request",
 }
 _running = ByName()
+#: Swagger UI's files the gateway serves under /docs/ (from swagger-ui-bundle: no internet needed).
+SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-bundle.js.map", "swagger-ui.css.map"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,10 @@ class Gateway:
                  max_workers: int = 16, header_timeout: float = HEADER_TIMEOUT,
                  max_buckets: int = MAX_BUCKETS):
         self.routes = RouteTable(list(routes))
+        taken = [r.path for r in self.routes
+                 if r.path == SPEC_PATH or r.path.split("/")[1:2] == [DOCS_PATH[1:]]]
+        if taken:
+            raise ValueError(f"{taken[0]} is the gateway's own (its API documentation): choose another path")
         self._methods = {(r.service, r.method): _method(r.service, r.method) for r in self.routes}
         _running.replace(name)
         self.name = name
@@ -200,8 +214,28 @@ class Gateway:
         finally:
             await runner.cleanup()
 
+    def openapi(self) -> dict[str, Any]:
+        """Return the OpenAPI document of the gateway's routes (also served at ``/openapi.json``)."""
+        return openapi(list(self.routes), self._methods, title=f"{self.name}: the workbench's API gateway")
+
     # -- one request -----------------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _documentation(self, request: web.Request) -> web.StreamResponse | None:
+        """Answer a GET for the API documentation (the spec, Swagger UI's page and its files)."""
+        if request.method != "GET":
+            return None
+        if request.path == SPEC_PATH:
+            return web.json_response(self.openapi())
+        if request.path in (DOCS_PATH, DOCS_PATH + "/"):
+            return web.Response(text=swagger_page(f"{self.name} API"), content_type="text/html")
+        name = request.path.removeprefix(DOCS_PATH + "/")
+        if request.path.startswith(DOCS_PATH + "/") and name in SWAGGER_FILES:
+            return web.FileResponse(Path(swagger_ui_path) / name)
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        documentation = self._documentation(request)
+        if documentation is not None:
+            return documentation
         start = self._clock()
         request_id = f"{self._id_prefix}-{next(self._request_ids)}"
         client = request.remote or "?"
@@ -264,6 +298,9 @@ class Gateway:
                                    detail=details)
                 return degraded, client
             failed = {"error": PUBLIC_ERRORS.get(code, "the service failed"), "grpc_status": code}
+            reason = reason_of(exc) if isinstance(exc, grpc.RpcError) else None
+            if reason is not None:  # a reason the service chose to give its callers: part of the API
+                failed.update(reason)
             return _Answer(http_status(code), failed, code, failed_at, detail=details), client
         except ValueError as exc:  # the mesh's channels are closed: the mesh was stopped
             return _Answer(503, {"error": "the mesh behind the gateway is not running"},

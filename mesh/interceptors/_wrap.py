@@ -8,6 +8,8 @@ from collections.abc import Callable
 import grpc
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+#: Operators' services, served beside every instance's own: never traced, measured or faulted.
+OPERATOR_PREFIXES = (HEALTH_PREFIX, "/admin.Admin/", "/grpc.reflection.")
 
 Around = Callable[[Callable, object, grpc.ServicerContext], object]
 
@@ -15,9 +17,9 @@ Around = Callable[[Callable, object, grpc.ServicerContext], object]
 def wrap_unary(handler: grpc.RpcMethodHandler | None, method: str, around: Around):
     """Return ``handler`` with its unary-unary behaviour run through ``around(behaviour, request, ctx)``.
 
-    Health checks and streaming methods pass through untouched.
+    Health checks, the admin interface, reflection and streaming methods pass through untouched.
     """
-    if handler is None or handler.unary_unary is None or method.startswith(HEALTH_PREFIX):
+    if handler is None or handler.unary_unary is None or method.startswith(OPERATOR_PREFIXES):
         return handler
     inner = handler.unary_unary
     return grpc.unary_unary_rpc_method_handler(

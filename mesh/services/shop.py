@@ -21,6 +21,7 @@ import grpc
 
 from mesh.pb import shop_pb2, shop_pb2_grpc
 
+from ..errors import abort_with_reason, pass_on
 from ._kind import ServiceKind
 
 log = logging.getLogger("mesh.service.shop")
@@ -41,8 +42,9 @@ def _work(runtime, context) -> None:
 
 
 def _rpc_error(context: grpc.ServicerContext, exc: grpc.RpcError, what: str) -> None:
-    """Pass a downstream failure up with its status (so it propagates along the chain, as it would)."""
-    context.abort(exc.code(), f"{what}: {exc.details()}")
+    """Pass a downstream failure up with its status and its reason (so both propagate along the
+    chain, as they would)."""
+    pass_on(context, exc, what)
 
 
 class FrontendServicer(shop_pb2_grpc.FrontendServicer):
@@ -119,7 +121,8 @@ class PaymentsServicer(shop_pb2_grpc.PaymentsServicer):
         if score.risk > 0.9:
             log.warning("payment refused: fraud risk %.2f", score.risk,
                         extra={"user": request.user, "amount_cents": request.amount_cents})
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "payment refused: fraud risk")
+            abort_with_reason(context, grpc.StatusCode.FAILED_PRECONDITION, "payment refused: fraud risk",
+                              "FRAUD_RISK", risk=f"{score.risk:.2f}")
         digest = hashlib.blake2b(f"{request.user}:{request.amount_cents}".encode(), digest_size=4).hexdigest()
         return shop_pb2.ChargeReply(payment_id=digest)
 
