@@ -126,12 +126,13 @@ def deploy(duration: float = 4.0, deploy_at: float = 1.0, seed: int = 0) -> dict
             agent = mesh.consul.agent.service
             for replica in ("payments-1", "payments-2"):
                 agent.maintenance(replica, True, "deploying a new build")  # out of discovery first
+                mesh.wait_until(lambda r=replica: r not in mesh.passing("payments"), timeout=5)
                 time.sleep(0.2)  # the calls it was serving finish
                 mesh.kill(replica)
                 time.sleep(0.5)  # the new build starting up
                 mesh.revive(replica)
                 agent.maintenance(replica, False)  # back into discovery once it serves
-                time.sleep(0.3)
+                mesh.wait_until(lambda r=replica: r in mesh.passing("payments"), timeout=5)
 
         runs["microservices"] = _under_load(mesh.client, rolling, deploy_at, duration, seed)
     return runs

@@ -25,8 +25,9 @@ from .tracing import Tracing
 class ClientStack:
     def __init__(self, caller: str, caller_instance: str, callee: str, watch, stub_class: type,
                  policy: ServiceConfig, method_policies, tracing: Tracing, metrics: Metrics,
-                 seed: int | None, clock=time.monotonic, sleep=time.sleep):
+                 seed: int | None, clock=time.monotonic, sleep=time.sleep, identities=None):
         self.caller, self.caller_instance, self.callee = caller, caller_instance, callee
+        self.identities = identities  # the mesh's Identities: who this caller proves to be
         self.service = callee
         self.tracing, self.metrics = tracing, metrics
         self.lock = threading.RLock()

@@ -28,7 +28,8 @@ from .admin import AdminServicer
 from .backends import start_backend
 from .config import ServiceConfig
 from .discovery import Discovery, Endpoint
-from .interceptors import FaultInjector, Faults, ServerContext, ServerMetrics, ServerTracing
+from .identity import Identities
+from .interceptors import FaultInjector, Faults, ServerContext, ServerIdentity, ServerMetrics, ServerTracing
 from .logs import LogStore
 from .metrics import Metrics
 from .policies import Balancer, Fallback, PolicySettings, rng_for
@@ -80,6 +81,7 @@ class Mesh:
         self.tracing = Tracing(name)
         self.metrics = Metrics()
         self.logs = LogStore(name).attach()
+        self.identities = Identities(name)
         self._instances: dict[str, Instance] = {}
         self._runtimes: dict[str, InstanceRuntime] = {}
         self._stacks: dict[tuple[str, str], ClientStack] = {}
@@ -137,6 +139,7 @@ class Mesh:
             ServerContext(instance.service, instance.id, self.name),
             ServerTracing(self.tracing, instance.service, instance.id),
             ServerMetrics(self.metrics, instance.service, instance.id, on_call=instance.count_call),
+            ServerIdentity(self.identities, instance.service),
             FaultInjector(rng_for(self.seed, "faults", instance.id), instance.stopping),
         ]
 
@@ -246,7 +249,7 @@ class Mesh:
             kind = self._kind(callee)
             stack = ClientStack(caller, caller_instance, callee, self.discovery.watch(callee), kind.stub,
                                 self.policy(callee), lambda m: self._configs.get(f"policy.{callee}.{m}"),
-                                self.tracing, self.metrics, self.seed)
+                                self.tracing, self.metrics, self.seed, identities=self.identities)
             stack.fallbacks = self._fallbacks.setdefault(callee, {})
             with self._stacks_lock:
                 made, stack = stack, self._stacks.setdefault(key, stack)
@@ -273,6 +276,12 @@ class Mesh:
     def policy(self, service: str, method: str | None = None) -> ServiceConfig:
         """Return the live policy callers apply to ``service`` (or one method), in the config center."""
         return self._config_named(f"policy.{service}" + (f".{method}" if method else ""), PolicySettings)
+
+    def allow_callers(self, service: str, callers: Iterable[str] | None) -> None:
+        """Let only ``callers`` — services, ``client`` for the notebook, ``gateway`` — call
+        ``service``, each proved by the identity the mesh signs for it; ``None`` lets anyone call
+        again (see :mod:`mesh.identity`)."""
+        self.identities.allow_callers(service, callers)
 
     def set_policy(self, service: str, method: str | None = None, **settings) -> PolicySettings:
         """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them.

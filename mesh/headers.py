@@ -2,6 +2,8 @@
 
 #: The calling service (``client`` for the notebook); servers record it, partitions match on it.
 CALLER = "x-caller"
+#: The caller's identity, signed by the mesh (:mod:`mesh.identity`): what proves ``x-caller``.
+IDENTITY = "x-identity"
 #: The attempt number of a retry (absent on the first attempt), as Envoy's ``x-envoy-attempt-count``.
 ATTEMPT = "x-attempt"
 #: W3C trace context: the trace and the client span an attempt belongs to.
@@ -18,4 +20,5 @@ SERVED_BY = "x-served-by"
 #: Sent back by the discovery proxy: the proxy that forwarded the call.
 PROXIED_BY = "x-proxied-by"
 
-__all__ = ["ATTEMPT", "CALLER", "FALLBACK", "MIRRORED", "PROXIED_BY", "SERVED_BY", "TRACEPARENT", "VERSION"]
+__all__ = ["ATTEMPT", "CALLER", "FALLBACK", "IDENTITY", "MIRRORED", "PROXIED_BY", "SERVED_BY", "TRACEPARENT",
+           "VERSION"]

@@ -127,3 +127,51 @@ def test_the_documentation_paths_are_the_gateways_own(shop):
         Gateway(shop, [Route("/openapi.json", "greeter", "SayHello")], name="framework-clash")
     with pytest.raises(ValueError, match="the gateway's own"):
         Gateway(shop, [Route("/docs/greet", "greeter", "SayHello")], name="framework-clash")
+
+
+def test_only_the_allowed_callers_reach_a_service_and_a_header_proves_nothing(shop):
+    from mesh.identity import Identities
+
+    fraud = shop.instance("fraud-1")
+    score = shop_pb2.ScoreRequest(user="ada", amount_cents=100)
+    shop.allow_callers("fraud", ["payments"])
+    try:
+        assert shop.client("frontend").Checkout(CHECKOUT, timeout=3).status == "confirmed"  # via payments
+        with pytest.raises(grpc.RpcError) as denied:
+            shop.client("fraud").Score(score, timeout=3)  # the notebook ("client") is not allowed
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "client may not call fraud (allowed: payments)" in denied.value.details()
+        with grpc.insecure_channel(fraud.address) as channel:  # straight to the instance, past the mesh
+            stub = fraud.kind.stub(channel)
+            forged = Identities("framework-test").token("payments")  # signed with another secret
+            for metadata, expected in (((("x-caller", "payments"),), "no identity"),
+                                       ((("x-identity", forged),), "the identity is not valid")):
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.Score(score, timeout=3, metadata=metadata)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert expected in refused.value.details()
+            genuine = shop.identities.token("payments")
+            assert stub.Score(score, timeout=3, metadata=(("x-identity", genuine),)).risk == 0.001
+    finally:
+        shop.allow_callers("fraud", None)
+    assert shop.client("fraud").Score(score, timeout=3).risk == 0.001  # no rule: anyone again
+
+
+def test_an_identity_expires_and_is_renewed_before_it_does():
+    from mesh.identity import Identities, IdentityError
+
+    now = [1000.0]
+    identities = Identities("m", secret="s" * 32, ttl=100, clock=lambda: now[0])
+    first = identities.token("payments")
+    assert identities.verify(first) == "payments"
+    now[0] = 1079.0
+    assert identities.token("payments") == first  # most of its life left: the same token
+    now[0] = 1080.0
+    renewed = identities.token("payments")
+    assert renewed != first and identities.verify(renewed) == "payments"
+    now[0] = 1100.0
+    with pytest.raises(IdentityError, match="expired"):
+        identities.verify(first)  # exactly at exp it is no longer valid
+    other_mesh = Identities("other", secret="s" * 32, clock=lambda: now[0])
+    with pytest.raises(IdentityError, match="not valid"):
+        identities.verify(other_mesh.token("payments"))  # another mesh's audience

@@ -6,7 +6,8 @@ contract without ``grpc.intercept_channel``'s per-call wrappers); it runs each a
 :class:`AttemptTracer` (a span and metrics per attempt), then the balanced channel (a channel to
 the instance the plan chose). Server side, outermost first:
 :class:`ServerContext` (caller's deadline, refuse expired calls), :class:`ServerTracing`,
-:class:`ServerMetrics` (with ``x-served-by``), :class:`FaultInjector`.
+:class:`ServerMetrics` (with ``x-served-by``), :class:`ServerIdentity` (who may call),
+:class:`FaultInjector`.
 """
 
 from ._wrap import WrappedHandlers
@@ -15,6 +16,7 @@ from .client_tracing import AttemptTracer
 from .faults import FaultInjector, Faults
 from .intercepted_channel import CallDetails, InterceptedChannel
 from .server_context import ServerContext
+from .server_identity import ServerIdentity
 from .server_metrics import ServerMetrics
 from .server_tracing import ServerTracing
 
@@ -26,6 +28,7 @@ __all__ = [
     "InterceptedChannel",
     "ResilienceInterceptor",
     "ServerContext",
+    "ServerIdentity",
     "ServerMetrics",
     "ServerTracing",
     "WrappedHandlers",

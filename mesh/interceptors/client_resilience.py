@@ -25,7 +25,7 @@ from collections.abc import Callable
 import grpc
 
 from ..channel import NoHealthyInstances, chosen_instance
-from ..headers import ATTEMPT, CALLER, FALLBACK, VERSION
+from ..headers import ATTEMPT, CALLER, FALLBACK, IDENTITY, VERSION
 from ..inbound import inbound
 from ..outcome import Completed, MeshRpcError, as_seen_by_caller, status_of
 from ..policies.plan import Attempt, Direct, Done, Queue, Wait, call_deadline, call_plan
@@ -52,6 +52,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         self._wait_in_line = wait_in_line
         self._tracer = AttemptTracer(stack)
         self._caller_metadata = (CALLER, stack.caller)
+        self._identities = getattr(stack, "identities", None)  # the mesh's signer (mesh.identity)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         stack = self._stack
@@ -118,6 +119,9 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         # Each metadata entry costs the call microseconds on both sides, so the first attempt
         # sends only the caller (and the tracer adds traceparent).
         metadata = [*(details.metadata or ()), self._caller_metadata]
+        identities = self._identities
+        if identities is not None and identities.active:
+            metadata.append((IDENTITY, identities.token(self._stack.caller)))
         if step.number > 1:
             metadata.append((ATTEMPT, str(step.number)))
         attempt = CallDetails(details.method, step.timeout, metadata, details.credentials,
