@@ -126,8 +126,9 @@ class Mesh:
         for number in range(existing + 1, existing + replicas + 1):
             instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
                                 self._server_interceptors, max_workers=max_workers, version=version,
-                                admin=lambda i, c=config: AdminServicer(i, lambda: c.current if c else None,
-                                                                        self.metrics, self.logs)).start()
+                                admin=lambda i, c=config: AdminServicer(
+                                    i, lambda: c.current if c else None, lambda: self.breakers_of(i.id),
+                                    self.metrics, self.logs)).start()
             self._instances[instance.id] = instance
             self._register(instance)
             self._log("start", instance)
@@ -276,6 +277,14 @@ class Mesh:
     def policy(self, service: str, method: str | None = None) -> ServiceConfig:
         """Return the live policy callers apply to ``service`` (or one method), in the config center."""
         return self._config_named(f"policy.{service}" + (f".{method}" if method else ""), PolicySettings)
+
+    def breakers_of(self, instance: str) -> dict[str, str]:
+        """Return the state of each circuit breaker ``instance`` keeps towards a service it calls."""
+        with self._stacks_lock:
+            stacks = [((caller, callee), stack) for (caller, callee), stack in self._stacks.items()
+                      if caller == instance]
+        return {f"{caller}->{callee}": stack.breaker.state.value for (caller, callee), stack in sorted(stacks)
+                if stack.breaker is not None}
 
     def allow_callers(self, service: str, callers: Iterable[str] | None) -> None:
         """Let only ``callers`` — services, ``client`` for the notebook, ``gateway`` — call

@@ -4,7 +4,8 @@ Each instance serves, beside its own service and the standard health service, an
 service (``protos/admin.proto``) whose ``Status`` answers what an operator asks first: which
 instance and version this is, whether it reports SERVING, how many calls it has served and is
 serving, the live settings it runs with (config center), the state of its circuit breakers towards
-the services it calls, and its latest errors with their trace ids (from :mod:`mesh.logs`). Every
+the services it calls (their state now), and its latest errors with their trace ids (from
+:mod:`mesh.logs`). Every
 instance also turns on gRPC server reflection (``grpcio-reflection``), so that a tool — ``grpcurl``,
 Postman, :func:`describe` here — can list its services and methods without the ``.proto`` files.
 
@@ -35,16 +36,16 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     """``Status`` of one instance, read from the mesh's own records when asked."""
 
-    def __init__(self, instance, settings: Callable[[], Any], metrics, logs):
-        self._instance, self._settings, self._metrics, self._logs = instance, settings, metrics, logs
+    def __init__(self, instance, settings: Callable[[], Any], breakers: Callable[[], dict[str, str]], metrics,
+                 logs):
+        self._instance, self._settings, self._breakers = instance, settings, breakers
+        self._metrics, self._logs = metrics, logs
 
     def Status(self, request: admin_pb2.StatusRequest, context) -> admin_pb2.StatusReply:
         instance = self._instance
         current = self._settings()
         settings = {k: str(v) for k, v in dataclasses.asdict(current).items()} if current is not None else {}
-        breakers: dict[str, str] = {}
-        for change in self._metrics.transitions_of(f"{instance.id}->"):
-            breakers[change["breaker"]] = change["to"]
+        breakers = self._breakers()
         errors = [r for r in self._logs.records(service=instance.service, level="warning")
                   if r["instance"] == instance.id][-(request.recent_errors or 10):]
         return admin_pb2.StatusReply(

@@ -68,11 +68,6 @@ class Metrics:
         self.prometheus.breaker_transitions.labels(caller, event.breaker, event.target.value).inc()
 
     # -- reading ---------------------------------------------------------------------------------
-    def transitions_of(self, prefix: str) -> list[dict[str, Any]]:
-        """Return the state changes of the breakers whose name starts with ``prefix``, oldest first."""
-        with self._lock:
-            return [t for t in self.transitions if t["breaker"].startswith(prefix)]
-
     def in_flight(self) -> dict[str, int]:
         with self._lock:
             return {k: v for k, v in self._in_flight.items() if v}

@@ -376,4 +376,36 @@ WRONG_ANSWERS = [
         mistake="forgets that a call fails when its own service is down",
         short="own service ignored",
     ),
+    WrongAnswer(
+        "ex11-least-privilege", "rules",
+        right="allowed.setdefault(callee, set()).add(caller)",
+        wrong="allowed.setdefault(caller, set()).add(callee)",
+        mistake="the graph reversed: each service allows what it calls, not who calls it",
+        short="reversed",
+    ),
+    WrongAnswer(
+        "ex11-least-privilege", "rules",
+        right="set(entry_points.get(service, ()))",
+        wrong="set()",
+        mistake="forgets the entry points: nobody outside can reach the frontend",
+        short="no entry points",
+    ),
+    WrongAnswer(
+        "ex11-least-privilege", "rules",
+        right="    return allowed\n",
+        wrong=("    for _ in calls:\n"
+               "        for service in allowed:\n"
+               "            allowed[service] |= {up for caller in allowed[service] if caller in allowed\n"
+               "                                 for up in allowed[caller]}\n"
+               "    return allowed\n"),
+        mistake="allows every upstream service (the transitive closure): orders could call fraud",
+        short="every upstream caller",
+    ),
+    WrongAnswer(
+        "ex11-least-privilege", "rules",
+        right="    return allowed\n",
+        wrong='    return {service: set(calls) | {"client", "gateway"} for service in calls}\n',
+        mistake="allows everyone: a rule that refuses nothing",
+        short="everyone",
+    ),
 ]
