@@ -118,6 +118,7 @@ def who_may_call(mesh, service: str = "fraud") -> list[dict[str, str]]:
     ended (after ``mesh.allow_callers`` has set a rule)."""
     import grpc
 
+    from mesh.headers import CALLER
     from mesh.pb import shop_pb2
 
     from .experiment import CHECKOUT
@@ -130,7 +131,7 @@ def who_may_call(mesh, service: str = "fraud") -> list[dict[str, str]]:
                         lambda: mesh.client("frontend").Checkout(CHECKOUT, timeout=2),
                     "the notebook, through the mesh": lambda: mesh.client(service).Score(score, timeout=2),
                     "straight to the instance, claiming x-caller: payments":
-                        lambda: forged(score, timeout=2, metadata=[("x-caller", "payments")])}
+                        lambda: forged(score, timeout=2, metadata=[(CALLER, "payments")])}
         rows = []
         for who, call in attempts.items():
             try:

@@ -91,10 +91,13 @@ class LogStore(logging.Handler):
             self._records.clear()
 
     def attach(self) -> LogStore:
-        """Start receiving the services' records (the service loggers log from INFO up)."""
+        """Start receiving the services' records (the service loggers log from INFO up, to the
+        meshes' stores and to handlers attached to ``mesh.service``; not up to the root logger,
+        which would print every call's access line in a notebook)."""
         logger = logging.getLogger(LOGGER)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
+        logger.propagate = False
         logger.addHandler(self)
         return self
 
