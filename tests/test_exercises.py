@@ -1,13 +1,15 @@
 """Graded exercises (otter-grader), graded as CI grades them: for every exercise the blank notebook
 a learner gets scores 0 (each failure saying what was wrong in the test's own words), the reference
 solutions score full marks with the hidden tests too, every plausible wrong answer listed in
-``WRONG_ANSWERS`` loses points on its own question and nowhere else, and the committed learner
-notebook is what ``make exercises`` (``tools.exercises build``) makes of its master.
+``WRONG_ANSWERS`` loses points on its own question while the questions given no wrong answer keep
+theirs (wrong answers to different questions of one exercise are graded in one notebook), and the
+committed learner notebook is what ``make exercises`` (``tools.exercises build``) makes of its
+master.
 
 Runaway answers (an endless loop, a huge allocation, a thread left running, a failing import, an
 endless cell, a kernel that exits) are failures reported in time, not a stuck grader.
 
-Every notebook is graded in one worker (``tools.otter_worker``, two at a time), once, by the
+Every notebook is graded in one worker (``tools.otter_worker``, three at a time), once, by the
 module's fixture; the tests read its results.
 """
 
@@ -59,18 +61,34 @@ class Grading:
     assigned: dict[str, Assigned]
     results: dict[tuple[str, str], Graded]  # (exercise, variant) -> what the grader said
     unfit: dict[str, str]  # wrong answers that could not be planted: id -> why
+    graded_in: dict[str, tuple[str, str]]  # a wrong answer's id -> the variant it was graded in
+    planted: dict[tuple[str, str], set[str]]  # a variant -> the questions given a wrong answer
 
 
-def _plant(reference: Path, right: str, wrong: str, out: Path) -> str:
-    """Write ``reference`` with ``right`` replaced by ``wrong`` in its one answer cell to ``out``;
-    return why it could not be done ("" when it was)."""
+def _plant(reference: Path, swaps: list[tuple[str, str]], out: Path) -> str:
+    """Write ``reference`` with each ``(right, wrong)`` of ``swaps`` replaced in its one answer
+    cell to ``out``; return why it could not be done ("" when it was)."""
     nb = nbformat.read(reference, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and right in c.source]
-    if len(cells) != 1:
-        return f"{len(cells)} answer cells of {reference.name} contain {right!r}; one should"
-    cells[0].source = cells[0].source.replace(right, wrong)
+    for right, wrong in swaps:
+        cells = [c for c in nb.cells if c.cell_type == "code" and right in c.source]
+        if len(cells) != 1:
+            return f"{len(cells)} answer cells of {reference.name} contain {right!r}; one should"
+        cells[0].source = cells[0].source.replace(right, wrong)
     nbformat.write(nb, out)
     return ""
+
+
+def rounds(wrong_answers: list[WrongAnswer]) -> dict[tuple[str, str], list[WrongAnswer]]:
+    """Group the wrong answers into the notebooks CI grades: for each exercise, round k holds the
+    k-th wrong answer of each of its questions — answers to different questions graded together
+    (each must still cost its own question, and only the planted questions may lose points)."""
+    grouped: dict[tuple[str, str], list[WrongAnswer]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for wrong in wrong_answers:
+        k = seen.get((wrong.exercise, wrong.question), 0)
+        seen[(wrong.exercise, wrong.question)] = k + 1
+        grouped.setdefault((wrong.exercise, f"wrong answers, round {k + 1}"), []).append(wrong)
+    return grouped
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +101,17 @@ def grading(tmp_path_factory) -> Grading:
     for stem, made in assigned.items():
         submissions[(stem, "blank")] = made.student
         submissions[(stem, "reference")] = made.reference
-    unfit = {}
-    planted = [(w.exercise, w.id, w.right, w.wrong) for w in WRONG_ANSWERS]
-    planted += [(EX01, f"runaway: {r.name}", ZIGZAG, r.answer) for r in RUNAWAYS]
-    for number, (exercise, variant, right, wrong) in enumerate(planted):
+    unfit, graded_in, planted = {}, {}, {}
+    variants = {key: [(w.right, w.wrong) for w in group] for key, group in rounds(WRONG_ANSWERS).items()}
+    variants.update({(EX01, f"runaway: {r.name}"): [(ZIGZAG, r.answer)] for r in RUNAWAYS})
+    for group_key, group in rounds(WRONG_ANSWERS).items():
+        planted[group_key] = {w.question for w in group}
+        graded_in.update({w.id: group_key for w in group})
+    for number, ((exercise, variant), swaps) in enumerate(variants.items()):
         made = assigned[exercise]
         out = made.reference.parent / f"variant-{number}" / made.reference.name
         out.parent.mkdir()
-        why = _plant(made.reference, right, wrong, out)
+        why = _plant(made.reference, swaps, out)
         if why:
             unfit[variant] = why
             continue
@@ -101,7 +122,7 @@ def grading(tmp_path_factory) -> Grading:
     # Three at a time on two cores: the graded runs on a mesh spend much of their time waiting.
     graded = grade_many([(submissions[k], assigned[k[0]].autograder) for k in keys],
                         time_limits=[limits.get(k, 180.0) for k in keys], parallel=3)
-    return Grading(assigned, dict(zip(keys, graded, strict=True)), unfit)
+    return Grading(assigned, dict(zip(keys, graded, strict=True)), unfit, graded_in, planted)
 
 
 def _scores(graded: Graded) -> dict:
@@ -141,12 +162,21 @@ def test_every_exercise_has_its_learner_notebook_and_its_wrong_answers():
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong", WRONG_ANSWERS, ids=lambda w: w.id)
 def test_a_plausible_wrong_answer_scores_below_full_marks(wrong: WrongAnswer, grading):
-    assert wrong.id not in grading.unfit, grading.unfit[wrong.id]
-    scores = _scores(grading.results[(wrong.exercise, wrong.id)])
+    variant = grading.graded_in[wrong.id]
+    assert variant[1] not in grading.unfit, grading.unfit[variant[1]]
+    scores = _scores(grading.results[variant])
     lost = scores[wrong.question]
     assert lost.points < lost.possible, f"{wrong.mistake}: {lost}"
-    others = [s for name, s in scores.items() if name != wrong.question]
-    assert all(s.points == s.possible for s in others), others  # only the wrong answer loses points
+    others = [s for name, s in scores.items() if name not in grading.planted[variant]]
+    assert all(s.points == s.possible for s in others), others  # only the wrong answers lose points
+
+
+def test_wrong_answers_are_graded_one_per_question_per_notebook():
+    grouped = rounds(WRONG_ANSWERS)
+    assert sum(len(group) for group in grouped.values()) == len(WRONG_ANSWERS)
+    for group in grouped.values():
+        questions = [w.question for w in group]
+        assert len(set(questions)) == len(questions) and len({w.exercise for w in group}) == 1, group
 
 
 @pytest.mark.slow
