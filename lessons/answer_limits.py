@@ -52,8 +52,9 @@ def within(seconds: float = 2.0, memory: int | None = 1024 * MIB) -> Iterator[No
         raise AssertionError(f"the answer did not finish within {seconds:g} s: an endless loop, or a "
                              "wait for something that never happens?") from None
     except MemoryError:
-        raise AssertionError(f"the answer needed more than {memory // MIB} MiB of memory (the limit "
-                             "of a check): is something growing without end?") from None
+        limit = (f"more than {memory // MIB} MiB of memory (the limit of a check)" if memory
+                 else "more memory than there is")
+        raise AssertionError(f"the answer needed {limit}: is something growing without end?") from None
     left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
     if left:
         raise AssertionError(f"the answer left {len(left)} thread(s) running ({', '.join(left)}); "

@@ -105,3 +105,11 @@ def test_a_thread_left_running_fails_the_check_by_name():
 def test_a_limit_must_be_positive():
     with pytest.raises(ValueError, match="positive"), within(seconds=0):
         pass
+
+
+def test_running_out_of_memory_without_a_cap_still_reads_as_a_failed_check():
+    def greedy():
+        raise MemoryError
+
+    with pytest.raises(AssertionError, match="more memory than there is"), within(seconds=1, memory=None):
+        greedy()
