@@ -212,12 +212,14 @@ def test_a_latency_slider_raises_the_consoles_p99(notebook):
     p99 = nb.page.locator("b.console-p99")
     p99.wait_for(timeout=15_000)
     before = int(p99.inner_text())
+    # Only that it starts below the bar it must then cross: on a loaded 2-core machine the baseline
+    # itself varies (JupyterLab, Chromium, the kernel and its mesh share the cores).
+    assert before < 500, f"the console's p99 was already {before} ms before greeter-3 was slowed"
     row = nb.page.locator(".widget-hbox", has=nb.page.locator("b", has_text=re.compile(r"^greeter-3$"))).last
     _press(row.locator(".noUi-handle").first, "End")  # the "+ms" slider of greeter-3, to its maximum
     _wait(nb, "() => +document.querySelector('b.console-p99').textContent > 500",
           lambda: f"the console's p99 stayed at {p99.inner_text()} ms with greeter-3 slowed by its slider")
     nb.screenshot("greeter-3-slowed")
-    assert before < 200
     nb.check_clean()
 
 
