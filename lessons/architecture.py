@@ -8,26 +8,31 @@ interrupts — and where the rest of the workbench shows each advantage and cost
   every feature is gone. In the mesh it is fraud's instance: checkouts fail, browsing goes on.
 - :func:`deploy`: a new build of payments goes out under load: the monolith restarts as a whole;
   the mesh replaces payments' replicas one at a time while the callers retry elsewhere.
+- :func:`scale_out`: inventory is the bottleneck of the home page; to add capacity the monolith
+  starts whole copies behind a balancer, the mesh starts inventory replicas only.
 - :data:`CHAPTER_MAP`: the chapter's eleven advantages and three costs, each with the lesson where
   a learner sees it happen.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from mesh import Mesh, SteadyLoad, burst
-from mesh.monolith import Monolith
+from mesh.monolith import Monolith, ScaledMonolith
 from mesh.services import SHOP_CALLS, shop_topology
 
 from .experiment import CHECKOUT, HOME, at
 
-__all__ = ["CHAPTER_MAP", "call_cost", "crash", "deploy", "outcome_table", "plot_outcomes", "what_to_operate"]
+__all__ = ["CHAPTER_MAP", "ScaleOut", "call_cost", "crash", "deploy", "outcome_table", "plot_outcomes",
+           "plot_scaling", "scale_out", "scaling_table", "what_to_operate"]
 
 ARCHITECTURES = ("monolith", "microservices")
 
@@ -85,12 +90,15 @@ def _latency_row(architecture: str, records, wire_calls: int) -> dict[str, Any]:
             "p99_ms": round(float(np.percentile(ok, 99)), 2)}
 
 
+_KINDS_OF_CALL = {"checkout": ("Checkout", CHECKOUT), "browse": ("Home", HOME)}
+
+
 def _under_load(target: Any, event: Callable[[], None], event_at: float, duration: float,
-                seed: int) -> dict[str, list]:
-    loads = {"checkout": SteadyLoad(target("frontend").Checkout, CHECKOUT, 20.0, np.random.default_rng(seed),
-                                    timeout=1.0),
-             "browse": SteadyLoad(target("frontend").Home, HOME, 20.0, np.random.default_rng(seed + 1),
-                                  timeout=1.0)}
+                seed: int, rates: dict[str, float] | None = None) -> dict[str, list]:
+    rates = rates or {"checkout": 20.0, "browse": 20.0}
+    loads = {kind: SteadyLoad(getattr(target("frontend"), _KINDS_OF_CALL[kind][0]), _KINDS_OF_CALL[kind][1],
+                              rate, np.random.default_rng(seed + n), timeout=1.0)
+             for n, (kind, rate) in enumerate(rates.items())}
     timer = at(event_at, event)
     time.sleep(duration)
     timer.join()
@@ -136,6 +144,116 @@ def deploy(duration: float = 4.0, deploy_at: float = 1.0, seed: int = 0) -> dict
 
         runs["microservices"] = _under_load(mesh.client, rolling, deploy_at, duration, seed)
     return runs
+
+
+@dataclass
+class ScaleOut:
+    """What :func:`scale_out` measured: ``runs[architecture]["browse"]`` are the home pages' call
+    records; ``scaled_at`` when the scale-out began; ``ready_after[architecture]`` seconds until the
+    new copies could take calls; ``started[architecture]`` the services each new copy brought."""
+
+    runs: dict[str, dict[str, list]]
+    scaled_at: float
+    duration: float
+    ready_after: dict[str, float] = field(default_factory=dict)
+    started: dict[str, list[str]] = field(default_factory=dict)
+
+
+def scale_out(rate: float = 40.0, copies: int = 3, scale_at: float = 2.5, duration: float = 7.0,
+              workers: int = 1, service_time: float = 0.02, seed: int = 0) -> ScaleOut:
+    """Send home pages at ``rate`` per second (each asks inventory for stock twice) while inventory
+    serves ``workers`` calls at a time, ``service_time`` s each: one copy serves
+    ``workers / service_time`` stock calls a second, fewer than the load asks for. At ``scale_at``
+    both architectures scale out to ``copies`` of what they deploy: the monolith starts whole
+    copies behind a round-robin balancer; the mesh starts inventory replicas only, which register,
+    pass their health checks and are discovered by their callers."""
+    if copies < 2:
+        raise ValueError(f"scaling out needs at least 2 copies, got {copies}")
+    if not 0 < scale_at < duration:
+        raise ValueError(f"scale_at must fall within the run (0, {duration}), got {scale_at}")
+    result = ScaleOut({}, scale_at, duration)
+    rates = {"browse": rate}
+    with ScaledMonolith(1) as monolith:
+        monolith.limit("inventory", workers, service_time)
+
+        def more_monoliths() -> None:
+            began = time.monotonic()
+            started = monolith.scale_to(copies)
+            result.ready_after["monolith"] = time.monotonic() - began
+            result.started["monolith"] = [name for copy in started for name in copy.servicers]
+
+        result.runs["monolith"] = _under_load(monolith.client, more_monoliths, scale_at, duration, seed,
+                                              rates)
+    with _mesh(1, 2.0, "architecture-scale", seed) as mesh:
+        mesh.inject("inventory-1", workers=workers, service_time=service_time)
+
+        def more_inventory() -> None:
+            began = time.monotonic()
+            started = mesh.add_service("inventory", copies - 1)
+            for instance in started:
+                mesh.inject(instance, workers=workers, service_time=service_time)
+            mesh.wait_until(lambda: len(mesh.passing("inventory")) == copies, timeout=10)
+            result.ready_after["microservices"] = time.monotonic() - began
+            result.started["microservices"] = [instance.service for instance in started]
+
+        result.runs["microservices"] = _under_load(mesh.client, more_inventory, scale_at, duration, seed,
+                                                   rates)
+    return result
+
+
+def _p99_ms(records: list) -> float | None:
+    return round(float(np.percentile([r.latency * 1e3 for r in records], 99)), 1) if records else None
+
+
+def scaling_table(result: ScaleOut, settle: float = 1.5) -> list[dict[str, Any]]:
+    """Per architecture: home pages before the scale-out (from ``settle`` s in) and after it (from
+    ``settle`` s after the new copies were ready): calls, share served, served per second and p99
+    (a failed call counts at the time it took to fail); then what the scale-out started."""
+    rows = []
+    for architecture, kinds in result.runs.items():
+        records = [r for r in kinds["browse"] if r.code != "SHED"]
+        ready = result.scaled_at + result.ready_after.get(architecture, 0.0)
+        windows = {"before": (settle, result.scaled_at),
+                   "after": (min(ready + settle, result.duration - 0.5), result.duration)}
+        row: dict[str, Any] = {"architecture": architecture}
+        for phase, (start, end) in windows.items():
+            inside = [r for r in records if start <= r.start < end]
+            served = sum(r.ok for r in inside)
+            row[f"{phase}: served %"] = round(100 * served / len(inside), 1) if inside else None
+            row[f"{phase}: served/s"] = round(served / (end - start), 1)
+            row[f"{phase}: p99 ms"] = _p99_ms(inside)
+        started = result.started.get(architecture, [])
+        row["services started"] = ", ".join(f"{name} ×{started.count(name)}"
+                                            for name in dict.fromkeys(started))
+        row["ready after s"] = round(result.ready_after.get(architecture, float("nan")), 2)
+        rows.append(row)
+    return rows
+
+
+def plot_scaling(result: ScaleOut, bucket: float = 0.5, axes=None):
+    """Draw the home pages' p99 and the home pages served per second over time, both
+    architectures, with the scale-out marked."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3), layout="constrained")
+    p99_ax, served_ax = axes
+    edges = np.arange(0.0, result.duration + bucket, bucket)
+    for architecture, kinds in result.runs.items():
+        records = [r for r in kinds["browse"] if r.code != "SHED"]
+        p99, served = [], []
+        for start, end in itertools.pairwise(edges):
+            inside = [r for r in records if start <= r.start < end]
+            p99.append(_p99_ms(inside) if inside else np.nan)
+            served.append(sum(r.ok for r in inside) / bucket)
+        p99_ax.plot(edges[:-1] + bucket / 2, p99, marker=".", label=architecture)
+        served_ax.plot(edges[:-1] + bucket / 2, served, marker=".", label=architecture)
+    for ax, label in ((p99_ax, "home page p99 (ms)"), (served_ax, "home pages served per second")):
+        ax.axvline(result.scaled_at, color="black", linestyle="--", linewidth=0.8)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel(label)
+    p99_ax.set_yscale("log")
+    p99_ax.text(result.scaled_at, p99_ax.get_ylim()[1], " scale out", fontsize=8, va="top")
+    served_ax.legend(loc="lower right")
+    return axes
 
 
 def outcome_table(runs: dict[str, dict[str, list]], since: float) -> list[dict[str, Any]]:

@@ -30,6 +30,9 @@ __all__ = ["ACCESS", "LOGGER", "LogStore", "TraceContextFilter"]
 
 #: The logger every service logs under (one child per concern), and the access log's.
 LOGGER = "mesh.service"
+# With no mesh listening (a monolith's services, a mesh since stopped), the services' warnings go
+# nowhere, rather than to stderr through logging's last resort, as a library's logs should.
+logging.getLogger(LOGGER).addHandler(logging.NullHandler())
 ACCESS = "mesh.service.access"
 #: Fields a record carries besides the standard ones, set by :class:`TraceContextFilter`.
 CONTEXT_FIELDS = ("trace_id", "span_id", "service", "instance", "mesh")

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 
-from lessons.architecture import CHAPTER_MAP, call_cost, crash, deploy, outcome_table
+from lessons.architecture import (
+    CHAPTER_MAP,
+    call_cost,
+    crash,
+    deploy,
+    outcome_table,
+    scale_out,
+    scaling_table,
+)
 from lessons.experiment import CHECKOUT, HOME
-from mesh.monolith import Monolith
+from mesh.monolith import Monolith, ScaledMonolith
+from mesh.pb import shop_pb2
 
 
 def test_a_monolith_serves_every_feature_from_one_process_and_crashes_as_one():
@@ -60,3 +70,71 @@ def test_every_advantage_and_cost_of_the_chapter_has_a_lesson():
     kinds = [row["kind"] for row in CHAPTER_MAP]
     assert kinds.count("advantage") == 11 and kinds.count("cost") == 3
     assert all(row["where"] for row in CHAPTER_MAP)
+
+
+def _at_once(calls):
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.exception() for f in [pool.submit(call) for call in calls]]
+
+
+def test_a_limited_service_serves_its_workers_and_a_call_gives_up_at_its_deadline():
+    with Monolith() as monolith:
+        monolith.limit("inventory", workers=1, service_time=0.25)
+        stock = monolith.client("inventory").Stock
+        failures = _at_once([lambda: stock(shop_pb2.StockRequest(sku="fig"), timeout=0.4)] * 4)
+        # first: 0-0.25 s; second: 0.25-0.5 s (it had its worker before its deadline); the last two
+        # would get one only at 0.5 s, past their 0.4 s deadline: they give up instead of queueing on
+        assert monolith.gave_up == {"inventory": 2}
+        assert sum(f is None for f in failures) == 1  # the second one's caller had stopped waiting
+        monolith.gave_up.clear()
+        # inside the process the deadline travels too: a home page's stock calls run in parallel
+        reply = monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=5)
+        assert len(reply.products) == 3 and not reply.degraded and not monolith.gave_up
+        with pytest.raises(grpc.RpcError):
+            monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=0.4)
+        time.sleep(0.4)
+        assert monolith.gave_up == {"inventory": 1}  # the third stock call, in a fan-out thread
+        monolith.limit("inventory", workers=0, service_time=0)
+        reply = monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=0.4)
+        assert len(reply.products) == 3
+        with pytest.raises(ValueError, match="must not be negative"):
+            monolith.limit("inventory", workers=-1, service_time=0.1)
+        with pytest.raises(KeyError, match="no service 'ledger'"):
+            monolith.limit("ledger", workers=1, service_time=0.1)
+
+
+def test_a_scaled_monolith_starts_whole_copies_and_balances_over_all_of_them():
+    with ScaledMonolith(1) as scaled:
+        scaled.limit("inventory", workers=2, service_time=0.0)
+        home = scaled.client().Home
+        assert home(HOME, timeout=5).products
+        started = scaled.scale_to(3)
+        assert len(started) == 2 and len(scaled.copies) == 3
+        assert all(sorted(copy.servicers) == sorted(Monolith.KINDS) for copy in started)
+        assert all("inventory" in copy._limits for copy in scaled.copies)  # the limit went with them
+        assert scaled.scale_to(2) == []  # it never scales in by itself
+        for _ in range(30):
+            home(HOME, timeout=5)
+        assert all(copy.wire_calls >= 5 for copy in scaled.copies), [c.wire_calls for c in scaled.copies]
+        with pytest.raises(KeyError, match="no service 'ledger'"):
+            scaled.client("ledger")
+    with pytest.raises(RuntimeError, match="stopped"):
+        home(HOME, timeout=1)
+    with pytest.raises(ValueError, match="at least 1"):
+        ScaledMonolith(0)
+
+
+@pytest.mark.slow
+def test_scaling_out_inventory_alone_lifts_the_home_page_as_whole_copies_do():
+    result = scale_out(rate=40.0, copies=3, scale_at=2.0, duration=5.5)
+    rows = {row["architecture"]: row for row in scaling_table(result)}
+    for row in rows.values():
+        assert row["before: served %"] < 95 and row["before: p99 ms"] > 500  # one copy is not enough
+        assert row["after: served %"] == 100.0 and row["after: p99 ms"] < row["before: p99 ms"] / 2
+    assert rows["microservices"]["services started"] == "inventory ×2"
+    assert rows["monolith"]["services started"] == ", ".join(f"{name} ×2" for name in Monolith.KINDS)
+    assert result.ready_after["microservices"] > 0  # registered, checked and discovered first
+    with pytest.raises(ValueError, match="at least 2 copies"):
+        scale_out(copies=1)
+    with pytest.raises(ValueError, match="scale_at"):
+        scale_out(scale_at=8.0, duration=7.0)
