@@ -310,7 +310,8 @@ CHAPTER_MAP = [
     {"chapter": "7. can adopt new technology", "kind": "advantage",
      "where": "12 (a new version runs beside the old one; mirroring tries it on real calls)"},
     {"chapter": "8. scales on demand", "kind": "advantage",
-     "where": "04 (replicas behind a balancer), 07 (how many replicas a load needs)"},
+     "where": "this lesson (scale out one service), 04 (replicas behind a balancer), 07 (how many "
+              "replicas a load needs)"},
     {"chapter": "9. runs on modest servers", "kind": "advantage",
      "where": "this whole workbench: dozens of services in one notebook on two cores"},
     {"chapter": "10. easy to integrate with third parties", "kind": "advantage",

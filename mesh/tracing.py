@@ -115,7 +115,8 @@ class Tracing:
 
     def calls(self, within: float | None = None) -> list[CallNode]:
         """Return one tree per request: each root is a call that no traced call made (with
-        ``within``, only requests that began in the last ``within`` seconds)."""
+        ``within``, only requests that began in the last ``within`` seconds). A request still in
+        flight is left out until its first call ends, so that no tree is shown cut short."""
         spans = self._whole_requests(within)
         by_id = {s.context.span_id: s for s in spans}
         server_of: dict[int, ReadableSpan] = {}
@@ -150,10 +151,12 @@ class Tracing:
                     owner = nodes.get(server.parent.span_id)
                 elif server.kind == trace.SpanKind.CLIENT:
                     owner = nodes.get(server.context.span_id)
-            if owner is None:
-                roots.append(node)
-            else:
+            if owner is not None:
                 owner.children.append(node)
+            elif parent is None or parent.span_id in by_id:
+                roots.append(node)
+            # else: a call made by a call still in flight (spans are kept as they end) or by one
+            # dropped from the bounded store; it is shown with its whole request, or not at all.
         for node in nodes.values():
             node.children.sort(key=lambda n: n.start)
         return sorted(roots, key=lambda n: n.start)

@@ -41,3 +41,28 @@ def test_recent_reads_take_spans_by_end_and_requests_whole():
         assert len(tracing._whole_requests(None)) == 4
     finally:
         tracing.shutdown()
+
+
+def test_a_request_in_flight_is_not_listed_cut_short():
+    """Spans are kept as they end: while a checkout waits on a slow fraud, inventory's call has
+    ended but frontend's and orders' have not. The request appears whole once it ends, not before."""
+    import threading
+
+    from lessons.experiment import CHECKOUT
+    from mesh import Mesh
+    from mesh.services import shop_topology
+
+    with Mesh(shop_topology(1), name="in-flight") as mesh:
+        mesh.wait_until_passing()
+        mesh.inject("fraud-1", delay=0.8)
+        checkout = threading.Thread(target=mesh.client("frontend").Checkout, args=(CHECKOUT,),
+                                    kwargs={"timeout": 5})
+        checkout.start()
+        mesh.wait_until(lambda: any(s.name == "inventory/Reserve" for s in mesh.tracing.spans()), timeout=5)
+        assert checkout.is_alive()
+        assert mesh.tracing.requests() == []
+        checkout.join()
+        (request,) = mesh.tracing.requests()
+        root = request[0]
+        assert (root.service, root.method) == ("frontend", "Checkout")
+        assert [n.service for _, n in root.walk()] == ["frontend", "orders", "inventory", "payments", "fraud"]
