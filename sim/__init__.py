@@ -13,7 +13,7 @@ from .distributions import Bimodal, Deterministic, Exponential, LogNormal
 from .driver import Fork, Task
 from .model import Fault, Simulation
 from .results import UNFINISHED, BreakerChange, Record, Results, Sample
-from .sweep import sweep
+from .sweep import close_local_cluster, grid, single_tier_run, sweep
 from .topology import ServiceSpec, Topology, shop, single_tier, tandem
 
 __all__ = [
@@ -36,8 +36,11 @@ __all__ = [
     "Steps",
     "Task",
     "Topology",
+    "close_local_cluster",
+    "grid",
     "shop",
     "single_tier",
+    "single_tier_run",
     "sweep",
     "tandem",
     "theory",

@@ -5,6 +5,15 @@ from __future__ import annotations
 import pytest
 
 from lessons.simulation import experiments
+from sim import close_local_cluster
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _local_cluster_closed_after():
+    """The local Dask cluster these sweeps start is stopped when the module is done (its threads
+    and worker processes would otherwise live until pytest exits)."""
+    yield
+    close_local_cluster()
 
 
 @pytest.mark.slow
