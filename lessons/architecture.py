@@ -133,13 +133,14 @@ def deploy(duration: float = 4.0, deploy_at: float = 1.0, seed: int = 0) -> dict
         def rolling() -> None:
             agent = mesh.consul.agent.service
             for replica in ("payments-1", "payments-2"):
-                agent.maintenance(replica, True, "deploying a new build")  # out of discovery first
+                # out of discovery first
+                agent.maintenance(mesh.registry_id(replica), True, "deploying a new build")
                 mesh.wait_until(lambda r=replica: r not in mesh.passing("payments"), timeout=5)
                 time.sleep(0.2)  # the calls it was serving finish
                 mesh.kill(replica)
                 time.sleep(0.5)  # the new build starting up
                 mesh.revive(replica)
-                agent.maintenance(replica, False)  # back into discovery once it serves
+                agent.maintenance(mesh.registry_id(replica), False)  # back into discovery once it serves
                 mesh.wait_until(lambda r=replica: r in mesh.passing("payments"), timeout=5)
 
         runs["microservices"] = _under_load(mesh.client, rolling, deploy_at, duration, seed)

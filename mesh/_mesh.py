@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import re
 import threading
 import time
 import weakref
@@ -26,8 +27,9 @@ from ._instance import Instance
 from ._runtime import InstanceRuntime
 from .admin import AdminServicer
 from .backends import start_backend
+from .config import PREFIX as CONFIG_ROOT
 from .config import ServiceConfig
-from .discovery import Discovery, Endpoint
+from .discovery import Discovery, Endpoint, local_name, registry_name
 from .identity import Identities
 from .interceptors import FaultInjector, Faults, ServerContext, ServerIdentity, ServerMetrics, ServerTracing
 from .logs import LogStore
@@ -40,6 +42,7 @@ from .tracing import CallNode, Tracing
 
 _live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
+_PREFIX = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,27 @@ class Mesh:
     each service (``mesh.set_policy``), kept in the config center; faults are injected per instance
     (``mesh.inject``, ``mesh.partition``). ``seed`` seeds every random choice
     the mesh makes (balancers, jitter, faults).
+
+    ``prefix`` keeps meshes that share one registry apart — a class whose learners all use one
+    Consul, each with a prefix of their own: services register as ``<prefix>-<service>`` with ids
+    ``<prefix>-<id>``, settings live under ``<prefix>/config/``, and discovery sees only its own
+    mesh's instances. The mesh's API keeps the plain names; ``registry_name`` and ``registry_id``
+    give what a raw registry client (``mesh.consul``, DNS) must ask for.
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,
                  registry: Registry | str | None = "embedded", name: str = "default",
-                 check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None):
+                 check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None,
+                 prefix: str = ""):
+        if prefix and not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"prefix must be a DNS label of lowercase letters, digits and dashes "
+                             f"(at most 24 characters, no dash at either end), got {prefix!r}")
         with _live_lock:
             previous = _live.get(name)
         if previous is not None:
             previous.stop()
         self.name = name
+        self.prefix = prefix
         self.seed = seed
         self.check_interval = check_interval
         self.check_timeout = check_timeout
@@ -95,7 +109,7 @@ class Mesh:
         self._stopped = False
         self.backend = start_backend(registry)
         self.consul = self.backend.client()
-        self.discovery = Discovery(self.consul)
+        self.discovery = Discovery(self.consul, prefix=prefix)
         with _live_lock:
             _live[name] = self
         try:
@@ -157,12 +171,22 @@ class Mesh:
 
     def _register(self, instance: Instance, weight: int = 1) -> None:
         self.consul.agent.service.register(
-            instance.service, service_id=instance.id, address=instance.host, port=instance.port,
+            self.registry_name(instance.service), service_id=self.registry_id(instance),
+            address=instance.host, port=instance.port,
             tags=["workbench", instance.version], meta={"mesh": self.name, "version": instance.version},
             weights={"Passing": weight, "Warning": 1},
             check=consul.Check.grpc(instance.address, self.check_interval,
                                     timeout=self.check_timeout),
         )
+
+    def registry_name(self, service: str) -> str:
+        """The name ``service`` is registered under: itself, or ``<prefix>-<service>`` (what a
+        raw registry client — ``mesh.consul``, DNS — must ask for)."""
+        return registry_name(self.prefix, service)
+
+    def registry_id(self, ref: str | Instance) -> str:
+        """The registry's id of an instance: its own, or ``<prefix>-<id>``."""
+        return registry_name(self.prefix, self.instance(ref).id)
 
     def set_weight(self, ref: str | Instance, weight: int) -> None:
         """Re-register an instance with ``Weights.Passing = weight`` (what weighted balancers use)."""
@@ -188,7 +212,8 @@ class Mesh:
                 config = self._configs.get(name)
                 if config is None:
                     self._refuse_if_stopped()
-                    config = self._configs[name] = ServiceConfig(self.consul, name, settings)
+                    root = f"{self.prefix}/{CONFIG_ROOT}" if self.prefix else CONFIG_ROOT
+                    config = self._configs[name] = ServiceConfig(self.consul, name, settings, root=root)
         return config
 
     def _refuse_if_stopped(self) -> None:
@@ -387,8 +412,8 @@ class Mesh:
         """Return one row per instance: id, address, whether it runs, and its checks' status."""
         rows = []
         for name in sorted({i.service for i in self.instances(service)}):
-            _, entries = self.consul.health.service(name)
-            status = {e["Service"]["ID"]: e["Checks"] for e in entries}
+            _, entries = self.consul.health.service(self.registry_name(name))
+            status = {local_name(self.prefix, e["Service"]["ID"]): e["Checks"] for e in entries}
             for instance in self.instances(name):
                 checks = [c for c in status.get(instance.id, []) if c["ServiceID"]]
                 rows.append({
@@ -443,7 +468,7 @@ class Mesh:
         for instance in self._instances.values():
             # The registry may already be gone; the instance must stop all the same.
             with contextlib.suppress(Exception):
-                self.consul.agent.service.deregister(instance.id)
+                self.consul.agent.service.deregister(self.registry_id(instance))
             instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
         self.backend.stop()
         self.discovery.stop()

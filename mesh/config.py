@@ -61,14 +61,16 @@ def format_value(value: Any) -> str:
 
 
 class ServiceConfig(Generic[S]):
-    """The live settings of one service, kept in ``config/<service>/`` of the KV store."""
+    """The live settings of one service, kept in ``<root>/<service>/`` of the KV store (``root``:
+    ``config``, or ``<prefix>/config`` for a mesh with a prefix on a shared registry)."""
 
-    def __init__(self, client: consul.Consul, service: str, schema: type[S], wait: str = "1s"):
+    def __init__(self, client: consul.Consul, service: str, schema: type[S], wait: str = "1s",
+                 root: str = PREFIX):
         if not dataclasses.is_dataclass(schema):
             raise TypeError("schema must be a dataclass with a default for every field")
         self.service = service
         self.schema = schema
-        self.prefix = f"{PREFIX}/{service}/"
+        self.prefix = f"{root}/{service}/"
         self._client = client
         self._wait = wait
         self._types = get_type_hints(schema)

@@ -4,6 +4,10 @@ A :class:`ServiceWatch` holds one long-poll ``GET /v1/health/service/<name>?pass
 at a time, so it hears of a change as soon as the registry makes it, without polling on a timer.
 If the registry cannot be reached it keeps the last instances it knew, logs the outage once, and
 retries with a growing pause.
+
+A ``prefix`` keeps meshes that share one registry apart (a class on one Consul, a learner each):
+the watch asks for ``<prefix>-<service>`` and reports ids and names without the prefix, so the
+rest of the mesh never sees it (:func:`registry_name`, :func:`local_name`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ import consul
 import requests
 
 log = logging.getLogger(__name__)
+
+
+def registry_name(prefix: str, name: str) -> str:
+    """The name (or id) ``name`` is registered under with ``prefix``: ``ada-greeter``."""
+    return f"{prefix}-{name}" if prefix else name
+
+
+def local_name(prefix: str, name: str) -> str:
+    """The mesh's own name for a registered ``name`` (the inverse of :func:`registry_name`)."""
+    return name.removeprefix(f"{prefix}-") if prefix else name
 
 
 @dataclass(frozen=True)
@@ -41,11 +55,11 @@ class Endpoint:
         return self.meta.get("version", "")
 
     @classmethod
-    def from_health(cls, entry: dict) -> Endpoint:
+    def from_health(cls, entry: dict, prefix: str = "") -> Endpoint:
         service = entry["Service"]
         return cls(
-            id=service["ID"],
-            service=service["Service"],
+            id=local_name(prefix, service["ID"]),
+            service=local_name(prefix, service["Service"]),
             address=service.get("Address") or entry["Node"]["Address"],
             port=service["Port"],
             tags=tuple(service.get("Tags") or ()),
@@ -60,8 +74,9 @@ Listener = Callable[[tuple[Endpoint, ...]], None]
 class ServiceWatch:
     """The passing instances of one service, kept current by a background blocking query."""
 
-    def __init__(self, client: consul.Consul, service: str, wait: str = "5s"):
+    def __init__(self, client: consul.Consul, service: str, wait: str = "5s", prefix: str = ""):
         self.service = service
+        self.prefix = prefix
         self._client = client
         self._wait = wait
         self._endpoints: tuple[Endpoint, ...] = ()
@@ -106,7 +121,7 @@ class ServiceWatch:
         while not self._stop.is_set():
             try:
                 new_index, entries = self._client.health.service(
-                    self.service, passing=True, index=index, wait=self._wait
+                    registry_name(self.prefix, self.service), passing=True, index=index, wait=self._wait
                 )
             except (requests.RequestException, consul.ConsulException) as exc:
                 if not outage:
@@ -121,7 +136,7 @@ class ServiceWatch:
                 outage, pause = False, 0.1
             # Consul's advice: if the index goes backwards (a registry restart), start over.
             index = new_index if index is None or int(new_index) >= int(index) else None
-            self._publish(tuple(Endpoint.from_health(e) for e in entries))
+            self._publish(tuple(Endpoint.from_health(e, self.prefix) for e in entries))
 
     def _publish(self, endpoints: tuple[Endpoint, ...]) -> None:
         with self._lock:
@@ -138,9 +153,10 @@ class ServiceWatch:
 class Discovery:
     """One :class:`ServiceWatch` per service name, started on first use."""
 
-    def __init__(self, client: consul.Consul, wait: str = "5s"):
+    def __init__(self, client: consul.Consul, wait: str = "5s", prefix: str = ""):
         self._client = client
         self._wait = wait
+        self.prefix = prefix
         self._watches: dict[str, ServiceWatch] = {}
         self._lock = threading.Lock()
 
@@ -148,7 +164,7 @@ class Discovery:
         with self._lock:
             watch = self._watches.get(service)
             if watch is None:
-                watch = self._watches[service] = ServiceWatch(self._client, service, self._wait)
+                watch = self._watches[service] = ServiceWatch(self._client, service, self._wait, self.prefix)
         watch.wait_first()
         return watch
 
