@@ -34,7 +34,9 @@ from .identity import Identities
 from .interceptors import FaultInjector, Faults, ServerContext, ServerIdentity, ServerMetrics, ServerTracing
 from .logs import LogStore
 from .metrics import Metrics
+from .otlp import OtlpReceiver
 from .policies import Balancer, Fallback, PolicySettings, rng_for
+from .processes import ProcessInstance
 from .proxy import DiscoveryProxy
 from .registry import Registry
 from .services import KINDS, ServiceKind
@@ -42,6 +44,7 @@ from .tracing import CallNode, Tracing
 
 _live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
+MODES = ("kernel", "processes")
 _PREFIX = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
 
 
@@ -78,7 +81,9 @@ class Mesh:
     def __init__(self, services: Mapping[str, int] | None = None, *,
                  registry: Registry | str | None = "embedded", name: str = "default",
                  check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None,
-                 prefix: str = ""):
+                 prefix: str = "", mode: str = "kernel"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if prefix and not _PREFIX.fullmatch(prefix):
             raise ValueError(f"prefix must be a DNS label of lowercase letters, digits and dashes "
                              f"(at most 24 characters, no dash at either end), got {prefix!r}")
@@ -88,6 +93,7 @@ class Mesh:
             previous.stop()
         self.name = name
         self.prefix = prefix
+        self.mode = mode
         self.seed = seed
         self.check_interval = check_interval
         self.check_timeout = check_timeout
@@ -112,9 +118,14 @@ class Mesh:
         self.discovery = Discovery(self.consul, prefix=prefix)
         with _live_lock:
             _live[name] = self
+        self.otlp = OtlpReceiver(self.tracing.store) if mode == "processes" else None
         try:
-            for service, replicas in (services or {}).items():
-                self.add_service(service, replicas)
+            if mode == "processes":
+                self._wait_ready([i for service, replicas in (services or {}).items()
+                                  for i in self._spawn(service, replicas)])
+            else:
+                for service, replicas in (services or {}).items():
+                    self.add_service(service, replicas)
         except BaseException:
             self.stop()
             raise
@@ -127,6 +138,16 @@ class Mesh:
         ``version`` is registered as a tag and as ``Meta.version``: release routing (blue-green,
         canary: see :meth:`set_policy`) chooses between the versions of a service.
         """
+        if self.mode == "processes":
+            return self._wait_ready(self._spawn(service, replicas, max_workers, version))
+        started = []
+        for kind, number in self._new_numbers(service, replicas, version):
+            instance = self._start_instance(kind, number, max_workers, version)
+            self._log("start", instance)
+            started.append(instance)
+        return started
+
+    def _new_numbers(self, service: str | ServiceKind, replicas: int, version: str) -> list[tuple]:
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
         if kind is None:
             raise KeyError(f"unknown service {service!r}; known: {sorted(KINDS)}")
@@ -135,19 +156,42 @@ class Mesh:
         if not version or not version.replace("-", "").replace(".", "").isalnum():
             raise ValueError(f"version must be a DNS-friendly label such as 'v2', got {version!r}")
         existing = sum(1 for i in self._instances.values() if i.kind.name == kind.name)
-        config = self.config(kind) if kind.settings else None
-        started = []
-        for number in range(existing + 1, existing + replicas + 1):
-            instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
-                                self._server_interceptors, max_workers=max_workers, version=version,
-                                admin=lambda i, c=config: AdminServicer(
-                                    i, lambda: c.current if c else None, lambda: self.breakers_of(i.id),
-                                    self.metrics, self.logs)).start()
-            self._instances[instance.id] = instance
-            self._register(instance)
+        return [(kind, number) for number in range(existing + 1, existing + replicas + 1)]
+
+    def _spawn(self, service: str | ServiceKind, replicas: int, max_workers: int = 16,
+               version: str = "v1") -> list[ProcessInstance]:
+        """Start the processes of ``replicas`` more instances, without waiting for them."""
+        self._refuse_if_stopped()
+        spawned = []
+        for kind, number in self._new_numbers(service, replicas, version):
+            if kind.settings:
+                self.config(kind)  # watched before its processes start
+            instance = self._instances[f"{kind.name}-{number}"] = ProcessInstance(
+                self, kind, number, max_workers, version)
+            spawned.append(instance.spawn())
+        return spawned
+
+    def _wait_ready(self, spawned: list[ProcessInstance]) -> list[ProcessInstance]:
+        # Started together, then waited for: each takes a second or two to import and serve.
+        for instance in spawned:
+            instance.wait_ready()
             self._log("start", instance)
-            started.append(instance)
-        return started
+        return spawned
+
+    def _start_instance(self, kind: ServiceKind, number: int, max_workers: int, version: str,
+                        port: int = 0) -> Instance:
+        """Start one instance in this process (on ``port``, 0 for any) and register it."""
+        config = self.config(kind) if kind.settings else None
+        instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
+                            self._server_interceptors, max_workers=max_workers, version=version,
+                            admin=lambda i, c=config: AdminServicer(
+                                i, lambda: c.current if c else None, lambda: self.breakers_of(i.id),
+                                self.metrics, self.logs))
+        instance.port = port
+        instance.start()
+        self._instances[instance.id] = instance
+        self._register(instance)
+        return instance
 
     def _server_interceptors(self, instance: Instance) -> list[grpc.ServerInterceptor]:
         return [
@@ -184,6 +228,10 @@ class Mesh:
         raw registry client — ``mesh.consul``, DNS — must ask for)."""
         return registry_name(self.prefix, service)
 
+    def kv_path(self, name: str) -> str:
+        """Where the mesh keeps ``name`` in the KV store: ``name``, or ``<prefix>/name``."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
     def registry_id(self, ref: str | Instance) -> str:
         """The registry's id of an instance: its own, or ``<prefix>-<id>``."""
         return registry_name(self.prefix, self.instance(ref).id)
@@ -212,8 +260,8 @@ class Mesh:
                 config = self._configs.get(name)
                 if config is None:
                     self._refuse_if_stopped()
-                    root = f"{self.prefix}/{CONFIG_ROOT}" if self.prefix else CONFIG_ROOT
-                    config = self._configs[name] = ServiceConfig(self.consul, name, settings, root=root)
+                    config = self._configs[name] = ServiceConfig(self.consul, name, settings,
+                                                                 root=self.kv_path(CONFIG_ROOT))
         return config
 
     def _refuse_if_stopped(self) -> None:
@@ -465,11 +513,21 @@ class Mesh:
         for config in list(self._configs.values()):
             config.request_stop()
         handlers_end = time.monotonic() + 2.0  # then a handler that never returns is left behind
+        processes = [i for i in self._instances.values() if isinstance(i, ProcessInstance)]
+        for instance in processes:
+            instance.terminate()  # all at once: each then deregisters and sends its last spans
         for instance in self._instances.values():
             # The registry may already be gone; the instance must stop all the same.
             with contextlib.suppress(Exception):
                 self.consul.agent.service.deregister(self.registry_id(instance))
-            instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
+            if isinstance(instance, ProcessInstance):
+                instance.stop(grace=max(handlers_end - time.monotonic(), 0.5))
+                with contextlib.suppress(Exception):
+                    instance.faults.forget()  # a later mesh of the same names starts without them
+            else:
+                instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
+        if self.otlp is not None:
+            self.otlp.stop()
         self.backend.stop()
         self.discovery.stop()
         for config in list(self._configs.values()):

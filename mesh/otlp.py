@@ -1,0 +1,100 @@
+"""An OTLP trace receiver: spans sent by instances running as processes, into the mesh's span store.
+
+An instance in its own process (:mod:`mesh.serve`) exports its spans with OpenTelemetry's standard
+OTLP/gRPC exporter. :class:`OtlpReceiver` serves OTLP's ``TraceService.Export`` (the service an
+OpenTelemetry Collector or Jaeger serves) on loopback and records each span it receives in the
+mesh's store, as if the span had been made in the kernel: the call trees, the map and the trace
+explorer read them the same way. Point the processes at a real collector instead by its address.
+
+Written here because a receiver is the one part of OTLP that OpenTelemetry's Python packages do
+not ship (they export; the Collector receives); the message types are ``opentelemetry-proto``'s.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from .span_store import SpanStore
+
+__all__ = ["OtlpReceiver"]
+
+#: OTLP's span kinds (SPAN_KIND_UNSPECIFIED = 0, INTERNAL = 1, ...) as OpenTelemetry's.
+_KINDS = {Span.SPAN_KIND_INTERNAL: trace.SpanKind.INTERNAL, Span.SPAN_KIND_SERVER: trace.SpanKind.SERVER,
+          Span.SPAN_KIND_CLIENT: trace.SpanKind.CLIENT, Span.SPAN_KIND_PRODUCER: trace.SpanKind.PRODUCER,
+          Span.SPAN_KIND_CONSUMER: trace.SpanKind.CONSUMER}
+#: The most spans one export may carry (the exporter sends at most 512 a batch by default).
+MAX_SPANS_PER_EXPORT = 10_000
+
+
+def _value(value: AnyValue):
+    which = value.WhichOneof("value")
+    if which in ("string_value", "bool_value", "int_value", "double_value"):
+        return getattr(value, which)
+    if which == "array_value":
+        return tuple(_value(v) for v in value.array_value.values)
+    return str(value)
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, store: SpanStore):
+        self._store = store
+        self.received = 0
+
+    def Export(self, request, context):
+        spans = [span for resource in request.resource_spans for scope in resource.scope_spans
+                 for span in scope.spans]
+        if len(spans) > MAX_SPANS_PER_EXPORT:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"at most {MAX_SPANS_PER_EXPORT} spans an export, got {len(spans)}")
+        rejected = 0
+        for span in spans:
+            if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
+                rejected += 1
+                continue
+            trace_id = int.from_bytes(span.trace_id, "big")
+            flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+            parent = (trace.SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), is_remote=True,
+                                        trace_flags=flags) if span.parent_span_id else None)
+            failed = span.status.code == Status.STATUS_CODE_ERROR
+            error = (span.status.message or "ERROR") if failed else ""
+            self._store.finished(span.name, _KINDS.get(span.kind, trace.SpanKind.INTERNAL), trace_id,
+                                 int.from_bytes(span.span_id, "big"), flags, parent,
+                                 span.start_time_unix_nano, span.end_time_unix_nano,
+                                 {a.key: _value(a.value) for a in span.attributes}, error)
+            self.received += 1
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = "a trace id must be 16 bytes, a span id 8"
+        return response
+
+
+class OtlpReceiver:
+    """OTLP/gRPC ``TraceService`` on ``127.0.0.1`` (a free port), feeding ``store``."""
+
+    def __init__(self, store: SpanStore, host: str = "127.0.0.1"):
+        self._service = _TraceService(store)
+        self._server = grpc.server(ThreadPoolExecutor(4, thread_name_prefix="otlp-receiver"),
+                                   options=[("grpc.so_reuseport", 0)])
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._service, self._server)
+        self.port = self._server.add_insecure_port(f"{host}:0")
+        self.host = host
+        self._server.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def received(self) -> int:
+        """Spans received so far."""
+        return self._service.received
+
+    def stop(self) -> None:
+        self._server.stop(grace=0.5).wait()

@@ -1,0 +1,156 @@
+"""Instances as OS processes: what :class:`mesh.Mesh` runs in ``mode="processes"``.
+
+A :class:`ProcessInstance` stands in the notebook for an instance that runs in a process of its
+own (``python -m mesh.serve``, :mod:`mesh.serve`). It has what the mesh and the lessons use of an
+in-kernel instance — id, service, version, address, ``running``, ``faults`` — but ``stop()`` is
+SIGKILL (a real crash: calls in flight are cut, connections dropped, nothing deregistered) and
+``start()`` starts a new process on the same port. Its faults go through the config center
+(:class:`mesh.remote_faults.RemoteFaults`); its spans come back over OTLP.
+
+A process follows its parent: it exits when the kernel is gone, however the kernel ended, and the
+mesh ends its processes when it stops (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import TYPE_CHECKING
+
+from .remote_faults import RemoteFaults
+from .services import ServiceKind
+
+if TYPE_CHECKING:
+    from ._mesh import Mesh
+
+__all__ = ["ProcessInstance"]
+
+#: How long a process may take to import the package, start its server and register.
+START_TIMEOUT = 30.0
+
+
+class ProcessInstance:
+    """A replica of ``kind`` running as a separate OS process."""
+
+    def __init__(self, mesh: Mesh, kind: ServiceKind, number: int, max_workers: int = 16,
+                 version: str = "v1"):
+        self.kind, self.number, self.version, self.max_workers = kind, number, version, max_workers
+        self.id = f"{kind.name}-{number}"
+        self.host, self.port = "127.0.0.1", 0
+        self._mesh = mesh
+        self.faults = RemoteFaults(mesh.consul, mesh.kv_path("faults"), mesh.registry_name(self.id))
+        self._process: subprocess.Popen | None = None
+        self._stderr = None
+        self.starts = 0
+
+    @property
+    def service(self) -> str:
+        return self.kind.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The process's id while it runs."""
+        return self._process.pid if self.running else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _command(self) -> list[str]:
+        mesh = self._mesh
+        command = [sys.executable, "-m", "mesh.serve", self.kind.name, str(self.number),
+                   "--registry", mesh.backend.http_address, "--mesh", mesh.name, "--port", str(self.port),
+                   "--version", self.version, "--max-workers", str(self.max_workers),
+                   "--check-interval", mesh.check_interval, "--check-timeout", mesh.check_timeout,
+                   "--parent", str(os.getpid())]
+        if mesh.prefix:
+            command += ["--prefix", mesh.prefix]
+        if mesh.seed is not None:
+            command += ["--seed", str(mesh.seed)]
+        if mesh.otlp is not None:
+            command += ["--otlp", mesh.otlp.address]
+        return command
+
+    def spawn(self) -> ProcessInstance:
+        """Start the process (without waiting for it to serve: see :meth:`wait_ready`)."""
+        if self.running:
+            raise RuntimeError(f"{self.id} is already running (pid {self._process.pid})")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the process runs; stop() closes it
+        self._process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=self._stderr)
+        self.starts += 1
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> ProcessInstance:
+        """Wait until the process says it serves (and so has registered); raise if it fails."""
+        process = self._process
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or process.poll() is not None:
+                break
+            ready, _, _ = select.select([process.stdout], [], [], min(left, 0.2))
+            if ready:
+                chunk = os.read(process.stdout.fileno(), 256)
+                if not chunk:
+                    break
+                line += chunk
+        if not line.startswith(b"ready "):
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            said = self._tail_of_stderr() or "no output"
+            self.stop()
+            raise RuntimeError(f"{self.id} did not start: {said}")
+        self.port = int(line.split()[1])
+        return self
+
+    def start(self) -> ProcessInstance:
+        """Start a new process for this instance (on its port) and wait until it serves."""
+        return self.spawn().wait_ready()
+
+    def _tail_of_stderr(self, limit: int = 2000) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-limit:].strip()
+
+    def terminate(self) -> None:
+        """Ask the process to end (SIGTERM) without waiting: :meth:`stop` then waits for it."""
+        if self.running:
+            self._process.send_signal(signal.SIGTERM)
+
+    def stop(self, grace: float | None = None, wait: float = 5.0) -> None:
+        """End the process: SIGKILL at once (``grace=None``: a crash), or SIGTERM and up to
+        ``grace`` seconds to deregister and flush its spans before SIGKILL."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL if grace is None else signal.SIGTERM)
+            try:
+                process.wait(timeout=grace if grace is not None else wait)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def set_serving(self, serving: bool) -> None:
+        raise NotImplementedError(f"{self.id} runs in its own process: make it fail its check with "
+                                  "mesh.inject(..., abort_code=...) or kill it")
+
+    def __repr__(self) -> str:
+        return f"<ProcessInstance {self.id} {self.address} pid={self.pid}>"

@@ -1,0 +1,120 @@
+"""One service instance as its own OS process: ``python -m mesh.serve <service> <number> ...``.
+
+What :class:`mesh.Mesh` in ``mode="processes"`` starts for each instance, and what a learner can
+start by hand on another machine. The process builds a mesh of its own on the shared registry
+(``--registry host:port``), starts the one instance on ``--port`` (0: any free port) and registers
+it, exactly as the chapter's code registers its server. Everything else reaches it the way it
+would reach a real service:
+
+- its settings and its callers' policies: the config center (the registry's KV store, watched);
+- its faults: ``<prefix/>faults/<instance>`` in the KV store (:mod:`mesh.remote_faults`);
+- its spans: OTLP/gRPC to ``--otlp host:port`` (the notebook's receiver, :mod:`mesh.otlp`, or an
+  OpenTelemetry Collector or Jaeger).
+
+It prints ``ready <port>`` once it serves, and runs until SIGTERM or SIGINT (it then deregisters
+and flushes its spans) or until its parent process (``--parent``) is gone. SIGKILL is a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mesh.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("service", help="the kind of service (greeter, frontend, orders, ...)")
+    parser.add_argument("number", type=int, help="the replica's number: greeter 2 is greeter-2")
+    parser.add_argument("--registry", required=True, help="host:port of the registry's HTTP API")
+    parser.add_argument("--mesh", default="default", help="the mesh's name (the audience of its identities)")
+    parser.add_argument("--prefix", default="", help="the prefix of a mesh that shares its registry")
+    parser.add_argument("--port", type=int, default=0, help="the port to serve on (0: any free one)")
+    parser.add_argument("--version", default="v1", help="the version registered as a tag and in Meta")
+    parser.add_argument("--max-workers", type=int, default=16, help="threads serving calls")
+    parser.add_argument("--seed", type=int, default=None, help="seeds the instance's random choices")
+    parser.add_argument("--otlp", default="", help="host:port of an OTLP/gRPC trace receiver")
+    parser.add_argument("--check-interval", default="1s")
+    parser.add_argument("--check-timeout", default="1s")
+    parser.add_argument("--parent", type=int, default=0, help="exit when this process is gone")
+    return parser
+
+
+def _follow_parent(parent: int, stop: threading.Event, orphaned: threading.Event) -> None:
+    """Stop when the parent (the notebook's kernel) is gone, however it ended."""
+
+    def watch() -> None:
+        while not stop.wait(0.2):
+            if os.getppid() != parent:
+                orphaned.set()
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from ._mesh import Mesh
+    from .remote_faults import FaultsWatch
+    from .services import KINDS
+
+    if args.service not in KINDS:
+        print(f"unknown service {args.service!r}; known: {sorted(KINDS)}", file=sys.stderr)
+        return 2
+    stop, orphaned = threading.Event(), threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.parent:
+        _follow_parent(args.parent, stop, orphaned)
+    mesh = Mesh(registry=args.registry, name=args.mesh, prefix=args.prefix, seed=args.seed,
+                check_interval=args.check_interval, check_timeout=args.check_timeout)
+    watch = instance = None
+    code = 0
+    try:
+        if args.otlp:
+            # Sent within a tenth of a second of ending, so the notebook's views stay live.
+            mesh.tracing.add_span_processor(BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=args.otlp, insecure=True), schedule_delay_millis=100))
+        instance = mesh._start_instance(KINDS[args.service], args.number, args.max_workers, args.version,
+                                        port=args.port)
+        watch = FaultsWatch(mesh.consul, mesh.kv_path("faults"), mesh.registry_id(instance), instance.faults)
+        print(f"ready {instance.port}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    except Exception as exc:  # said on stderr, which the notebook shows when the start fails
+        print(f"{args.service}-{args.number}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        _leave(mesh, instance, watch, code, flush=not orphaned.is_set())
+    return code
+
+
+def _leave(mesh, instance, watch, code: int, flush: bool = True) -> None:
+    """End quickly and cleanly: out of the registry first, then the calls in flight, then the
+    last spans out (unless the kernel that received them is gone: the exporter would retry for
+    seconds). The watches' threads end with the process (joining them would wait out their
+    blocking queries)."""
+    import contextlib
+
+    if instance is not None:
+        with contextlib.suppress(Exception):
+            mesh.consul.agent.service.deregister(mesh.registry_id(instance))
+        instance.stop(grace=0.5)
+    if watch is not None:
+        watch.request_stop()
+    if flush:
+        mesh.tracing.shutdown()  # flushes the OTLP exporter
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

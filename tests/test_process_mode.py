@@ -1,0 +1,197 @@
+"""The same mesh behaviours with instances in the kernel and as OS processes (``mode="processes"``):
+discovery through kills and revivals, faults and partitions, policies set in the notebook and
+applied by every caller, and call trees — and, for processes, real crashes and no process left
+behind, whatever ends the kernel."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import grpc
+import psutil
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from lessons.experiment import CHECKOUT
+from mesh import Mesh, burst
+from mesh.otlp import OtlpReceiver
+from mesh.pb.greeter_pb2 import HelloRequest
+from mesh.services import shop_topology
+from mesh.tracing import Tracing
+
+HELLO = HelloRequest(name="Jason")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["kernel", "processes"])
+def mode(request) -> str:
+    return request.param
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_discovery_follows_a_kill_and_a_revival(mode):
+    with Mesh({"greeter": 3}, mode=mode, name=f"modes-discovery-{mode}") as mesh:
+        mesh.wait_until_passing()
+        assert {r.served_by for r in burst(mesh.client("greeter").SayHello, HELLO, calls=12)} == {
+            "greeter-1", "greeter-2", "greeter-3"}
+        port = mesh.instance("greeter-2").port
+        mesh.kill("greeter-2")
+        assert not mesh.instance("greeter-2").running
+        mesh.wait_until(lambda: "greeter-2" not in mesh.passing("greeter"), timeout=10)
+        assert {r.served_by for r in burst(mesh.client("greeter").SayHello, HELLO, calls=8)} == {
+            "greeter-1", "greeter-3"}
+        mesh.revive("greeter-2")
+        mesh.wait_until_passing()
+        assert mesh.instance("greeter-2").port == port  # back on its address
+        assert {row["status"] for row in mesh.health("greeter")} == {"passing"}
+
+
+def test_faults_and_partitions_reach_the_instance(mode):
+    with Mesh(shop_topology(1), mode=mode, name=f"modes-faults-{mode}") as mesh:
+        mesh.wait_until_passing()
+        fraud = mesh.client("fraud")
+        from mesh.pb.shop_pb2 import ScoreRequest
+
+        request = ScoreRequest(user="ada", amount_cents=100)
+        mesh.inject("fraud-1", abort_code="UNAVAILABLE", abort_percent=100)
+        assert mesh.faults("fraud-1").abort_percent == 100
+        assert {r.code for r in burst(fraud.Score, request, calls=3)} == {"UNAVAILABLE"}
+        mesh.inject("fraud-1", abort_percent=0, delay=0.15)
+        assert min(r.latency for r in burst(fraud.Score, request, calls=3)) >= 0.15
+        mesh.clear_faults("fraud-1")
+        assert max(r.latency for r in burst(fraud.Score, request, calls=3)) < 0.15
+        mesh.partition("payments", "fraud")  # only payments' calls are dropped, not the notebook's
+        assert {r.code for r in burst(fraud.Score, request, calls=2)} == {"OK"}
+        (failed,) = burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1, timeout=1.0)
+        assert failed.code == "DEADLINE_EXCEEDED"
+        mesh.heal("payments", "fraud")
+        assert {r.code for r in burst(mesh.client("frontend").Checkout, CHECKOUT, calls=2)} == {"OK"}
+
+
+def test_a_policy_set_in_the_notebook_applies_in_every_caller(mode):
+    with Mesh(shop_topology(1), mode=mode, name=f"modes-policy-{mode}") as mesh:
+        mesh.wait_until_passing()
+        mesh.inject("fraud-1", delay=1.0)
+        mesh.set_policy("fraud", timeout=0.2)  # payments (in its own process, in that mode) obeys
+        (call,) = burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1, timeout=3)
+        assert call.code == "DEADLINE_EXCEEDED" and call.latency < 0.8
+        mesh.reset_policy("fraud")
+        mesh.clear_faults()
+        mesh.inject("fraud-1", abort_code="UNAVAILABLE", abort_percent=100)
+        mesh.add_service("fraud", 1)
+        mesh.wait_until_passing()
+        mesh.set_policy("fraud", max_attempts=3, retry_on="UNAVAILABLE")  # the retry finds fraud-2
+        assert {r.code for r in burst(mesh.client("frontend").Checkout, CHECKOUT, calls=6)} == {"OK"}
+
+
+def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
+    with Mesh(shop_topology(1), mode=mode, name=f"modes-trace-{mode}") as mesh:
+        mesh.wait_until_passing()
+        mesh.tracing.clear()
+        burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1)
+        mesh.wait_until(lambda: len(mesh.traces()) == 1 and mesh.traces()[0].depth() == 4, timeout=5)
+        tree = [(depth, node.service, node.method, node.instance, node.status)
+                for depth, node in mesh.traces()[0].walk()]
+        assert tree == [(0, "frontend", "Checkout", "frontend-1", "OK"),
+                        (1, "orders", "CreateOrder", "orders-1", "OK"),
+                        (2, "inventory", "Reserve", "inventory-1", "OK"),
+                        (2, "payments", "Charge", "payments-1", "OK"),
+                        (3, "fraud", "Score", "fraud-1", "OK")]
+        assert mesh.tracing.dependency_graph().has_edge("payments", "fraud")
+
+
+def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
+    with Mesh({"greeter": 1}, mode="processes", name="modes-crash") as mesh:
+        mesh.wait_until_passing()
+        instance = mesh.instance("greeter-1")
+        first = instance.pid
+        mesh.kill("greeter-1")
+        assert not _alive(first) and instance.pid is None
+        # SIGKILL deregisters nothing: the registry learns of the crash from its health check
+        assert "greeter-1" in [s["ID"] for s in mesh.consul.agent.services().values()]
+        mesh.wait_until(lambda: mesh.health("greeter")[0]["status"] == "critical", timeout=10)
+        mesh.revive("greeter-1")
+        assert instance.pid != first and _alive(instance.pid)
+        mesh.wait_until_passing()
+        pids = [i.pid for i in mesh.instances()]
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_a_process_that_cannot_start_says_why():
+    with Mesh({"greeter": 1}, mode="processes", name="modes-bad-start") as mesh:
+        taken = mesh.instance("greeter-1").port
+        from mesh.processes import ProcessInstance
+        from mesh.services import KINDS
+
+        clash = ProcessInstance(mesh, KINDS["greeter"], 9)
+        clash.port = taken  # someone else's port
+        with pytest.raises(RuntimeError, match=r"(?s)greeter-9 did not start: .*cannot listen"):
+            clash.start()
+        assert not clash.running
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Mesh({}, mode="threads")
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    from mesh import Mesh
+    mesh = Mesh({"greeter": 2}, mode="processes", name="orphans")
+    print(" ".join(str(i.pid) for i in mesh.instances()), flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("ending", ["SIGKILL", "SIGTERM", "exit"])
+def test_no_process_outlives_its_kernel(ending):
+    script = SCRIPT if ending != "exit" else SCRIPT.replace("time.sleep(60)", "sys.exit(0)")
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as kernel:
+        try:
+            pids = [int(p) for p in kernel.stdout.readline().split()]
+            assert len(pids) == 2 and all(_alive(p) for p in pids)
+            if ending != "exit":
+                kernel.send_signal(getattr(signal, ending))
+            kernel.wait(timeout=20)
+            deadline = time.monotonic() + 10
+            while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(_alive(p) for p in pids), f"left behind after {ending}: {pids}"
+        finally:
+            if kernel.poll() is None:
+                kernel.kill()
+
+
+def test_the_otlp_receiver_records_spans_and_rejects_malformed_ids():
+    tracing = Tracing("otlp-test")
+    receiver = OtlpReceiver(tracing.store)
+    try:
+        from opentelemetry.proto.trace.v1 import trace_pb2
+
+        good = trace_pb2.Span(trace_id=bytes(range(16)), span_id=bytes(range(8)), name="greeter/SayHello",
+                              kind=trace_pb2.Span.SPAN_KIND_SERVER, start_time_unix_nano=1_000,
+                              end_time_unix_nano=5_000)
+        good.attributes.add(key="mesh.instance").value.string_value = "greeter-1"
+        bad = trace_pb2.Span(trace_id=b"short", span_id=bytes(8), name="bad")
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.resource_spans.add().scope_spans.add().spans.extend([good, bad])
+        with grpc.insecure_channel(receiver.address) as channel:
+            reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=5)
+        assert reply.partial_success.rejected_spans == 1 and receiver.received == 1
+        (span,) = tracing.spans()
+        assert span.name == "greeter/SayHello" and span.attributes["mesh.instance"] == "greeter-1"
+        assert span.context.trace_id == int.from_bytes(bytes(range(16)), "big")
+        assert (span.start_time, span.end_time) == (1_000, 5_000)
+    finally:
+        receiver.stop()
+        tracing.shutdown()
+
