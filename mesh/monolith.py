@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import grpc
 
-from .interceptors._wrap import WrappedHandlers
+from .interceptors import WrappedHandlers
 from .services import SHOP
 from .services.shop import ShopSettings
 
