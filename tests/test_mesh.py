@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mesh import Mesh, NoHealthyInstances, burst, tally
@@ -112,3 +114,16 @@ def test_bad_requests_raise_clear_errors_and_leak_nothing():
     assert listening_ports() == ports_before
     with Mesh({"greeter": 1}, name="bad") as m, pytest.raises(KeyError, match="no instance"):
         m.kill("greeter-9")
+
+
+def test_the_greeters_cpu_setting_burns_that_long_per_call():
+    with Mesh({"greeter": 1}, name="cpu-burn") as mesh:
+        mesh.wait_until_passing()
+        hello = mesh.client("greeter").SayHello
+        mesh.config("greeter").set("cpu_ms", 40)
+        mesh.config("greeter").wait_for(lambda s: s.cpu_ms == 40)
+        started = time.perf_counter()
+        hello(HelloRequest(name="Jason"), timeout=5)
+        assert time.perf_counter() - started >= 0.04
+        with pytest.raises(ValueError, match="not a number"):
+            mesh.config("greeter").set("cpu_ms", "lots")

@@ -6,6 +6,7 @@ compiles generates ``GreeterServicer`` and names the field ``age``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from mesh.pb import greeter_pb2, greeter_pb2_grpc
@@ -15,9 +16,12 @@ from ._kind import ServiceKind
 
 @dataclass(frozen=True)
 class GreeterSettings:
-    """What the config center can change in a running Greeter."""
+    """What the config center can change in a running Greeter: the age it answers with, and the
+    CPU it burns per call (``cpu_ms``: a busy loop holding its interpreter, as real request
+    handling would; 0 by default) — what bench/process_mode.py loads it with."""
 
     age: int = 24
+    cpu_ms: float = 0.0
 
 
 class _Fixed:
@@ -35,9 +39,18 @@ class GreeterServicer(greeter_pb2_grpc.GreeterServicer):
         self._config = runtime.config if runtime is not None and runtime.config is not None else _Fixed()
 
     def SayHello(self, request: greeter_pb2.HelloRequest, context) -> greeter_pb2.HelloReply:
+        settings = self._config.current
+        if settings.cpu_ms > 0:
+            _burn(min(settings.cpu_ms, 1000.0) / 1000.0)
         return greeter_pb2.HelloReply(
-            id=1234, name=request.name or "Jason", age=self._config.current.age, title=["apple", "purple"]
+            id=1234, name=request.name or "Jason", age=settings.age, title=["apple", "purple"]
         )
+
+
+def _burn(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 GREETER = ServiceKind(
