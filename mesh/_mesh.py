@@ -118,7 +118,7 @@ class Mesh:
         self.discovery = Discovery(self.consul, prefix=prefix)
         with _live_lock:
             _live[name] = self
-        self.otlp = OtlpReceiver(self.tracing.store) if mode == "processes" else None
+        self.otlp = OtlpReceiver(self.tracing.store, self.metrics) if mode == "processes" else None
         try:
             if mode == "processes":
                 self._wait_ready([i for service, replicas in (services or {}).items()

@@ -4,7 +4,11 @@ An instance in its own process (:mod:`mesh.serve`) exports its spans with OpenTe
 OTLP/gRPC exporter. :class:`OtlpReceiver` serves OTLP's ``TraceService.Export`` (the service an
 OpenTelemetry Collector or Jaeger serves) on loopback and records each span it receives in the
 mesh's store, as if the span had been made in the kernel: the call trees, the map and the trace
-explorer read them the same way. Point the processes at a real collector instead by its address.
+explorer read them the same way. Given the mesh's :class:`~mesh.metrics.Metrics`, it also records
+a metrics row for each call a span describes — the client side of every attempt, the server side
+of every call — as the Collector's span-metrics connector derives metrics from spans, so that the
+console and the map see the calls made between processes. Point the processes at a real collector
+instead by its address.
 
 Written here because a receiver is the one part of OTLP that OpenTelemetry's Python packages do
 not ship (they export; the Collector receives); the message types are ``opentelemetry-proto``'s.
@@ -20,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from .metrics import Metrics
 from .span_store import SpanStore
 
 __all__ = ["OtlpReceiver"]
@@ -42,9 +47,24 @@ def _value(value: AnyValue):
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, store: SpanStore):
+    def __init__(self, store: SpanStore, metrics: Metrics | None):
         self._store = store
+        self._metrics = metrics
         self.received = 0
+
+    def _measure(self, kind: trace.SpanKind, attributes: dict, latency: float) -> None:
+        """The metrics row the span stands for (spans of the mesh's interceptors only)."""
+        status, method = str(attributes.get("rpc.grpc.status", "OK")), str(attributes.get("rpc.method", ""))
+        if kind == trace.SpanKind.CLIENT and "mesh.callee" in attributes:
+            caller, callee = str(attributes.get("mesh.caller", "")), str(attributes["mesh.callee"])
+            self._metrics.client_attempt(caller, callee, method, status, latency,
+                                         int(attributes.get("mesh.attempt", 1)),
+                                         str(attributes.get("mesh.instance", "")))
+        elif kind == trace.SpanKind.SERVER and "mesh.instance" in attributes:
+            instance = str(attributes["mesh.instance"])
+            self._metrics.server_started(instance)
+            self._metrics.server_finished(instance, str(attributes.get("mesh.service", "")), method, status,
+                                          latency)
 
     def Export(self, request, context):
         spans = [span for resource in request.resource_spans for scope in resource.scope_spans
@@ -63,10 +83,14 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                                         trace_flags=flags) if span.parent_span_id else None)
             failed = span.status.code == Status.STATUS_CODE_ERROR
             error = (span.status.message or "ERROR") if failed else ""
-            self._store.finished(span.name, _KINDS.get(span.kind, trace.SpanKind.INTERNAL), trace_id,
-                                 int.from_bytes(span.span_id, "big"), flags, parent,
-                                 span.start_time_unix_nano, span.end_time_unix_nano,
-                                 {a.key: _value(a.value) for a in span.attributes}, error)
+            kind = _KINDS.get(span.kind, trace.SpanKind.INTERNAL)
+            attributes = {a.key: _value(a.value) for a in span.attributes}
+            span_id = int.from_bytes(span.span_id, "big")
+            self._store.finished(span.name, kind, trace_id, span_id, flags, parent,
+                                 span.start_time_unix_nano, span.end_time_unix_nano, attributes, error)
+            if self._metrics is not None:
+                latency = max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e9
+                self._measure(kind, attributes, latency)
             self.received += 1
         response = trace_service_pb2.ExportTraceServiceResponse()
         if rejected:
@@ -76,10 +100,10 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 class OtlpReceiver:
-    """OTLP/gRPC ``TraceService`` on ``127.0.0.1`` (a free port), feeding ``store``."""
+    """OTLP/gRPC ``TraceService`` on ``127.0.0.1`` (a free port), feeding ``store`` (and ``metrics``)."""
 
-    def __init__(self, store: SpanStore, host: str = "127.0.0.1"):
-        self._service = _TraceService(store)
+    def __init__(self, store: SpanStore, metrics: Metrics | None = None, host: str = "127.0.0.1"):
+        self._service = _TraceService(store, metrics)
         self._server = grpc.server(ThreadPoolExecutor(4, thread_name_prefix="otlp-receiver"),
                                    options=[("grpc.so_reuseport", 0)])
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._service, self._server)

@@ -109,6 +109,12 @@ def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
                         (2, "payments", "Charge", "payments-1", "OK"),
                         (3, "fraud", "Score", "fraud-1", "OK")]
         assert mesh.tracing.dependency_graph().has_edge("payments", "fraud")
+        # metrics of the calls between services: made in the kernel, or derived from the spans
+        # the processes sent (what the console and the map read)
+        edges = {(r["caller"], r["callee"], r["code"]) for r in mesh.metrics.recent(30, kind="client")}
+        assert ("payments", "fraud", "OK") in edges and ("orders", "inventory", "OK") in edges
+        served = {(r["instance"], r["method"]) for r in mesh.metrics.recent(30)}
+        assert ("fraud-1", "Score") in served
 
 
 def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
