@@ -138,7 +138,7 @@ class Mesh:
         ``version`` is registered as a tag and as ``Meta.version``: release routing (blue-green,
         canary: see :meth:`set_policy`) chooses between the versions of a service.
         """
-        if self.mode == "processes":
+        if self.mode == "processes" and self._spawnable(service):
             return self._wait_ready(self._spawn(service, replicas, max_workers, version))
         started = []
         for kind, number in self._new_numbers(service, replicas, version):
@@ -146,6 +146,14 @@ class Mesh:
             self._log("start", instance)
             started.append(instance)
         return started
+
+    @staticmethod
+    def _spawnable(service: str | ServiceKind) -> bool:
+        """Whether a process can start ``service`` by its name: a kind made at run time (the bus,
+        whose replicas share one log; a service defined in a notebook cell) runs in the kernel."""
+        name = service.name if isinstance(service, ServiceKind) else service
+        known = KINDS.get(name)
+        return known is not None and (not isinstance(service, ServiceKind) or known is service)
 
     def _new_numbers(self, service: str | ServiceKind, replicas: int, version: str) -> list[tuple]:
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)

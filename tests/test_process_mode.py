@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 
 import grpc
 import psutil
@@ -115,6 +116,45 @@ def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
         assert ("payments", "fraud", "OK") in edges and ("orders", "inventory", "OK") in edges
         served = {(r["instance"], r["method"]) for r in mesh.metrics.recent(30)}
         assert ("fraud-1", "Score") in served
+
+
+def test_a_canary_takes_its_share_and_a_blue_green_switch_takes_all(mode):
+    with Mesh(name=f"modes-release-{mode}", mode=mode, seed=9) as mesh:
+        mesh.add_service("greeter", 2, version="v1")
+        mesh.add_service("greeter", 2, version="v2")
+        mesh.wait_until_passing()
+        greeter = mesh.client("greeter")
+
+        def versions(calls: int) -> Counter:
+            records = burst(greeter.SayHello, HELLO, calls=calls)
+            return Counter(mesh.instance(r.served_by).version for r in records)
+
+        mesh.set_policy("greeter", canary_version="v2", canary_percent=25)
+        served = versions(300)
+        assert abs(served["v2"] / 300 - 0.25) < 0.08, served
+        mesh.set_policy("greeter", release_version="v2")
+        assert set(versions(20)) == {"v2"}
+
+
+def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():
+    """The bus's replicas share one log, which only the kernel holds; they run there, and its
+    publishers and consumers reach them through discovery as they would reach processes."""
+    from mesh._instance import Instance
+    from mesh.bus import Bus, Consumer
+    from mesh.processes import ProcessInstance
+
+    with Mesh({"greeter": 1}, mode="processes", name="modes-hybrid") as mesh:
+        bus = Bus(mesh, replicas=2)
+        assert isinstance(mesh.instance("bus-1"), Instance)
+        assert isinstance(mesh.instance("greeter-1"), ProcessInstance)
+        bus.create_topic("orders")
+        bus.subscribe("billing", "orders")
+        for n in range(10):
+            bus.publish("orders", f"o{n}")
+        seen = []
+        with Consumer(bus, "billing", lambda data, _attributes: seen.append(data)):
+            mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=5)
+        assert sorted(seen) == sorted(f"o{n}".encode() for n in range(10))
 
 
 def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():

@@ -5,8 +5,11 @@ watchers of a big prefix woken all at once."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import struct
 import threading
+import time
 
 import consul
 import dns.message
@@ -155,6 +158,19 @@ def test_a_slow_client_is_cut_off_but_a_long_blocking_query_is_not():
             assert slow.recv(1024) == b""
         answer = requests.get(f"{registry.url}/v1/kv/x", params={"index": "1", "wait": "1.5s"}, timeout=10)
         assert answer.status_code == 404 and answer.headers["X-Consul-Index"]
+
+
+def test_a_client_gone_in_the_middle_of_its_body_writes_nothing_and_logs_nothing(caplog):
+    """A process killed while it sends a write (a crash in process mode) must not leave a half
+    value behind, nor a traceback in the notebook from the registry's HTTP server."""
+    with Registry(dns_port=None) as registry:
+        caplog.set_level(logging.ERROR)
+        with socket.create_connection(("127.0.0.1", registry.http_port), timeout=10) as dying:
+            dying.sendall(b"PUT /v1/kv/half HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            dying.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+        time.sleep(0.3)
+        assert requests.get(f"{registry.url}/v1/kv/half", timeout=5).status_code == 404
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @pytest.mark.slow

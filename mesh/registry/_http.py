@@ -38,6 +38,10 @@ async def _consul_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return text(404, "404 page not found")
     except web.HTTPBadRequest as exc:
         return text(400, exc.text or "Bad request")
+    except ConnectionResetError:
+        # The client went away while sending its body (a process killed mid-request): nobody to
+        # answer, nothing written, and nothing for the registry's log either.
+        return text(400, "client closed the connection before its request was read")
 
 
 def _consistency(ctx: Context):
