@@ -1,10 +1,11 @@
 """Faults for an instance in another process, through the config center (the registry's KV store).
 
-The notebook writes an instance's faults as one JSON value under ``<root>/faults/<instance>``
+The notebook writes an instance's faults as one JSON value under ``<root>/<instance>`` (``root``:
+``faults``, or ``<prefix>/faults``)
 (:class:`RemoteFaults`, with the same ``faults`` and ``set`` as the in-process
 :class:`~mesh.interceptors.FaultInjector`); the instance's process watches that key with a
 blocking query (:class:`FaultsWatch`), applies what it reads to its own injector and writes back
-what it applied under ``<root>/faults-applied/<instance>``, so that ``set`` returns only once the
+what it applied under ``<root>-applied/<instance>``, so that ``set`` returns only once the
 faults are in force — across processes, and across machines, as a real config center would
 carry them.
 """
@@ -51,7 +52,7 @@ class RemoteFaults:
 
     def __init__(self, client: consul.Consul, root: str, instance: str, timeout: float = 5.0):
         self._client = client
-        self.key, self.applied_key = f"{root}/faults/{instance}", f"{root}/faults-applied/{instance}"
+        self.key, self.applied_key = f"{root}/{instance}", f"{root}-applied/{instance}"
         self._timeout = timeout
         self._faults = Faults()
         self._lock = threading.Lock()
@@ -96,7 +97,7 @@ class FaultsWatch:
 
     def __init__(self, client: consul.Consul, root: str, instance: str, injector: FaultInjector):
         self._client = client
-        self.key, self.applied_key = f"{root}/faults/{instance}", f"{root}/faults-applied/{instance}"
+        self.key, self.applied_key = f"{root}/{instance}", f"{root}-applied/{instance}"
         self._injector = injector
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"faults-{instance}", daemon=True)
