@@ -101,7 +101,9 @@ def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
         mesh.wait_until_passing()
         mesh.tracing.clear()
         burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1)
-        mesh.wait_until(lambda: len(mesh.traces()) == 1 and mesh.traces()[0].depth() == 4, timeout=5)
+        # each process sends its spans on its own, within a tenth of a second: wait for all five
+        mesh.wait_until(lambda: len(mesh.traces()) == 1 and len(list(mesh.traces()[0].walk())) == 5,
+                        timeout=5)
         tree = [(depth, node.service, node.method, node.instance, node.status)
                 for depth, node in mesh.traces()[0].walk()]
         assert tree == [(0, "frontend", "Checkout", "frontend-1", "OK"),
