@@ -26,10 +26,11 @@ from ._client import ClientStack
 from ._instance import Instance
 from ._runtime import InstanceRuntime
 from .admin import AdminServicer
-from .backends import start_backend
+from .backends import Backend, start_backend
 from .config import PREFIX as CONFIG_ROOT
 from .config import ServiceConfig
 from .discovery import Discovery, Endpoint, local_name, registry_name
+from .hosts import Hosts
 from .identity import Identities
 from .interceptors import FaultInjector, Faults, ServerContext, ServerIdentity, ServerMetrics, ServerTracing
 from .logs import LogStore
@@ -81,9 +82,12 @@ class Mesh:
     def __init__(self, services: Mapping[str, int] | None = None, *,
                  registry: Registry | str | None = "embedded", name: str = "default",
                  check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None,
-                 prefix: str = "", mode: str = "kernel"):
+                 prefix: str = "", mode: str = "kernel", hosts: Hosts | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if hosts is not None and (mode != "processes" or registry != "embedded"):
+            raise ValueError("hosts need mode='processes' and the embedded registry (which then "
+                             "listens on the hosts' gateway address)")
         if prefix and not _PREFIX.fullmatch(prefix):
             raise ValueError(f"prefix must be a DNS label of lowercase letters, digits and dashes "
                              f"(at most 24 characters, no dash at either end), got {prefix!r}")
@@ -113,12 +117,20 @@ class Mesh:
         self._fallbacks: dict[str, dict[str, Fallback]] = {}
         self._fan_out = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"mesh-{name}-fanout")
         self._stopped = False
-        self.backend = start_backend(registry)
+        self.hosts = hosts
+        if hosts is not None:  # the registry where every host can reach it: the bridge's address
+            found = Registry(host=hosts.gateway).start()
+            self.backend = Backend("embedded", found.host, found.http_port, found.dns_port, registry=found)
+        else:
+            self.backend = start_backend(registry)
         self.consul = self.backend.client()
         self.discovery = Discovery(self.consul, prefix=prefix)
         with _live_lock:
             _live[name] = self
-        self.otlp = OtlpReceiver(self.tracing.store, self.metrics) if mode == "processes" else None
+        self.otlp = None  # where processes send their spans (on the hosts' gateway, if any)
+        if mode == "processes":
+            gateway = hosts.gateway if hosts is not None else "127.0.0.1"
+            self.otlp = OtlpReceiver(self.tracing.store, self.metrics, host=gateway)
         try:
             if mode == "processes":
                 self._wait_ready([i for service, replicas in (services or {}).items()
@@ -187,11 +199,11 @@ class Mesh:
         return spawned
 
     def _start_instance(self, kind: ServiceKind, number: int, max_workers: int, version: str,
-                        port: int = 0) -> Instance:
-        """Start one instance in this process (on ``port``, 0 for any) and register it."""
+                        port: int = 0, host: str = "127.0.0.1") -> Instance:
+        """Start one instance in this process (on ``host:port``, port 0 for any) and register it."""
         config = self.config(kind) if kind.settings else None
         instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
-                            self._server_interceptors, max_workers=max_workers, version=version,
+                            self._server_interceptors, host=host, max_workers=max_workers, version=version,
                             admin=lambda i, c=config: AdminServicer(
                                 i, lambda: c.current if c else None, lambda: self.breakers_of(i.id),
                                 self.metrics, self.logs))

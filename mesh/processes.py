@@ -41,8 +41,14 @@ class ProcessInstance:
                  version: str = "v1"):
         self.kind, self.number, self.version, self.max_workers = kind, number, version, max_workers
         self.id = f"{kind.name}-{number}"
-        self.host, self.port = "127.0.0.1", 0
+        self.port = 0
         self._mesh = mesh
+        hosts = mesh.hosts.hosts if mesh.hosts is not None else []
+        self.machine = None  # the host it runs on, when the mesh has hosts: round robin over them
+        if hosts:
+            placed = sum(isinstance(i, ProcessInstance) for i in mesh.instances())
+            self.machine = hosts[placed % len(hosts)]
+        self.host = self.machine.address if self.machine else "127.0.0.1"
         self.faults = RemoteFaults(mesh.consul, mesh.kv_path("faults"), mesh.registry_name(self.id))
         self._process: subprocess.Popen | None = None
         self._stderr = None
@@ -78,6 +84,8 @@ class ProcessInstance:
             command += ["--seed", str(mesh.seed)]
         if mesh.otlp is not None:
             command += ["--otlp", mesh.otlp.address]
+        if self.machine is not None:
+            return mesh.hosts.run(self.machine.name, [*command, "--host", self.host])
         return command
 
     def spawn(self) -> ProcessInstance:
@@ -153,4 +161,5 @@ class ProcessInstance:
                                   "mesh.inject(..., abort_code=...) or kill it")
 
     def __repr__(self) -> str:
-        return f"<ProcessInstance {self.id} {self.address} pid={self.pid}>"
+        where = f" on {self.machine.name}" if self.machine else ""
+        return f"<ProcessInstance {self.id} {self.address}{where} pid={self.pid}>"

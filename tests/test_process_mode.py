@@ -189,6 +189,8 @@ def test_a_process_that_cannot_start_says_why():
         assert not clash.running
     with pytest.raises(ValueError, match="mode must be one of"):
         Mesh({}, mode="threads")
+    with pytest.raises(ValueError, match="hosts need mode='processes'"):
+        Mesh({}, hosts=object())
 
 
 SCRIPT = textwrap.dedent("""
