@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import re
 import threading
 import time
@@ -41,6 +42,7 @@ from .processes import ProcessInstance
 from .proxy import DiscoveryProxy
 from .registry import Registry
 from .services import KINDS, ServiceKind
+from .shared_state import encode_fallback
 from .tracing import CallNode, Tracing
 
 _live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
@@ -384,6 +386,12 @@ class Mesh:
         ``service``, each proved by the identity the mesh signs for it; ``None`` lets anyone call
         again (see :mod:`mesh.identity`)."""
         self.identities.allow_callers(service, callers)
+        if self.mode == "processes":  # the processes follow the rules from the KV store
+            key = f"{self.kv_path('access')}/{service}"
+            if callers is None:
+                self.consul.kv.delete(key)
+            else:
+                self.consul.kv.put(key, json.dumps(sorted(callers)))
 
     def set_policy(self, service: str, method: str | None = None, **settings) -> PolicySettings:
         """Change policy settings (see :class:`PolicySettings`) and wait until callers apply them.
@@ -406,6 +414,8 @@ class Mesh:
         """Answer ``service.method`` with a cached or static response when it is rejected or fails."""
         fallback = Fallback(static=static, cache=cache)
         self._fallbacks.setdefault(service, {})[method] = fallback
+        if self.mode == "processes":  # the callers in processes answer with it too
+            self.consul.kv.put(f"{self.kv_path('fallbacks')}/{service}/{method}", encode_fallback(fallback))
         return fallback
 
     def inject(self, ref: str | Instance, faults: Faults | None = None, **changes) -> Faults:
@@ -548,6 +558,9 @@ class Mesh:
                 instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
         if self.otlp is not None:
             self.otlp.stop()
+            for shared in ("access", "fallbacks"):  # a later mesh of the same names starts without them
+                with contextlib.suppress(Exception):
+                    self.consul.kv.delete(self.kv_path(shared), recurse=True)
         self.backend.stop()
         self.discovery.stop()
         for config in list(self._configs.values()):

@@ -63,6 +63,16 @@ class Identities:
     def rule(self, service: str) -> frozenset[str] | None:
         return self._rules.get(service)
 
+    def rules(self) -> dict[str, frozenset[str]]:
+        """Every access rule in force, by service."""
+        with self._lock:
+            return dict(self._rules)
+
+    @property
+    def secret(self) -> str:
+        """The signing key, for the processes of the same mesh (which must verify its tokens)."""
+        return self._secret
+
     def token(self, service: str) -> str:
         """Return ``service``'s identity token, signed anew when most of its life has passed."""
         now = self._clock()

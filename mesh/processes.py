@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .remote_faults import RemoteFaults
 from .services import ServiceKind
+from .shared_state import SECRET_VARIABLE
 
 if TYPE_CHECKING:
     from ._mesh import Mesh
@@ -93,8 +94,10 @@ class ProcessInstance:
         if self.running:
             raise RuntimeError(f"{self.id} is already running (pid {self._process.pid})")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the process runs; stop() closes it
+        # The identity key goes in the environment: not in the KV store, not on the command line.
+        environment = dict(os.environ, **{SECRET_VARIABLE: self._mesh.identities.secret})
         self._process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=self._stderr)
+                                         stderr=self._stderr, env=environment)
         self.starts += 1
         return self
 

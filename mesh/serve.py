@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from ._mesh import Mesh
+    from .identity import Identities
     from .remote_faults import FaultsWatch
     from .services import KINDS
+    from .shared_state import SECRET_VARIABLE, PrefixWatch
 
     if args.service not in KINDS:
         print(f"unknown service {args.service!r}; known: {sorted(KINDS)}", file=sys.stderr)
@@ -76,13 +78,23 @@ def main(argv: list[str] | None = None) -> int:
         _follow_parent(args.parent, stop, orphaned)
     mesh = Mesh(registry=args.registry, name=args.mesh, prefix=args.prefix, seed=args.seed,
                 check_interval=args.check_interval, check_timeout=args.check_timeout)
+    # The kernel's signing key, so that this process's callers prove who they are and its
+    # instance checks the kernel's callers (before any instance or client uses the identities)
+    mesh.identities = Identities(args.mesh, secret=os.environ.get(SECRET_VARIABLE) or None)
     watch = instance = None
+    shared: list[PrefixWatch] = []
     code = 0
     try:
         if args.otlp:
             # Sent within a tenth of a second of ending, so the notebook's views stay live.
             mesh.tracing.add_span_processor(BatchSpanProcessor(
                 OTLPSpanExporter(endpoint=args.otlp, insecure=True), schedule_delay_millis=100))
+        shared = [PrefixWatch(mesh.consul, mesh.kv_path("access"), lambda rules: _follow_rules(mesh, rules),
+                              "access-rules"),
+                  PrefixWatch(mesh.consul, mesh.kv_path("fallbacks"),
+                              lambda found: _follow_fallbacks(mesh, found), "fallbacks")]
+        for watched in shared:
+            watched.wait_first()  # rules and fallbacks hold from the first call on
         instance = mesh._start_instance(KINDS[args.service], args.number, args.max_workers, args.version,
                                         port=args.port, host=args.host)
         watch = FaultsWatch(mesh.consul, mesh.kv_path("faults"), mesh.registry_id(instance), instance.faults)
@@ -93,8 +105,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.service}-{args.number}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
+        for watched in shared:
+            watched.request_stop()
         _leave(mesh, instance, watch, code, flush=not orphaned.is_set())
     return code
+
+
+def _follow_rules(mesh, rules: dict[str, str]) -> None:
+    """Make this process's access rules those in the KV store (``service -> JSON list``)."""
+    import json
+
+    for service in set(mesh.identities.rules()) - set(rules):
+        mesh.identities.allow_callers(service, None)
+    for service, text in rules.items():
+        try:
+            callers = json.loads(text)
+        except ValueError:
+            callers = None
+        if not isinstance(callers, list) or not all(isinstance(c, str) for c in callers):
+            # a rule that cannot be read lets nobody in, rather than everyone
+            print(f"the access rule of {service} is not a list of names: {text[:100]!r}", file=sys.stderr,
+                  flush=True)
+            callers = []
+        mesh.identities.allow_callers(service, callers)
+
+
+def _follow_fallbacks(mesh, found: dict[str, str]) -> None:
+    """Make this process's fallbacks those in the KV store (``service/method -> JSON``); the dicts
+    are updated in place, since the callers' stacks hold them."""
+    from .shared_state import decode_fallback
+
+    wanted: dict[str, dict] = {}
+    for key, text in found.items():
+        service, _, method = key.partition("/")
+        try:
+            wanted.setdefault(service, {})[method] = decode_fallback(text)
+        except ValueError as exc:  # one bad value spoils only itself
+            print(f"ignored the fallback {key}: {exc}", file=sys.stderr, flush=True)
+    for service in set(mesh._fallbacks) | set(wanted):
+        methods = mesh._fallbacks.setdefault(service, {})
+        methods.clear()
+        methods.update(wanted.get(service, {}))
 
 
 def _leave(mesh, instance, watch, code: int, flush: bool = True) -> None:

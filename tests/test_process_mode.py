@@ -120,6 +120,31 @@ def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
         assert ("fraud-1", "Score") in served
 
 
+def _checkout(mesh) -> str:
+    (record,) = burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1, timeout=3)
+    return record.code
+
+
+def test_an_access_rule_and_a_fallback_set_in_the_notebook_hold_in_every_caller(mode):
+    from mesh.pb.shop_pb2 import ScoreReply, ScoreRequest
+
+    with Mesh(shop_topology(1), mode=mode, name=f"modes-shared-{mode}") as mesh:
+        mesh.wait_until_passing()
+        score = mesh.client("fraud").Score
+        request = ScoreRequest(user="ada", amount_cents=100)
+        mesh.allow_callers("fraud", ["payments"])  # payments proves who it is with the mesh's key
+        mesh.wait_until(lambda: burst(score, request, calls=1)[0].code == "PERMISSION_DENIED", timeout=5)
+        assert _checkout(mesh) == "OK"
+        mesh.allow_callers("fraud", ["orders"])
+        mesh.wait_until(lambda: _checkout(mesh) == "PERMISSION_DENIED", timeout=5)
+        mesh.allow_callers("fraud", None)
+        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=5)
+        mesh.inject("fraud-1", abort_code="UNAVAILABLE", abort_percent=100)
+        assert _checkout(mesh) == "UNAVAILABLE"
+        mesh.fallback("fraud", "Score", static=ScoreReply(risk=0.5))  # payments answers with it
+        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=5)
+
+
 def test_a_canary_takes_its_share_and_a_blue_green_switch_takes_all(mode):
     with Mesh(name=f"modes-release-{mode}", mode=mode, seed=9) as mesh:
         mesh.add_service("greeter", 2, version="v1")
@@ -141,7 +166,7 @@ def test_a_canary_takes_its_share_and_a_blue_green_switch_takes_all(mode):
 def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():
     """The bus's replicas share one log, which only the kernel holds; they run there, and its
     publishers and consumers reach them through discovery as they would reach processes."""
-    from mesh._instance import Instance
+    from mesh import Instance
     from mesh.bus import Bus, Consumer
     from mesh.processes import ProcessInstance
 

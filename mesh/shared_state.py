@@ -1,0 +1,107 @@
+"""What a mesh's kernel shares with its instances' processes through the KV store, beyond settings,
+policies and faults: who may call whom, and the fallbacks callers answer with.
+
+The kernel writes (``mesh.allow_callers``, ``mesh.fallback``); each process follows a prefix with a
+blocking query (:class:`PrefixWatch`) and applies every change to its own mesh, so a rule or a
+fallback set in the notebook holds in payments' process when payments calls fraud:
+
+- ``<root>/access/<service>``: the JSON list of the callers allowed (no key: anyone may call);
+- ``<root>/fallbacks/<service>/<method>``: ``{"type", "static", "cache"}`` — the static answer as
+  the protobuf message's full name and its bytes in base64 (or null), and whether to answer with
+  the last good response (each process keeps its own cache).
+
+The identity tokens' signing key reaches a process in its environment (``MESH_IDENTITY_SECRET``),
+never in the KV store or its command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import consul
+import requests
+from google.protobuf import message_factory, symbol_database
+
+from .policies import Fallback
+
+__all__ = ["SECRET_VARIABLE", "PrefixWatch", "decode_fallback", "encode_fallback"]
+
+log = logging.getLogger(__name__)
+
+SECRET_VARIABLE = "MESH_IDENTITY_SECRET"
+
+
+def encode_fallback(fallback: Fallback) -> str:
+    static = fallback.static
+    return json.dumps({"type": static.DESCRIPTOR.full_name if static is not None else None,
+                       "static": base64.b64encode(static.SerializeToString()).decode() if static is not None
+                       else None, "cache": bool(fallback.cache)}, sort_keys=True)
+
+
+def decode_fallback(text: str) -> Fallback:
+    """Return the fallback ``text`` describes; raise ValueError for anything else (an unknown
+    message type included: the process has not imported it)."""
+    try:
+        fields = json.loads(text)
+        kind, static, cache = fields["type"], fields["static"], fields["cache"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a fallback: {exc}") from None
+    message = None
+    if static is not None:
+        try:
+            descriptor = symbol_database.Default().pool.FindMessageTypeByName(kind)
+        except KeyError:
+            raise ValueError(f"unknown message type {kind!r}") from None
+        message = message_factory.GetMessageClass(descriptor)()
+        message.ParseFromString(base64.b64decode(static))
+    return Fallback(static=message, cache=bool(cache))
+
+
+class PrefixWatch:
+    """Follow every key under ``prefix`` and call ``apply({key after the prefix: text})`` with all
+    of them after each change (from the watch's thread)."""
+
+    def __init__(self, client: consul.Consul, prefix: str, apply: Callable[[dict[str, str]], Any],
+                 name: str = "shared-state"):
+        self._client, self.prefix, self._apply = client, prefix.rstrip("/") + "/", apply
+        self._stop = threading.Event()
+        self._first = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def wait_first(self, timeout: float = 5.0) -> bool:
+        return self._first.wait(timeout)
+
+    def _run(self) -> None:
+        index, pause = None, 0.1
+        while not self._stop.is_set():
+            try:
+                new_index, entries = self._client.kv.get(self.prefix, recurse=True, index=index, wait="2s")
+            except (requests.RequestException, consul.ConsulException) as exc:
+                log.warning("cannot read %s: %s", self.prefix, exc)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = 0.1
+            changed = index is None or new_index != index
+            index = new_index if index is None or int(new_index) >= int(index) else None
+            if changed:
+                values = {e["Key"][len(self.prefix):]: (e["Value"] or b"").decode(errors="replace")
+                          for e in entries or ()}
+                try:
+                    self._apply(values)
+                except Exception:  # a bad value must not end the watch
+                    log.exception("could not apply %s", self.prefix)
+                self._first.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
