@@ -295,7 +295,7 @@ class Mesh:
         return [i for i in self._instances.values() if service is None or i.service == service]
 
     def instance(self, ref: str | Instance) -> Instance:
-        key = ref.id if isinstance(ref, Instance) else ref
+        key = ref.id if isinstance(ref, Instance | ProcessInstance) else ref
         try:
             return self._instances[key]
         except KeyError:

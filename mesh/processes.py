@@ -64,6 +64,15 @@ class ProcessInstance:
         return f"{self.host}:{self.port}"
 
     @property
+    def served(self) -> int:
+        """Calls this process has served, asked of its admin interface (0 while it is down)."""
+        if not self.running:
+            return 0
+        from .admin import status
+
+        return status(self.address, recent_errors=0).calls_served
+
+    @property
     def pid(self) -> int | None:
         """The process's id while it runs."""
         return self._process.pid if self.running else None

@@ -61,9 +61,11 @@ def test_tokens_expire_and_are_checked_for_signature_and_scope():
         Tokens("short")
 
 
-@pytest.fixture(scope="module")
-def mesh():
-    with Mesh({"greeter": 2}, name="gateway-tests", seed=4) as mesh:
+@pytest.fixture(scope="module", params=["kernel", "processes"])
+def mesh(request):
+    """The gateway's behaviour is the same whether the services behind it run in the kernel or as
+    processes of their own."""
+    with Mesh({"greeter": 2}, name=f"gateway-tests-{request.param}", seed=4, mode=request.param) as mesh:
         mesh.wait_until_passing()
         yield mesh
 

@@ -22,9 +22,11 @@ HELLO = HelloRequest(name="Jason")
 CHECKOUT = shop_pb2.CheckoutRequest(user="ada", items=[shop_pb2.Item(sku="apple", quantity=1)], card="4242")
 
 
-@pytest.fixture
-def greeters():
-    with Mesh({"greeter": 3}, name="resilience", seed=11) as mesh:
+@pytest.fixture(params=["kernel", "processes"])
+def greeters(request):
+    """Three Greeters, in the kernel or as processes: what the callers' policies do must not
+    depend on where the servers run."""
+    with Mesh({"greeter": 3}, name=f"resilience-{request.param}", seed=11, mode=request.param) as mesh:
         mesh.wait_until_passing()
         yield mesh
 
