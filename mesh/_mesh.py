@@ -79,6 +79,12 @@ class Mesh:
     ``<prefix>-<id>``, settings live under ``<prefix>/config/``, and discovery sees only its own
     mesh's instances. The mesh's API keeps the plain names; ``registry_name`` and ``registry_id``
     give what a raw registry client (``mesh.consul``, DNS) must ask for.
+
+    ``mode="processes"`` runs every instance as an OS process of its own (:mod:`mesh.serve`,
+    :class:`mesh.processes.ProcessInstance`): faults, policies, settings, access rules and
+    fallbacks reach the processes through the KV store, their spans come back over OTLP, and
+    ``kill`` is SIGKILL. With ``hosts`` (:class:`mesh.hosts.Hosts`, root only) the processes run on
+    hosts made of network namespaces, and the registry listens on the hosts' gateway address.
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,
@@ -87,7 +93,7 @@ class Mesh:
                  prefix: str = "", mode: str = "kernel", hosts: Hosts | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if hosts is not None and (mode != "processes" or registry != "embedded"):
+        if hosts is not None and (mode != "processes" or registry not in ("embedded", None)):
             raise ValueError("hosts need mode='processes' and the embedded registry (which then "
                              "listens on the hosts' gateway address)")
         if prefix and not _PREFIX.fullmatch(prefix):
@@ -130,11 +136,10 @@ class Mesh:
         with _live_lock:
             _live[name] = self
         self.otlp = None  # where processes send their spans (on the hosts' gateway, if any)
-        if mode == "processes":
-            gateway = hosts.gateway if hosts is not None else "127.0.0.1"
-            self.otlp = OtlpReceiver(self.tracing.store, self.metrics, host=gateway)
         try:
             if mode == "processes":
+                gateway = hosts.gateway if hosts is not None else "127.0.0.1"
+                self.otlp = OtlpReceiver(self.tracing.store, self.metrics, host=gateway)
                 self._wait_ready([i for service, replicas in (services or {}).items()
                                   for i in self._spawn(service, replicas)])
             else:
