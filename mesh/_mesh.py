@@ -206,8 +206,9 @@ class Mesh:
         return spawned
 
     def _start_instance(self, kind: ServiceKind, number: int, max_workers: int, version: str,
-                        port: int = 0, host: str = "127.0.0.1") -> Instance:
-        """Start one instance in this process (on ``host:port``, port 0 for any) and register it."""
+                        port: int = 0, host: str = "127.0.0.1", advertise: str = "") -> Instance:
+        """Start one instance in this process (on ``host:port``, port 0 for any) and register it
+        (at ``advertise``, ``host:port`` of a proxy in front of it, if given)."""
         config = self.config(kind) if kind.settings else None
         instance = Instance(kind, number, lambda i, c=config: i.kind.servicer(self._runtime(i, c)),
                             self._server_interceptors, host=host, max_workers=max_workers, version=version,
@@ -217,7 +218,7 @@ class Mesh:
         instance.port = port
         instance.start()
         self._instances[instance.id] = instance
-        self._register(instance)
+        self._register(instance, address=advertise)
         return instance
 
     def _server_interceptors(self, instance: Instance) -> list[grpc.ServerInterceptor]:
@@ -240,14 +241,14 @@ class Mesh:
         """Return the runtime an instance's handlers use (its work log, its clients)."""
         return self._runtimes[self.instance(ref).id]
 
-    def _register(self, instance: Instance, weight: int = 1) -> None:
+    def _register(self, instance: Instance, weight: int = 1, address: str = "") -> None:
+        host, _, port = (address or instance.address).rpartition(":")
         self.consul.agent.service.register(
             self.registry_name(instance.service), service_id=self.registry_id(instance),
-            address=instance.host, port=instance.port,
+            address=host, port=int(port),
             tags=["workbench", instance.version], meta={"mesh": self.name, "version": instance.version},
             weights={"Passing": weight, "Warning": 1},
-            check=consul.Check.grpc(instance.address, self.check_interval,
-                                    timeout=self.check_timeout),
+            check=consul.Check.grpc(f"{host}:{port}", self.check_interval, timeout=self.check_timeout),
         )
 
     def registry_name(self, service: str) -> str:
@@ -557,6 +558,7 @@ class Mesh:
                 self.consul.agent.service.deregister(self.registry_id(instance))
             if isinstance(instance, ProcessInstance):
                 instance.stop(grace=max(handlers_end - time.monotonic(), 0.5))
+                instance.release()
                 with contextlib.suppress(Exception):
                     instance.faults.forget()  # a later mesh of the same names starts without them
             else:

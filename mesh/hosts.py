@@ -13,7 +13,11 @@ nothing and nothing reaches them, the registry's checks included — and :meth:`
 brings it back. Only the namespaces, links and addresses a ``Hosts`` made are ever touched; their
 names carry the process id (``wb<pid, hex>x<n>h1``, ...), and :func:`sweep_leftovers` removes those of
 processes that no longer exist (a test killed before it could clean up). ``tc netem`` (added
-latency) is not used: the kernels this runs on lack the qdisc.
+latency) is not used: the kernels this runs on lack the qdisc. Latency comes instead from a
+delaying TCP proxy (:class:`mesh.delay_proxy.DelayProxy`) on the gateway, in front of each
+instance on a host named in ``Hosts(latency={"h2": 0.05})``: such an instance registers the
+proxy's address, so every call to it — and the registry's checks — crosses the added delay,
+which :meth:`Hosts.set_latency` changes at any time.
 
 Written here, on the ``ip`` command, because no maintained Python library manages namespaces and
 veth pairs without pulling in a daemon, and ``ip`` is what a learner would type.
@@ -97,12 +101,16 @@ def _free_subnet() -> ipaddress.IPv4Network:
 class Hosts:
     """``count`` hosts as network namespaces on one bridge; :meth:`close` (or ``with``) removes them."""
 
-    def __init__(self, count: int = 2):
+    def __init__(self, count: int = 2, latency: dict[str, float] | None = None):
         why = available()
         if why:
             raise HostsUnavailable(why)
         if not 1 <= count <= 50:
             raise ValueError(f"count must be between 1 and 50, got {count}")
+        self._latency = dict(latency or {})
+        unknown = set(self._latency) - {f"h{n}" for n in range(1, count + 1)}
+        if unknown or any(not 0 <= v <= 10 for v in self._latency.values()):
+            raise ValueError(f"latency must map hosts h1..h{count} to seconds in [0, 10], got {latency!r}")
         sweep_leftovers()
         # wb<pid in hex>x<which Hosts of this process>: unique while the process lives, and short
         # enough for Linux's 15-character interface names (wb400000x3h50r)
@@ -143,6 +151,24 @@ class Hosts:
             if name in (host.name, host.namespace, host.address):
                 return host
         raise KeyError(f"no host {name!r}; there are {[h.name for h in self.hosts]}")
+
+    def delayed(self, name: str) -> bool:
+        """Whether calls to the instances on host ``name`` pass through a delaying proxy."""
+        return self.host(name).name in self._latency
+
+    def latency(self, name: str) -> float:
+        """The latency added, each way, to every call to an instance on host ``name``."""
+        return self._latency.get(self.host(name).name, 0.0)
+
+    def set_latency(self, name: str, seconds: float) -> None:
+        """Change the latency added to calls to host ``name`` (one named in ``latency=`` when the
+        hosts were made: only its instances have the proxy on their path)."""
+        host = self.host(name)
+        if host.name not in self._latency:
+            raise ValueError(f"{host.name} has no delaying proxy on its path: name it in Hosts(latency=...)")
+        if not 0 <= seconds <= 10:
+            raise ValueError(f"latency must be between 0 and 10 s, got {seconds}")
+        self._latency[host.name] = float(seconds)
 
     def disconnect(self, name: str) -> None:
         """Take a host's link down: nothing reaches it, and it reaches nothing."""

@@ -22,6 +22,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
+from .delay_proxy import DelayProxy
 from .remote_faults import RemoteFaults
 from .services import ServiceKind
 from .shared_state import SECRET_VARIABLE
@@ -42,14 +43,21 @@ class ProcessInstance:
                  version: str = "v1"):
         self.kind, self.number, self.version, self.max_workers = kind, number, version, max_workers
         self.id = f"{kind.name}-{number}"
-        self.port = 0
         self._mesh = mesh
         hosts = mesh.hosts.hosts if mesh.hosts is not None else []
         self.machine = None  # the host it runs on, when the mesh has hosts: round robin over them
         if hosts:
             placed = sum(isinstance(i, ProcessInstance) for i in mesh.instances())
             self.machine = hosts[placed % len(hosts)]
-        self.host = self.machine.address if self.machine else "127.0.0.1"
+        # Where it listens, and where it is reached: the same, unless a delaying proxy on the
+        # hosts' gateway stands in front of it (it then registers the proxy's address).
+        self.listen_host, self.listen_port = (self.machine.address if self.machine else "127.0.0.1"), 0
+        self.proxy = None
+        if self.machine is not None and mesh.hosts.delayed(self.machine.name):
+            name = self.machine.name
+            self.proxy = DelayProxy(mesh.hosts.gateway, None, lambda: mesh.hosts.latency(name))
+        self.host = self.proxy.host if self.proxy else self.listen_host
+        self.port = self.proxy.port if self.proxy else 0
         self.faults = RemoteFaults(mesh.consul, mesh.kv_path("faults"), mesh.registry_name(self.id))
         self._process: subprocess.Popen | None = None
         self._stderr = None
@@ -84,7 +92,8 @@ class ProcessInstance:
     def _command(self) -> list[str]:
         mesh = self._mesh
         command = [sys.executable, "-m", "mesh.serve", self.kind.name, str(self.number),
-                   "--registry", mesh.backend.http_address, "--mesh", mesh.name, "--port", str(self.port),
+                   "--registry", mesh.backend.http_address, "--mesh", mesh.name,
+                   "--port", str(self.listen_port),
                    "--version", self.version, "--max-workers", str(self.max_workers),
                    "--check-interval", mesh.check_interval, "--check-timeout", mesh.check_timeout,
                    "--parent", str(os.getpid())]
@@ -94,8 +103,10 @@ class ProcessInstance:
             command += ["--seed", str(mesh.seed)]
         if mesh.otlp is not None:
             command += ["--otlp", mesh.otlp.address]
+        if self.proxy is not None:
+            command += ["--advertise", self.address]
         if self.machine is not None:
-            return mesh.hosts.run(self.machine.name, [*command, "--host", self.host])
+            return mesh.hosts.run(self.machine.name, [*command, "--host", self.listen_host])
         return command
 
     def spawn(self) -> ProcessInstance:
@@ -132,7 +143,11 @@ class ProcessInstance:
             said = self._tail_of_stderr() or "no output"
             self.stop()
             raise RuntimeError(f"{self.id} did not start: {said}")
-        self.port = int(line.split()[1])
+        self.listen_port = int(line.split()[1])
+        if self.proxy is not None:
+            self.proxy.target = (self.listen_host, self.listen_port)
+        else:
+            self.port = self.listen_port
         return self
 
     def start(self) -> ProcessInstance:
@@ -167,6 +182,12 @@ class ProcessInstance:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+    def release(self) -> None:
+        """Close what outlives a kill (its delaying proxy): the mesh is done with this instance."""
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
 
     def set_serving(self, serving: bool) -> None:
         raise NotImplementedError(f"{self.id} runs in its own process: make it fail its check with "

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default="", help="the prefix of a mesh that shares its registry")
     parser.add_argument("--port", type=int, default=0, help="the port to serve on (0: any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to serve on and register")
+    parser.add_argument("--advertise", default="", help="host:port to register instead (a proxy in front)")
     parser.add_argument("--version", default="v1", help="the version registered as a tag and in Meta")
     parser.add_argument("--max-workers", type=int, default=16, help="threads serving calls")
     parser.add_argument("--seed", type=int, default=None, help="seeds the instance's random choices")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         for watched in shared:
             watched.wait_first()  # rules and fallbacks hold from the first call on
         instance = mesh._start_instance(KINDS[args.service], args.number, args.max_workers, args.version,
-                                        port=args.port, host=args.host)
+                                        port=args.port, host=args.host, advertise=args.advertise)
         watch = FaultsWatch(mesh.consul, mesh.kv_path("faults"), mesh.registry_id(instance), instance.faults)
         print(f"ready {instance.port}", flush=True)
         while not stop.wait(0.5):

@@ -109,3 +109,23 @@ def test_only_the_leftovers_of_dead_processes_are_swept():
     finally:
         subprocess.run(["ip", "netns", "delete", foreign], check=False)
         subprocess.run(["ip", "netns", "delete", stale], check=False)
+
+
+def test_latency_between_hosts_comes_from_a_delaying_proxy_on_the_path():
+    with Hosts(2, latency={"h2": 0.1}) as hosts, \
+         Mesh({"greeter": 2}, mode="processes", hosts=hosts, name="slow-hosts") as mesh:
+        mesh.wait_until_passing()
+        slow = mesh.instance("greeter-2")
+        assert slow.machine.name == "h2" and slow.host == hosts.gateway  # registered at its proxy
+        assert mesh.instance("greeter-1").host == hosts.host("h1").address  # h1: no proxy
+        records = burst(mesh.client("greeter").SayHello, HELLO, calls=8)
+        to_h2 = [r.latency for r in records if r.served_by == "greeter-2"]
+        assert to_h2 and min(to_h2) >= 0.2  # 0.1 s each way
+        hosts.set_latency("h2", 0.3)
+        to_h2 = [r.latency for r in burst(mesh.client("greeter").SayHello, HELLO, calls=4, timeout=5)
+                 if r.served_by == "greeter-2"]
+        assert to_h2 and min(to_h2) >= 0.6
+        with pytest.raises(ValueError, match="h1 has no delaying proxy"):
+            hosts.set_latency("h1", 0.1)
+    with pytest.raises(ValueError, match="latency must map hosts"):
+        Hosts(2, latency={"h3": 0.1})

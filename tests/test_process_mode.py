@@ -208,7 +208,7 @@ def test_a_process_that_cannot_start_says_why():
         from mesh.services import KINDS
 
         clash = ProcessInstance(mesh, KINDS["greeter"], 9)
-        clash.port = taken  # someone else's port
+        clash.listen_port = taken  # someone else's port
         with pytest.raises(RuntimeError, match=r"(?s)greeter-9 did not start: .*cannot listen"):
             clash.start()
         assert not clash.running
