@@ -83,9 +83,15 @@ def test_faults_and_partitions_reach_the_instance(mode):
 def test_a_policy_set_in_the_notebook_applies_in_every_caller(mode):
     with Mesh(shop_topology(1), mode=mode, name=f"modes-policy-{mode}") as mesh:
         mesh.wait_until_passing()
-        mesh.inject("fraud-1", delay=1.0)
-        mesh.set_policy("fraud", timeout=0.2)  # payments (in its own process, in that mode) obeys
-        (call,) = burst(mesh.client("frontend").Checkout, CHECKOUT, calls=1, timeout=3)
+        checkout = mesh.client("frontend").Checkout
+        mesh.inject("fraud-1", delay=2.0)
+        (slow,) = burst(checkout, CHECKOUT, calls=1, timeout=1.5)
+        assert slow.code == "DEADLINE_EXCEEDED" and slow.latency >= 1.4  # waited for fraud
+        # payments (in its own process, in that mode) obeys a policy set here; a process reads
+        # it from the config center within milliseconds, hence the wait
+        mesh.set_policy("fraud", timeout=0.2)
+        mesh.wait_until(lambda: burst(checkout, CHECKOUT, calls=1, timeout=1.5)[0].latency < 0.8, timeout=10)
+        (call,) = burst(checkout, CHECKOUT, calls=1, timeout=1.5)
         assert call.code == "DEADLINE_EXCEEDED" and call.latency < 0.8
         mesh.reset_policy("fraud")
         mesh.clear_faults()
@@ -93,7 +99,8 @@ def test_a_policy_set_in_the_notebook_applies_in_every_caller(mode):
         mesh.add_service("fraud", 1)
         mesh.wait_until_passing()
         mesh.set_policy("fraud", max_attempts=3, retry_on="UNAVAILABLE")  # the retry finds fraud-2
-        assert {r.code for r in burst(mesh.client("frontend").Checkout, CHECKOUT, calls=6)} == {"OK"}
+        mesh.wait_until(lambda: burst(checkout, CHECKOUT, calls=1)[0].code == "OK", timeout=10)
+        assert {r.code for r in burst(checkout, CHECKOUT, calls=6)} == {"OK"}
 
 
 def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
