@@ -69,12 +69,22 @@ class ConfigSlider(LivePanel):
         self.refresh_now()
 
     def _set(self, value: int) -> None:
-        if getattr(self.config.current, self.setting) != value:
+        if getattr(self.config.current, self.setting) == value:
+            return
+        # Until the config center's watch brings the new value back, a refresh would read the old
+        # one and move the slider back (which would write the old value again): hold it.
+        self._pending = value
+        try:
             self.config.set(self.setting, value)
+            self.config.wait_for(lambda s: getattr(s, self.setting) == value, timeout=5)
+        finally:
+            self._pending = None
+
+    _pending: int | None = None
 
     def refresh(self) -> None:
         value = getattr(self.config.current, self.setting)
-        if self.slider.value != value:
+        if self._pending is None and self.slider.value != value:
             self.slider.value = value
         self.applied.value = f"in force on every replica: <b>{self.setting} = {value}</b>"
 

@@ -234,3 +234,25 @@ def test_a_simulation_replays_with_the_same_widget():
     assert calm == "#2e7d32" and replay.view.node_colours["back"] != calm
     with pytest.raises(ValueError, match="sample_every"):
         from_simulation(Simulation(topology, np.random.default_rng(0)).run(1), topology)
+
+
+def test_a_config_slider_holds_its_new_value_while_the_config_center_catches_up(greeters, monkeypatch):
+    """The config center's echo of a write can come late (a busy machine): until it does, a refresh
+    must not move the slider back — which would write the old value again."""
+    config = greeters.config("greeter")
+    slider = config_slider(greeters, "greeter", "age", 18, 99)
+    apply = type(config)._apply
+
+    def late(self, entries):
+        time.sleep(0.3)
+        apply(self, entries)
+
+    monkeypatch.setattr(type(config), "_apply", late)
+    try:
+        slider.slider.value = 77
+        assert slider.slider.value == 77 and config.current.age == 77
+        time.sleep(0.8)  # refreshes came and went
+        assert slider.slider.value == 77 and config.current.age == 77
+        assert "age = 77" in slider.applied.value
+    finally:
+        slider.close()
