@@ -22,13 +22,20 @@ HELLO = HelloRequest(name="Jason")
 CHECKOUT = shop_pb2.CheckoutRequest(user="ada", items=[shop_pb2.Item(sku="apple", quantity=1)], card="4242")
 
 
-@pytest.fixture(params=["kernel", "processes"])
+@pytest.fixture
 def greeters(request):
-    """Three Greeters, in the kernel or as processes: what the callers' policies do must not
-    depend on where the servers run."""
-    with Mesh({"greeter": 3}, name=f"resilience-{request.param}", seed=11, mode=request.param) as mesh:
+    """Three Greeters, in the kernel (or as processes, for a test marked ``ANYWHERE``)."""
+    mode = getattr(request, "param", "kernel")
+    with Mesh({"greeter": 3}, name=f"resilience-{mode}", seed=11, mode=mode) as mesh:
         mesh.wait_until_passing()
         yield mesh
+
+
+#: For the tests where the servers' side takes part (a killed instance, injected faults, a
+#: breaker opened by a failing server): they must hold whether the servers run in the kernel or
+#: as processes. Rate limits, bulkheads and policy changes act in the callers alone, which stay
+#: in the kernel in both modes: they run once.
+ANYWHERE = pytest.mark.parametrize("greeters", ["kernel", "processes"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +76,7 @@ def test_a_failing_instance_opens_the_breaker_and_later_calls_fail_fast():
 
 
 @pytest.mark.slow
+@ANYWHERE
 def test_retries_and_outlier_detection_hide_a_killed_instance(greeters):
     greeters.set_policy("greeter", max_attempts=3, retry_on="UNAVAILABLE", backoff_base=0.001,
                         backoff_cap=0.005, outlier_errors=1, outlier_ejection=30, outlier_max_percent=50)
@@ -176,6 +184,7 @@ def test_a_failure_propagates_up_the_chain_and_degrades_at_the_edge(clean_shop):
 
 
 @pytest.mark.slow
+@ANYWHERE
 def test_injected_latency_abort_and_a_small_worker_pool(greeters):
     greeter = greeters.client("greeter")
     greeters.inject("greeter-1", delay=0.1, delay_jitter=0.05)
@@ -207,6 +216,7 @@ def test_a_bulkhead_caps_concurrent_calls_and_rejects_the_rest(greeters):
     assert max(greeters.metrics.in_flight().values(), default=0) <= 2
 
 
+@ANYWHERE
 def test_a_fallback_answers_when_the_breaker_is_open(greeters):
     greeters.fallback("greeter", "SayHello", static=HelloReply(name="from cache"), cache=True)
     greeter = greeters.client("greeter")
@@ -231,6 +241,7 @@ def test_policies_change_at_runtime_through_the_config_center(greeters):
     assert tally(burst(greeter.SayHello, HELLO, calls=9))["UNAVAILABLE"] == 3
 
 
+@ANYWHERE
 def test_bad_policies_and_faults_are_refused_and_change_nothing(greeters):
     with pytest.raises(ValueError):
         greeters.set_policy("greeter", max_attempts="many")
