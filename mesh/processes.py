@@ -190,8 +190,10 @@ class ProcessInstance:
             self.proxy = None
 
     def set_serving(self, serving: bool) -> None:
-        raise NotImplementedError(f"{self.id} runs in its own process: make it fail its check with "
-                                  "mesh.inject(..., abort_code=...) or kill it")
+        raise NotImplementedError(f"{self.id} runs in its own process, whose health service only a kernel "
+                                  "instance can switch: make it fail its check with mesh.kill (or, on "
+                                  "hosts, by taking its host's link down); injected faults never touch "
+                                  "the health service")
 
     def __repr__(self) -> str:
         where = f" on {self.machine.name}" if self.machine else ""

@@ -197,6 +197,8 @@ def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
     with Mesh({"greeter": 1}, mode="processes", name="modes-crash") as mesh:
         mesh.wait_until_passing()
         instance = mesh.instance("greeter-1")
+        with pytest.raises(NotImplementedError, match=r"mesh\.kill"):
+            instance.set_serving(False)
         first = instance.pid
         mesh.kill("greeter-1")
         assert not _alive(first) and instance.pid is None
