@@ -16,6 +16,7 @@ not ship (they export; the Collector receives); the message types are ``opentele
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -90,7 +91,9 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                                  span.start_time_unix_nano, span.end_time_unix_nano, attributes, error)
             if self._metrics is not None:
                 latency = max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e9
-                self._measure(kind, attributes, latency)
+                # an attribute of the wrong type: the span stays a trace, without a metrics row
+                with contextlib.suppress(TypeError, ValueError):
+                    self._measure(kind, attributes, latency)
             self.received += 1
         response = trace_service_pb2.ExportTraceServiceResponse()
         if rejected:

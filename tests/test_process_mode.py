@@ -258,8 +258,10 @@ def test_no_process_outlives_its_kernel(ending):
 
 
 def test_the_otlp_receiver_records_spans_and_rejects_malformed_ids():
-    tracing = Tracing("otlp-test")
-    receiver = OtlpReceiver(tracing.store)
+    from mesh.metrics import Metrics
+
+    tracing, metrics = Tracing("otlp-test"), Metrics()
+    receiver = OtlpReceiver(tracing.store, metrics)
     try:
         from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -268,12 +270,19 @@ def test_the_otlp_receiver_records_spans_and_rejects_malformed_ids():
                               end_time_unix_nano=5_000)
         good.attributes.add(key="mesh.instance").value.string_value = "greeter-1"
         bad = trace_pb2.Span(trace_id=b"short", span_id=bytes(8), name="bad")
+        odd = trace_pb2.Span(trace_id=bytes(range(16)), span_id=bytes(range(1, 9)), name="client",
+                             kind=trace_pb2.Span.SPAN_KIND_CLIENT, parent_span_id=bytes(range(8)))
+        odd.attributes.add(key="mesh.callee").value.string_value = "fraud"
+        odd.attributes.add(key="mesh.attempt").value.string_value = "not a number"
         request = trace_service_pb2.ExportTraceServiceRequest()
-        request.resource_spans.add().scope_spans.add().spans.extend([good, bad])
+        request.resource_spans.add().scope_spans.add().spans.extend([good, bad, odd])
         with grpc.insecure_channel(receiver.address) as channel:
             reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=5)
-        assert reply.partial_success.rejected_spans == 1 and receiver.received == 1
-        (span,) = tracing.spans()
+        assert reply.partial_success.rejected_spans == 1 and receiver.received == 2
+        # the server span stands for a served call; the odd client span is kept as a trace only
+        assert [(r["instance"], r["code"]) for r in metrics.server_rows] == [("greeter-1", "OK")]
+        assert list(metrics.client_rows) == []
+        span = next(s for s in tracing.spans() if s.name == "greeter/SayHello")
         assert span.name == "greeter/SayHello" and span.attributes["mesh.instance"] == "greeter-1"
         assert span.context.trace_id == int.from_bytes(bytes(range(16)), "big")
         assert (span.start_time, span.end_time) == (1_000, 5_000)
