@@ -14,6 +14,7 @@ installed from the package registries these machines reach, and the job is small
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -41,17 +42,23 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     queue: asyncio.Queue = asyncio.Queue(MAX_QUEUED)
 
     async def deliver() -> None:
+        broken = False  # the far side is gone: keep emptying the queue, so the reader never blocks
         while True:
             due, data = await queue.get()
             wait = due - time.monotonic()
-            if wait > 0:
+            if wait > 0 and not broken:
                 await asyncio.sleep(wait)
             if data is None:
                 break
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+            if not broken:
+                try:
+                    writer.write(data)
+                    await writer.drain()
+                except (ConnectionError, OSError):
+                    broken = True
+        if not broken and writer.can_write_eof():
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write_eof()
 
     delivering = asyncio.ensure_future(deliver())
     try:

@@ -71,3 +71,31 @@ def test_a_proxy_without_a_target_yet_closes_and_a_closed_proxy_cuts_its_connect
             socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
     finally:
         conn.close()
+
+
+def test_a_far_side_that_hangs_up_does_not_stall_the_proxy(echo):
+    rude = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up():
+        for _ in range(2):
+            conn, _ = rude.accept()
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    proxy = DelayProxy("127.0.0.1", rude.getsockname(), lambda: 0.01)
+    polite = DelayProxy("127.0.0.1", echo, lambda: 0.0)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as conn:
+            try:  # far more than the proxy queues: it must keep reading, not stop and let us hang
+                for _ in range(200):
+                    conn.sendall(b"x" * 65536)
+            except TimeoutError:
+                pytest.fail("the proxy stopped reading once the far side had hung up")
+            except OSError:
+                pass  # the proxy hung up too: as good
+        with socket.create_connection(("127.0.0.1", polite.port), timeout=5) as conn:
+            assert _round_trip(conn, b"still here")[0] == b"still here"  # the shared loop is alive
+    finally:
+        proxy.close()
+        polite.close()
+        rude.close()
