@@ -133,8 +133,10 @@ def _scores(graded: Graded) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("master", masters(), ids=lambda p: p.stem)
 def test_blank_answers_fail_and_reference_answers_pass(master, grading):
-    blank = grading.results[(master.stem, "blank")].scores
-    reference = grading.results[(master.stem, "reference")].scores
+    blank_graded, reference_graded = (grading.results[(master.stem, v)] for v in ("blank", "reference"))
+    blank, reference = blank_graded.scores, reference_graded.scores
+    # a notebook that could not be graded at all says why (its error), not only that it has no scores
+    assert not blank_graded.error and not reference_graded.error, (blank_graded.error, reference_graded.error)
     assert blank and [s.question for s in blank] == [s.question for s in reference], (blank, reference)
     assert all(s.points == 0 for s in blank), blank
     for score in blank:  # a failure reads as the test's own message, not doctest's internals
