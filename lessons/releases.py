@@ -75,11 +75,13 @@ def canary_analysis(rows: Iterable[dict[str, Any]], versions: dict[str, str], st
 
 
 def blue_green(replicas: int = 2, duration: float = 3.0, switch_at: float = 1.0, rollback_at: float = 2.0,
-               users: int = 4, seed: int = 0) -> Experiment:
-    """Switch a steady load from blue (v1) to green (v2) at ``switch_at`` and back at ``rollback_at``."""
+               users: int = 4, seed: int = 0, mode: str = "kernel") -> Experiment:
+    """Switch a steady load from blue (v1) to green (v2) at ``switch_at`` and back at ``rollback_at``.
+
+    ``mode="processes"`` runs every replica as its own OS process (see :class:`mesh.Mesh`)."""
     if not 0 < switch_at < rollback_at < duration:
         raise ValueError("need 0 < switch_at < rollback_at < duration")
-    with Mesh(name="blue-green", seed=seed) as mesh:
+    with Mesh(name="blue-green", seed=seed, mode=mode) as mesh:
         mesh.add_service("greeter", replicas, version="v1")
         mesh.add_service("greeter", replicas, version="v2")
         mesh.wait_until_passing()
@@ -100,18 +102,19 @@ def blue_green(replicas: int = 2, duration: float = 3.0, switch_at: float = 1.0,
 def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: float = 1.0,
                    canary_faults: dict[str, Any] | None = None, stable_replicas: int = 3,
                    canary_replicas: int = 1, max_increase: float = 2.0, min_calls: int = 20,
-                   users: int = 4, sticky: bool = False, seed: int = 0) -> Experiment:
+                   users: int = 4, sticky: bool = False, seed: int = 0, mode: str = "kernel") -> Experiment:
     """Roll v2 out in ``steps`` (percent of calls), judging each step; stop at the first rollback.
 
     ``canary_faults`` are injected into every v2 replica (e.g. ``{"abort_code": "INTERNAL",
     "abort_percent": 20}``: a release with a bug). After the last step passes, v2 is pinned
     (the release is complete); after a rollback — or a step in which the canary served fewer than
     ``min_calls`` calls, too few to judge — half a step more shows the calls back on v1.
-    Each step is one run of the experiment; its notes hold the analysis.
+    Each step is one run of the experiment; its notes hold the analysis, made from the replicas'
+    own records of the calls they served (their spans, in ``mode="processes"``).
     """
     if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(steps):
         raise ValueError("steps must be rising percentages in (0, 100]")
-    with Mesh(name="canary", seed=seed) as mesh:
+    with Mesh(name="canary", seed=seed, mode=mode) as mesh:
         mesh.add_service("greeter", stable_replicas, version="v1")
         canaries = mesh.add_service("greeter", canary_replicas, version="v2")
         mesh.wait_until_passing()
@@ -128,6 +131,7 @@ def canary_rollout(steps: Sequence[float] = (5, 25, 50, 100), step_duration: flo
             run = closed_loop(client, HELLO, users=users, duration=step_duration, rng=rng)
             label = f"{percent:g}%"
             experiment.runs[label] = [dataclasses.replace(r, start=r.start + elapsed) for r in run.wait()]
+            mesh.settle_telemetry()
             verdict = canary_analysis(list(mesh.metrics.server_rows), experiment.versions, "v1", "v2",
                                       max_increase, min_calls)
             experiment.notes[label] = {"canary_percent": percent, **verdict}
@@ -157,12 +161,13 @@ class MirrorRun:
 
 
 def mirror_release(calls: int = 200, percent: float = 50.0, v2_faults: dict[str, Any] | None = None,
-                   seed: int = 0) -> MirrorRun:
+                   seed: int = 0, mode: str = "kernel") -> MirrorRun:
     """Serve ``calls`` calls from v1 (pinned) while ``percent`` of them are copied to v2, whose
-    replica carries ``v2_faults`` (by default a bug: 10% INTERNAL, and 30 ms slower)."""
+    replica carries ``v2_faults`` (by default a bug: 10% INTERNAL, and 30 ms slower).
+    ``mode="processes"`` runs every replica as its own OS process."""
     bug = {"abort_code": "INTERNAL", "abort_percent": 10, "delay": 0.03}
     faults = bug if v2_faults is None else v2_faults
-    with Mesh(name="mirror", seed=seed) as mesh:
+    with Mesh(name="mirror", seed=seed, mode=mode) as mesh:
         mesh.add_service("greeter", 2, version="v1")
         (v2,) = mesh.add_service("greeter", 1, version="v2")
         mesh.wait_until_passing()

@@ -454,6 +454,24 @@ class Mesh:
         """Return the call tree of every traced request, oldest first."""
         return self.tracing.calls()
 
+    def settle_telemetry(self, quiet: float = 0.3, timeout: float = 5.0) -> float:
+        """Wait until the spans of calls already made have arrived; return the seconds waited.
+
+        In the kernel every span is recorded as its call ends, so this returns at once. Processes
+        export theirs in batches (every 0.1 s) over OTLP: this waits until none has arrived for
+        ``quiet`` seconds (at most ``timeout``), as one waits for a collector before reading it.
+        Call it after the load has stopped, before reading traces or metrics rows.
+        """
+        if self.otlp is None:
+            return 0.0
+        start = last_change = time.monotonic()
+        seen = self.otlp.received
+        while (now := time.monotonic()) - last_change < quiet and now - start < timeout:
+            time.sleep(0.02)
+            if self.otlp.received != seen:
+                seen, last_change = self.otlp.received, time.monotonic()
+        return time.monotonic() - start
+
     def dependency_graph(self):
         """Return the services and who called whom, as a networkx DiGraph (from the traces)."""
         return self.tracing.dependency_graph()

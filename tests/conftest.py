@@ -1,4 +1,4 @@
-"""Shared fixtures: a running embedded registry, its py-consul client, and leak probes."""
+"""Shared fixtures: a running embedded registry, its py-consul client, the mesh's modes, and leak probes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ import psutil
 import pytest
 
 from mesh.registry import Registry
+
+#: The mesh's two modes. A test that asks for ``mode`` runs in the kernel; marked with
+#: ``@BOTH_MODES`` it runs once with instances in the kernel and once with them as OS processes
+#: (``Mesh(mode="processes")``), and every fixture that asks for ``mode`` follows it.
+MODES = ("kernel", "processes")
+BOTH_MODES = pytest.mark.parametrize("mode", MODES)
+
+
+@pytest.fixture
+def mode() -> str:
+    return "kernel"
 
 
 @pytest.fixture

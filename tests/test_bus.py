@@ -24,6 +24,8 @@ from mesh.bus import (
 )
 from mesh.pb import bus_pb2
 
+from .conftest import MODES
+
 
 class Clock:
     def __init__(self):
@@ -142,9 +144,12 @@ def test_bad_requests_are_refused_and_change_nothing(broker):
     assert broker.published == 0 and [row["subscription"] for row in broker.stats()] == ["billing"]
 
 
-@pytest.fixture
-def bus_mesh():
-    with Mesh(name="bus-tests", seed=2) as mesh:
+@pytest.fixture(params=MODES)
+def bus_mesh(request):
+    """A bus of two replicas on a mesh of either mode. The replicas share one log, which only the
+    kernel holds, so they run in the kernel in both modes: the processes-mode run shows the bus
+    works unchanged in such a mesh (its own registry entries, checks and spans)."""
+    with Mesh(name=f"bus-tests-{request.param}", seed=2, mode=request.param) as mesh:
         bus = Bus(mesh, replicas=2)
         bus.create_topic("orders")
         bus.subscribe("billing", "orders", ack_deadline=0.2)

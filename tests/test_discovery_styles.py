@@ -17,18 +17,19 @@ from mesh.pb import greeter_pb2, greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import ServiceKind
 
-from .conftest import eventually
+from .conftest import BOTH_MODES, eventually
 
 HELLO = HelloRequest(name="Jason")
 
 
 @pytest.fixture
-def mesh():
-    with Mesh({"greeter": 3}, name="styles") as m:
+def mesh(mode):
+    with Mesh({"greeter": 3}, name=f"styles-{mode}", mode=mode) as m:
         m.wait_until_passing()
         yield m
 
 
+@BOTH_MODES
 def test_a_client_that_knows_only_the_proxy_reaches_every_replica(mesh):
     proxy = mesh.proxy("greeter")
     greeter = mesh.client_via(proxy)
@@ -40,6 +41,7 @@ def test_a_client_that_knows_only_the_proxy_reaches_every_replica(mesh):
 
 
 @pytest.mark.slow
+@BOTH_MODES
 def test_the_proxy_drops_a_killed_replica_and_forwards_errors(mesh):
     proxy = mesh.proxy("greeter")
     greeter = mesh.client_via(proxy)
@@ -87,6 +89,7 @@ def test_the_proxy_passes_the_callers_deadline_on(mesh):
     assert _Sleepy.remaining[0] is not None and 0 < _Sleepy.remaining[0] <= 0.21
 
 
+@BOTH_MODES
 def test_a_config_change_reaches_every_replica(mesh):
     greeter = mesh.client("greeter")
     config = mesh.config("greeter")
@@ -141,8 +144,9 @@ def test_service_config_on_a_plain_registry(registry, client):
         config.stop()
 
 
-def test_discovery_keeps_the_last_instances_when_the_registry_goes_away(caplog):
-    with Mesh({"greeter": 2}, name="outage") as mesh:
+@BOTH_MODES
+def test_discovery_keeps_the_last_instances_when_the_registry_goes_away(mode, caplog):
+    with Mesh({"greeter": 2}, name=f"outage-{mode}", mode=mode) as mesh:
         mesh.wait_until_passing()
         watch: ServiceWatch = mesh.discovery.watch("greeter")
         greeter = mesh.client("greeter")

@@ -1,4 +1,5 @@
-"""The mesh on real gRPC servers: spreading, kill and revive, and clean shutdown."""
+"""The mesh on real gRPC servers: spreading, kill and revive (instances in the kernel and as
+processes), and clean shutdown."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import pytest
 from mesh import Mesh, NoHealthyInstances, burst, tally
 from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
 
-from .conftest import eventually, listening_ports, thread_names
+from .conftest import BOTH_MODES, eventually, listening_ports, thread_names
 
 HELLO = HelloRequest(name="Jason")
 
 
 @pytest.fixture
-def mesh():
-    with Mesh({"greeter": 3}, name="test") as m:
+def mesh(mode):
+    with Mesh({"greeter": 3}, name=f"test-{mode}", mode=mode) as m:
         m.wait_until_passing()
         yield m
 
@@ -26,6 +27,7 @@ def test_chapter_greeter_answers_with_the_chapters_reply(mesh):
     assert reply == HelloReply(id=1234, name="Jason", age=24, title=["apple", "purple"])
 
 
+@BOTH_MODES
 def test_calls_are_spread_round_robin_over_all_replicas(mesh):
     counts = tally(burst(mesh.client("greeter").SayHello, HELLO, calls=30))
     assert counts == {"greeter-1": 10, "greeter-2": 10, "greeter-3": 10}
@@ -33,6 +35,7 @@ def test_calls_are_spread_round_robin_over_all_replicas(mesh):
 
 
 @pytest.mark.slow
+@BOTH_MODES
 def test_killed_instance_leaves_discovery_and_calls_keep_succeeding(mesh):
     greeter = mesh.client("greeter")
     victim = mesh.kill("greeter-2")
@@ -46,6 +49,7 @@ def test_killed_instance_leaves_discovery_and_calls_keep_succeeding(mesh):
 
 
 @pytest.mark.slow
+@BOTH_MODES
 def test_revived_instance_returns_on_the_same_address(mesh):
     greeter = mesh.client("greeter")
     address = mesh.instance("greeter-1").address
@@ -59,6 +63,7 @@ def test_revived_instance_returns_on_the_same_address(mesh):
     assert [e.action for e in mesh.events][-2:] == ["kill", "revive"]
 
 
+@BOTH_MODES
 def test_no_passing_instance_is_unavailable(mesh):
     for instance in mesh.instances("greeter"):
         mesh.kill(instance)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import Counter
 
 import grpc
 import psutil
@@ -24,14 +23,11 @@ from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import shop_topology
 from mesh.tracing import Tracing
 
+from .conftest import BOTH_MODES
+
 HELLO = HelloRequest(name="Jason")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["kernel", "processes"])
-def mode(request) -> str:
-    return request.param
 
 
 def _alive(pid: int) -> bool:
@@ -41,23 +37,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_discovery_follows_a_kill_and_a_revival(mode):
-    with Mesh({"greeter": 3}, mode=mode, name=f"modes-discovery-{mode}") as mesh:
-        mesh.wait_until_passing()
-        assert {r.served_by for r in burst(mesh.client("greeter").SayHello, HELLO, calls=12)} == {
-            "greeter-1", "greeter-2", "greeter-3"}
-        port = mesh.instance("greeter-2").port
-        mesh.kill("greeter-2")
-        assert not mesh.instance("greeter-2").running
-        mesh.wait_until(lambda: "greeter-2" not in mesh.passing("greeter"), timeout=10)
-        assert {r.served_by for r in burst(mesh.client("greeter").SayHello, HELLO, calls=8)} == {
-            "greeter-1", "greeter-3"}
-        mesh.revive("greeter-2")
-        mesh.wait_until_passing()
-        assert mesh.instance("greeter-2").port == port  # back on its address
-        assert {row["status"] for row in mesh.health("greeter")} == {"passing"}
-
-
+@BOTH_MODES
 def test_faults_and_partitions_reach_the_instance(mode):
     with Mesh(shop_topology(1), mode=mode, name=f"modes-faults-{mode}") as mesh:
         mesh.wait_until_passing()
@@ -80,6 +60,7 @@ def test_faults_and_partitions_reach_the_instance(mode):
         assert {r.code for r in burst(mesh.client("frontend").Checkout, CHECKOUT, calls=2)} == {"OK"}
 
 
+@BOTH_MODES
 def test_a_policy_set_in_the_notebook_applies_in_every_caller(mode):
     with Mesh(shop_topology(1), mode=mode, name=f"modes-policy-{mode}") as mesh:
         mesh.wait_until_passing()
@@ -103,6 +84,7 @@ def test_a_policy_set_in_the_notebook_applies_in_every_caller(mode):
         assert {r.code for r in burst(checkout, CHECKOUT, calls=6)} == {"OK"}
 
 
+@BOTH_MODES
 def test_a_checkout_is_the_same_call_tree_in_both_modes(mode):
     with Mesh(shop_topology(1), mode=mode, name=f"modes-trace-{mode}") as mesh:
         mesh.wait_until_passing()
@@ -134,6 +116,7 @@ def _checkout(mesh) -> str:
     return record.code
 
 
+@BOTH_MODES
 def test_an_access_rule_and_a_fallback_set_in_the_notebook_hold_in_every_caller(mode):
     from mesh.pb.shop_pb2 import ScoreReply, ScoreRequest
 
@@ -152,24 +135,6 @@ def test_an_access_rule_and_a_fallback_set_in_the_notebook_hold_in_every_caller(
         assert _checkout(mesh) == "UNAVAILABLE"
         mesh.fallback("fraud", "Score", static=ScoreReply(risk=0.5))  # payments answers with it
         mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=5)
-
-
-def test_a_canary_takes_its_share_and_a_blue_green_switch_takes_all(mode):
-    with Mesh(name=f"modes-release-{mode}", mode=mode, seed=9) as mesh:
-        mesh.add_service("greeter", 2, version="v1")
-        mesh.add_service("greeter", 2, version="v2")
-        mesh.wait_until_passing()
-        greeter = mesh.client("greeter")
-
-        def versions(calls: int) -> Counter:
-            records = burst(greeter.SayHello, HELLO, calls=calls)
-            return Counter(mesh.instance(r.served_by).version for r in records)
-
-        mesh.set_policy("greeter", canary_version="v2", canary_percent=25)
-        served = versions(300)
-        assert abs(served["v2"] / 300 - 0.25) < 0.08, served
-        mesh.set_policy("greeter", release_version="v2")
-        assert set(versions(20)) == {"v2"}
 
 
 def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():

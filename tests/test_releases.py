@@ -16,6 +16,8 @@ from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.policies import PolicySettings, Release, key_bucket, route, version_share
 from mesh.policies.release import describe
 
+from .conftest import BOTH_MODES
+
 HELLO = HelloRequest(name="Jason")
 
 
@@ -97,8 +99,8 @@ def test_canary_analysis_decides_from_error_rates():
 
 
 @pytest.fixture
-def two_versions():
-    with Mesh(name="release-tests", seed=9) as mesh:
+def two_versions(mode):
+    with Mesh(name=f"release-tests-{mode}", seed=9, mode=mode) as mesh:
         mesh.add_service("greeter", 2, version="v1")
         mesh.add_service("greeter", 2, version="v2")
         mesh.wait_until_passing()
@@ -110,6 +112,7 @@ def _versions(mesh, records) -> Counter:
 
 
 @pytest.mark.slow
+@BOTH_MODES
 def test_versions_are_registered_and_routing_follows_the_config_center(two_versions):
     mesh = two_versions
     assert mesh.versions("greeter") == {"v1": ["greeter-1", "greeter-2"], "v2": ["greeter-3", "greeter-4"]}
@@ -141,8 +144,9 @@ def test_a_bad_release_setting_changes_nothing(two_versions):
 
 
 @pytest.mark.slow
-def test_a_blue_green_switch_and_rollback_lose_no_call():
-    experiment = blue_green(duration=1.5, switch_at=0.5, rollback_at=1.0, users=3, seed=2)
+@BOTH_MODES
+def test_a_blue_green_switch_and_rollback_lose_no_call(mode):
+    experiment = blue_green(duration=1.5, switch_at=0.5, rollback_at=1.0, users=3, seed=2, mode=mode)
     records = experiment.runs["blue-green"]
     assert records and all(r.ok for r in records)
     version = experiment.versions
@@ -153,8 +157,9 @@ def test_a_blue_green_switch_and_rollback_lose_no_call():
 
 
 @pytest.mark.slow
-def test_an_automated_canary_rolls_back_a_bad_release_and_promotes_a_good_one():
-    bad = canary_rollout(steps=(10, 50, 100), step_duration=0.8, seed=3,
+@BOTH_MODES
+def test_an_automated_canary_rolls_back_a_bad_release_and_promotes_a_good_one(mode):
+    bad = canary_rollout(steps=(10, 50, 100), step_duration=0.8, seed=3, mode=mode,
                          canary_faults={"abort_code": "INTERNAL", "abort_percent": 40})
     assert list(bad.runs) == ["10%", "after rollback"]
     assert bad.notes["10%"]["decision"] == "rollback" and bad.notes["10%"]["canary_error_pct"] > 20
@@ -162,7 +167,7 @@ def test_an_automated_canary_rolls_back_a_bad_release_and_promotes_a_good_one():
     assert failed and {bad.versions[r.served_by] for r in failed} == {"v2"}  # only the canary failed
     after = bad.runs["after rollback"]
     assert after and all(r.ok and bad.versions[r.served_by] == "v1" for r in after)
-    good = canary_rollout(steps=(20, 100), step_duration=0.6, seed=3)
+    good = canary_rollout(steps=(20, 100), step_duration=0.6, seed=3, mode=mode)
     assert [n["decision"] for n in good.notes.values()] == ["promote", "promote: v2 pinned"]
     assert {good.versions[r.served_by] for r in good.runs["100%"]} == {"v2"}
 
