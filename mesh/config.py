@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import consul
-import requests
+
+from .kv_watch import BlockingWatch, kv_query
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -72,7 +73,6 @@ class ServiceConfig(Generic[S]):
         self.schema = schema
         self.prefix = f"{root}/{service}/"
         self._client = client
-        self._wait = wait
         self._types = get_type_hints(schema)
         self._fields = {f.name for f in dataclasses.fields(schema)}
         self._current: S = schema()
@@ -81,11 +81,9 @@ class ServiceConfig(Generic[S]):
         self.changes = 0
         self._listeners: list[Callable[[S], None]] = []
         self._lock = threading.Lock()
-        self._first = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"config-{service}", daemon=True)
-        self._thread.start()
-        self._first.wait(5)
+        self._watch = BlockingWatch(kv_query(client, self.prefix, recurse=True, wait=wait), self._apply,
+                                    f"config-{service}", f"for the settings of {service!r}", log)
+        self._watch.first.wait(5)
 
     @property
     def current(self) -> S:
@@ -155,11 +153,10 @@ class ServiceConfig(Generic[S]):
 
     def request_stop(self) -> None:
         """Ask the watch to end after its current query (which a registry change ends early)."""
-        self._stop.set()
+        self._watch.request_stop()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._watch.stop()
 
     def _apply(self, entries: list[dict] | None) -> None:
         values: dict[str, Any] = {}
@@ -199,21 +196,3 @@ class ServiceConfig(Generic[S]):
                 listener(updated)
             except Exception:  # a broken listener must not stop the watch
                 log.exception("settings listener failed for %s", self.prefix)
-
-    def _run(self) -> None:
-        index = None
-        while not self._stop.is_set():
-            try:
-                new_index, entries = self._client.kv.get(self.prefix, recurse=True, index=index,
-                                                         wait=self._wait)
-            except (requests.RequestException, consul.ConsulException) as exc:
-                if self._stop.is_set():  # the registry went first, as it does when a mesh stops
-                    break
-                log.warning("config center unreachable for %s (keeping current settings): %s",
-                            self.service, exc)
-                self._first.set()
-                self._stop.wait(1.0)
-                continue
-            index = new_index if index is None or int(new_index) >= int(index) else None
-            self._apply(entries)
-            self._first.set()

@@ -3,7 +3,7 @@
 A :class:`ServiceWatch` holds one long-poll ``GET /v1/health/service/<name>?passing&index=N`` open
 at a time, so it hears of a change as soon as the registry makes it, without polling on a timer.
 If the registry cannot be reached it keeps the last instances it knew, logs the outage once, and
-retries with a growing pause.
+retries with a growing pause (:class:`~mesh.kv_watch.BlockingWatch`).
 
 A ``prefix`` keeps meshes that share one registry apart (a class on one Consul, a learner each):
 the watch asks for ``<prefix>-<service>`` and reports ids and names without the prefix, so the
@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import consul
-import requests
+
+from .kv_watch import BlockingWatch
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,9 @@ class ServiceWatch:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._first = threading.Event()
-        self._stop = threading.Event()
         self.updates = 0
-        self._thread = threading.Thread(target=self._run, name=f"watch-{service}", daemon=True)
-        self._thread.start()
+        self._watch = BlockingWatch(self._query, self._take, f"watch-{service}",
+                                    f"while watching {service!r}", log)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -110,33 +110,17 @@ class ServiceWatch:
 
     def request_stop(self) -> None:
         """Ask the watch to end after its current query (which a registry change ends early)."""
-        self._stop.set()
+        self._watch.request_stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        self._watch.stop(timeout)
 
-    def _run(self) -> None:
-        index, pause, outage = None, 0.1, False
-        while not self._stop.is_set():
-            try:
-                new_index, entries = self._client.health.service(
-                    registry_name(self.prefix, self.service), passing=True, index=index, wait=self._wait
-                )
-            except (requests.RequestException, consul.ConsulException) as exc:
-                if not outage:
-                    log.warning("registry unreachable while watching %r (keeping %d known "
-                                "instances): %s", self.service, len(self._endpoints), exc)
-                    outage = True
-                self._stop.wait(pause)
-                pause = min(pause * 2, 5.0)
-                continue
-            if outage:
-                log.warning("registry reachable again; watching %r", self.service)
-                outage, pause = False, 0.1
-            # Consul's advice: if the index goes backwards (a registry restart), start over.
-            index = new_index if index is None or int(new_index) >= int(index) else None
-            self._publish(tuple(Endpoint.from_health(e, self.prefix) for e in entries))
+    def _query(self, index: str | None):
+        return self._client.health.service(registry_name(self.prefix, self.service), passing=True,
+                                           index=index, wait=self._wait)
+
+    def _take(self, entries: list[dict]) -> None:
+        self._publish(tuple(Endpoint.from_health(e, self.prefix) for e in entries))
 
     def _publish(self, endpoints: tuple[Endpoint, ...]) -> None:
         with self._lock:

@@ -19,9 +19,9 @@ import threading
 import time
 
 import consul
-import requests
 
 from .interceptors.faults import FaultInjector, Faults
+from .kv_watch import BlockingWatch, kv_query
 
 __all__ = ["FaultsWatch", "RemoteFaults", "faults_from_json", "faults_to_json"]
 
@@ -99,36 +99,20 @@ class FaultsWatch:
         self._client = client
         self.key, self.applied_key = f"{root}/{instance}", f"{root}-applied/{instance}"
         self._injector = injector
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"faults-{instance}", daemon=True)
-        self._thread.start()
+        self._watch = BlockingWatch(kv_query(client, self.key), self._take, f"faults-{instance}",
+                                    f"for the faults of {instance}", log)
 
-    def _run(self) -> None:
-        index, pause = None, 0.1
-        while not self._stop.is_set():
-            try:
-                new_index, entry = self._client.kv.get(self.key, index=index, wait="2s")
-            except (requests.RequestException, consul.ConsulException) as exc:
-                log.warning("cannot read %s: %s", self.key, exc)
-                self._stop.wait(pause)
-                pause = min(pause * 2, 5.0)
-                continue
-            pause = 0.1
-            index = new_index if index is None or int(new_index) >= int(index) else None
-            text = (entry["Value"] or b"").decode() if entry is not None else faults_to_json(Faults())
-            try:
-                self._injector.set(faults_from_json(text))
-            except (ValueError, TypeError) as exc:
-                log.warning("ignored faults that are not valid under %s: %s", self.key, exc)
-                continue
-            try:
-                self._client.kv.put(self.applied_key, text)
-            except (requests.RequestException, consul.ConsulException) as exc:
-                log.warning("cannot acknowledge %s: %s", self.key, exc)
+    def _take(self, entry: dict | None) -> None:
+        text = (entry["Value"] or b"").decode() if entry is not None else faults_to_json(Faults())
+        try:
+            self._injector.set(faults_from_json(text))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignored faults that are not valid under %s: %s", self.key, exc)
+            return
+        self._client.kv.put(self.applied_key, text)  # if this fails, the watch reads the key again
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self._watch.request_stop()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._watch.stop(5)

@@ -19,14 +19,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import consul
-import requests
 from google.protobuf import message_factory, symbol_database
 
+from .kv_watch import BlockingWatch, kv_query
 from .policies import Fallback
 
 __all__ = ["SECRET_VARIABLE", "PrefixWatch", "decode_fallback", "encode_fallback"]
@@ -68,40 +67,19 @@ class PrefixWatch:
 
     def __init__(self, client: consul.Consul, prefix: str, apply: Callable[[dict[str, str]], Any],
                  name: str = "shared-state"):
-        self._client, self.prefix, self._apply = client, prefix.rstrip("/") + "/", apply
-        self._stop = threading.Event()
-        self._first = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self.prefix, self._apply = prefix.rstrip("/") + "/", apply
+        self._watch = BlockingWatch(kv_query(client, self.prefix, recurse=True), self._take, name,
+                                    f"under {self.prefix}", log)
 
     def wait_first(self, timeout: float = 5.0) -> bool:
-        return self._first.wait(timeout)
+        return self._watch.first.wait(timeout)
 
-    def _run(self) -> None:
-        index, pause = None, 0.1
-        while not self._stop.is_set():
-            try:
-                new_index, entries = self._client.kv.get(self.prefix, recurse=True, index=index, wait="2s")
-            except (requests.RequestException, consul.ConsulException) as exc:
-                log.warning("cannot read %s: %s", self.prefix, exc)
-                self._stop.wait(pause)
-                pause = min(pause * 2, 5.0)
-                continue
-            pause = 0.1
-            changed = index is None or new_index != index
-            index = new_index if index is None or int(new_index) >= int(index) else None
-            if changed:
-                values = {e["Key"][len(self.prefix):]: (e["Value"] or b"").decode(errors="replace")
-                          for e in entries or ()}
-                try:
-                    self._apply(values)
-                except Exception:  # a bad value must not end the watch
-                    log.exception("could not apply %s", self.prefix)
-                self._first.set()
+    def _take(self, entries: list[dict] | None) -> None:
+        self._apply({e["Key"][len(self.prefix):]: (e["Value"] or b"").decode(errors="replace")
+                     for e in entries or ()})
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self._watch.request_stop()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._watch.stop(5)
