@@ -424,6 +424,23 @@ class Mesh:
             self.consul.kv.put(f"{self.kv_path('fallbacks')}/{service}/{method}", encode_fallback(fallback))
         return fallback
 
+    def adopt_access_rules(self, rules: Mapping[str, Iterable[str]]) -> None:
+        """Make ``rules`` (``service -> callers``) the whole of this mesh's access rules, lifting
+        any other: what an instance's process does with the rules its kernel shares."""
+        for service in set(self.identities.rules()) - set(rules):
+            self.identities.allow_callers(service, None)
+        for service, callers in rules.items():
+            self.identities.allow_callers(service, callers)
+
+    def adopt_fallbacks(self, fallbacks: Mapping[str, Mapping[str, Fallback]]) -> None:
+        """Make ``fallbacks`` (``service -> method -> Fallback``) the whole of this mesh's
+        fallbacks: what an instance's process does with those its kernel shares. Updated in place,
+        since the callers' stacks hold the mesh's dicts."""
+        for service in set(self._fallbacks) | set(fallbacks):
+            methods = self._fallbacks.setdefault(service, {})
+            methods.clear()
+            methods.update(fallbacks.get(service, {}))
+
     def inject(self, ref: str | Instance, faults: Faults | None = None, **changes) -> Faults:
         """Set faults on one instance (see :class:`mesh.interceptors.Faults`); return them."""
         instance = self.instance(ref)

@@ -33,6 +33,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+import psutil
+
 __all__ = ["Host", "Hosts", "HostsUnavailable", "sweep_leftovers"]
 
 POOL = ipaddress.ip_network("10.213.0.0/16")
@@ -65,16 +67,6 @@ def available() -> str:
     return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_leftovers() -> list[str]:
     """Remove the namespaces and links left by ``Hosts`` of processes that have exited."""
     removed = []
@@ -82,7 +74,7 @@ def sweep_leftovers() -> list[str]:
     links = re.findall(r"^\d+: ([^:@]+)", _ip("-o", "link", "show", check=False).stdout, re.M)
     for name in namespaces + links:
         found = _NAME.match(name)
-        if found and not _alive(int(found.group(1), 16)):
+        if found and not psutil.pid_exists(int(found.group(1), 16)):
             kind = "netns" if name in namespaces else "link"
             _ip(*(("netns", "delete", name) if kind == "netns" else ("link", "delete", name)), check=False)
             removed.append(name)

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from .identity import Identities
     from .remote_faults import FaultsWatch
     from .services import KINDS
-    from .shared_state import SECRET_VARIABLE, PrefixWatch
+    from .shared_state import SECRET_VARIABLE, PrefixWatch, decode_access_rules, decode_fallbacks
 
     if args.service not in KINDS:
         print(f"unknown service {args.service!r}; known: {sorted(KINDS)}", file=sys.stderr)
@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             # Sent within a tenth of a second of ending, so the notebook's views stay live.
             mesh.tracing.add_span_processor(BatchSpanProcessor(
                 OTLPSpanExporter(endpoint=args.otlp, insecure=True), schedule_delay_millis=100))
-        shared = [PrefixWatch(mesh.consul, mesh.kv_path("access"), lambda rules: _follow_rules(mesh, rules),
+        shared = [PrefixWatch(mesh.consul, mesh.kv_path("access"),
+                              lambda found: mesh.adopt_access_rules(_said(decode_access_rules(found))),
                               "access-rules"),
                   PrefixWatch(mesh.consul, mesh.kv_path("fallbacks"),
-                              lambda found: _follow_fallbacks(mesh, found), "fallbacks")]
+                              lambda found: mesh.adopt_fallbacks(_said(decode_fallbacks(found))),
+                              "fallbacks")]
         for watched in shared:
             watched.wait_first()  # rules and fallbacks hold from the first call on
         instance = mesh._start_instance(KINDS[args.service], args.number, args.max_workers, args.version,
@@ -112,41 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _follow_rules(mesh, rules: dict[str, str]) -> None:
-    """Make this process's access rules those in the KV store (``service -> JSON list``)."""
-    import json
-
-    for service in set(mesh.identities.rules()) - set(rules):
-        mesh.identities.allow_callers(service, None)
-    for service, text in rules.items():
-        try:
-            callers = json.loads(text)
-        except ValueError:
-            callers = None
-        if not isinstance(callers, list) or not all(isinstance(c, str) for c in callers):
-            # a rule that cannot be read lets nobody in, rather than everyone
-            print(f"the access rule of {service} is not a list of names: {text[:100]!r}", file=sys.stderr,
-                  flush=True)
-            callers = []
-        mesh.identities.allow_callers(service, callers)
-
-
-def _follow_fallbacks(mesh, found: dict[str, str]) -> None:
-    """Make this process's fallbacks those in the KV store (``service/method -> JSON``); the dicts
-    are updated in place, since the callers' stacks hold them."""
-    from .shared_state import decode_fallback
-
-    wanted: dict[str, dict] = {}
-    for key, text in found.items():
-        service, _, method = key.partition("/")
-        try:
-            wanted.setdefault(service, {})[method] = decode_fallback(text)
-        except ValueError as exc:  # one bad value spoils only itself
-            print(f"ignored the fallback {key}: {exc}", file=sys.stderr, flush=True)
-    for service in set(mesh._fallbacks) | set(wanted):
-        methods = mesh._fallbacks.setdefault(service, {})
-        methods.clear()
-        methods.update(wanted.get(service, {}))
+def _said(decoded: tuple[dict, dict[str, str]]) -> dict:
+    """What was decoded; what could not be is said on stderr (the process's log)."""
+    found, problems = decoded
+    for problem in problems.values():
+        print(problem, file=sys.stderr, flush=True)
+    return found
 
 
 def _leave(mesh, instance, watch, code: int, flush: bool = True) -> None:

@@ -28,7 +28,8 @@ from google.protobuf import message_factory, symbol_database
 from .kv_watch import BlockingWatch, kv_query
 from .policies import Fallback
 
-__all__ = ["SECRET_VARIABLE", "PrefixWatch", "decode_fallback", "encode_fallback"]
+__all__ = ["SECRET_VARIABLE", "PrefixWatch", "decode_access_rules", "decode_fallback", "decode_fallbacks",
+           "encode_fallback"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,37 @@ def decode_fallback(text: str) -> Fallback:
         message = message_factory.GetMessageClass(descriptor)()
         message.ParseFromString(base64.b64decode(static))
     return Fallback(static=message, cache=bool(cache))
+
+
+def decode_access_rules(found: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Return the access rules in ``found`` (``service -> JSON list``) and what was wrong with any.
+
+    A rule that cannot be read lets nobody in, rather than everyone."""
+    rules, problems = {}, {}
+    for service, text in found.items():
+        try:
+            callers = json.loads(text)
+        except ValueError:
+            callers = None
+        if not isinstance(callers, list) or not all(isinstance(c, str) for c in callers):
+            problems[service] = f"the access rule of {service} is not a list of names: {text[:100]!r}"
+            callers = []
+        rules[service] = callers
+    return rules, problems
+
+
+def decode_fallbacks(found: dict[str, str]) -> tuple[dict[str, dict[str, Fallback]], dict[str, str]]:
+    """Return the fallbacks in ``found`` (``service/method -> JSON``) by service and method, and
+    what was wrong with any (one bad value spoils only itself)."""
+    fallbacks: dict[str, dict[str, Fallback]] = {}
+    problems = {}
+    for key, text in found.items():
+        service, _, method = key.partition("/")
+        try:
+            fallbacks.setdefault(service, {})[method] = decode_fallback(text)
+        except ValueError as exc:
+            problems[key] = f"ignored the fallback {key}: {exc}"
+    return fallbacks, problems
 
 
 class PrefixWatch:

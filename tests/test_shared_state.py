@@ -11,7 +11,13 @@ import pytest
 from mesh.pb.shop_pb2 import ScoreReply
 from mesh.policies import Fallback
 from mesh.registry import Registry
-from mesh.shared_state import PrefixWatch, decode_fallback, encode_fallback
+from mesh.shared_state import (
+    PrefixWatch,
+    decode_access_rules,
+    decode_fallback,
+    decode_fallbacks,
+    encode_fallback,
+)
 
 
 def test_a_fallback_survives_the_round_trip_through_json():
@@ -29,6 +35,24 @@ def test_a_fallback_survives_the_round_trip_through_json():
 def test_a_value_that_is_not_a_fallback_is_refused(text, message):
     with pytest.raises(ValueError, match=message):
         decode_fallback(text)
+
+
+def test_access_rules_that_cannot_be_read_let_nobody_in_and_say_why():
+    rules, problems = decode_access_rules({"fraud": '["payments"]', "orders": "{oops", "payments": '[1, "x"]',
+                                           "inventory": "[]"})
+    assert rules == {"fraud": ["payments"], "orders": [], "payments": [], "inventory": []}
+    assert sorted(problems) == ["orders", "payments"]
+    assert problems["orders"] == "the access rule of orders is not a list of names: '{oops'"
+
+
+def test_fallbacks_are_grouped_by_service_and_a_bad_one_spoils_only_itself():
+    good = encode_fallback(Fallback(static=ScoreReply(risk=0.5)))
+    fallbacks, problems = decode_fallbacks({"fraud/Score": good, "fraud/Other": "nope",
+                                            "orders/CreateOrder": encode_fallback(Fallback(cache=True))})
+    assert set(fallbacks) == {"fraud", "orders"} and set(fallbacks["fraud"]) == {"Score"}
+    assert fallbacks["fraud"]["Score"].static == ScoreReply(risk=0.5)
+    assert fallbacks["orders"]["CreateOrder"].cache
+    assert list(problems) == ["fraud/Other"] and problems["fraud/Other"].startswith("ignored the fallback")
 
 
 def test_a_prefix_watch_follows_every_change_and_outlives_a_value_it_cannot_apply():
