@@ -110,8 +110,8 @@ class LivePanel(widgets.VBox):
     def refresh_now(self) -> None:
         """Refresh at once (on the calling thread), showing any error in the panel.
 
-        A refresh sets controls to what the mesh has, which runs their callbacks; those find
-        nothing to change, and must not start a refresh of their own inside this one.
+        A refresh sets controls to what the mesh has, which runs their callbacks: those of controls
+        that change the mesh do nothing then (see :meth:`guard`).
         """
         if getattr(self._inside, "refreshing", False):
             return
@@ -127,9 +127,17 @@ class LivePanel(widgets.VBox):
 
     def guard(self, action: Callable[..., Any], refresh: bool = True) -> Callable[..., None]:
         """Wrap a control's callback: refuse when the mesh is gone, show any exception here, and
-        (with ``refresh``) bring the views up to date at once rather than at the next tick."""
+        (with ``refresh``: a control that changes the mesh) bring the views up to date at once
+        rather than at the next tick.
+
+        Such a control acts only when a learner (or code) moves it, never when a refresh moves it
+        to show what the mesh has: the refresh may have read the mesh just before a change made
+        elsewhere, and writing its view back would undo that change.
+        """
 
         def guarded(*args: Any, **kwargs: Any) -> None:
+            if refresh and getattr(self._inside, "refreshing", False):
+                return
             if self.mesh.stopped or self._ended:
                 self._end("This panel's mesh has stopped: nothing was changed.")
                 return

@@ -367,7 +367,13 @@ class Mesh:
         no breaker are left out)."""
         with self._stacks_lock:
             stacks = list(self._stacks.items())
-        return {key: stack.breaker.state.value for key, stack in stacks if stack.breaker is not None}
+        states = {key: stack.breaker.state.value for key, stack in stacks if stack.breaker is not None}
+        for instance in self._processes():  # their callers' breakers are in them: ask
+            states.update(instance.breakers())
+        return states
+
+    def _processes(self) -> list[ProcessInstance]:
+        return [i for i in self.instances() if isinstance(i, ProcessInstance) and i.running]
 
     def breaker(self, service: str, caller: str = "client"):
         """Return the circuit breaker of ``caller`` (an instance id, or ``client``) towards ``service``."""
@@ -381,6 +387,10 @@ class Mesh:
 
     def breakers_of(self, instance: str) -> dict[str, str]:
         """Return the state of each circuit breaker ``instance`` keeps towards a service it calls."""
+        found = self._instances.get(instance)
+        if isinstance(found, ProcessInstance):
+            held = sorted(found.breakers().items())
+            return {f"{caller}->{callee}": state for (caller, callee), state in held}
         with self._stacks_lock:
             stacks = [((caller, callee), stack) for (caller, callee), stack in self._stacks.items()
                       if caller == instance]

@@ -22,7 +22,10 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
+import grpc
+
 from .delay_proxy import DelayProxy
+from .pb import admin_pb2, admin_pb2_grpc
 from .remote_faults import RemoteFaults
 from .services import ServiceKind
 from .shared_state import SECRET_VARIABLE
@@ -61,6 +64,8 @@ class ProcessInstance:
         self.faults = RemoteFaults(mesh.consul, mesh.kv_path("faults"), mesh.registry_name(self.id))
         self._process: subprocess.Popen | None = None
         self._stderr = None
+        self._admin_channel: grpc.Channel | None = None
+        self._admin = None
         self.starts = 0
 
     @property
@@ -71,14 +76,32 @@ class ProcessInstance:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def status(self, recent_errors: int = 0, timeout: float = 1.0) -> admin_pb2.StatusReply | None:
+        """What its admin interface says (:mod:`mesh.admin`): calls served and in flight, its
+        breakers, its latest errors; None while it is down or does not answer within ``timeout``."""
+        if not self.running:
+            return None
+        if self._admin is None:  # one channel for its life: panels ask several times a second
+            self._admin_channel = grpc.insecure_channel(self.address)
+            self._admin = admin_pb2_grpc.AdminStub(self._admin_channel)
+        try:
+            return self._admin.Status(admin_pb2.StatusRequest(recent_errors=recent_errors), timeout=timeout)
+        except grpc.RpcError:
+            return None
+
     @property
     def served(self) -> int:
         """Calls this process has served, asked of its admin interface (0 while it is down)."""
-        if not self.running:
-            return 0
-        from .admin import status
+        found = self.status()
+        return found.calls_served if found is not None else 0
 
-        return status(self.address, recent_errors=0).calls_served
+    def breakers(self) -> dict[tuple[str, str], str]:
+        """The state of each circuit breaker this process keeps, by (this instance, callee service),
+        as :meth:`mesh.Mesh.breaker_states` gives them ({} while it is down)."""
+        found = self.status()
+        if found is None:
+            return {}
+        return {tuple(b.name.split("->", 1)): b.state for b in found.breakers if "->" in b.name}
 
     @property
     def pid(self) -> int | None:
@@ -184,7 +207,11 @@ class ProcessInstance:
             self._stderr = None
 
     def release(self) -> None:
-        """Close what outlives a kill (its delaying proxy): the mesh is done with this instance."""
+        """Close what outlives a kill (its delaying proxy, the channel to its admin interface):
+        the mesh is done with this instance."""
+        if self._admin_channel is not None:
+            self._admin_channel.close()
+            self._admin_channel = self._admin = None
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None

@@ -20,7 +20,7 @@ from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import shop_topology
 from sim import Exponential, Fault, Poisson, ServiceSpec, Simulation, Topology
 
-from .conftest import eventually
+from .conftest import BOTH_MODES, MODES, eventually
 
 
 def live_threads() -> set[str]:
@@ -28,20 +28,23 @@ def live_threads() -> set[str]:
 
 
 @pytest.fixture
-def greeters():
-    with Mesh({"greeter": 3}, name="live-greeters", seed=3) as mesh:
+def greeters(mode):
+    with Mesh({"greeter": 3}, name=f"live-greeters-{mode}", seed=3, mode=mode) as mesh:
         mesh.wait_until_passing()
         yield mesh
     eventually(lambda: not live_threads(), timeout=10)
 
 
-@pytest.fixture(scope="module")
-def shop():
-    with Mesh(shop_topology(2), name="live-shop", seed=4) as mesh:
+@pytest.fixture(scope="module", params=MODES)
+def shop(request):
+    """The shop, in the kernel and as processes: the map must look the same (breakers kept in
+    callers' processes are read through their admin interfaces)."""
+    with Mesh(shop_topology(2), name=f"live-shop-{request.param}", seed=4, mode=request.param) as mesh:
         mesh.wait_until_passing()
         yield mesh
 
 
+@BOTH_MODES
 def test_console_controls_write_through_the_meshs_api(greeters):
     console = MeshConsole(greeters, period=0.2)
     row = console._rows["greeter-2"]
@@ -66,6 +69,7 @@ def test_console_controls_write_through_the_meshs_api(greeters):
     console.close()
 
 
+@BOTH_MODES
 def test_console_shows_changes_made_in_code(greeters):
     console = MeshConsole(greeters, period=0.1)
     greeters.inject("greeter-1", delay=0.25, abort_percent=40, abort_code="UNAVAILABLE")
@@ -78,6 +82,7 @@ def test_console_shows_changes_made_in_code(greeters):
     console.close()
 
 
+@BOTH_MODES
 def test_console_load_and_charts_follow_a_slowed_replica(greeters):
     console = MeshConsole(greeters, rate=80, period=0.25)
     assert console.load is not None and console.load.running
@@ -93,6 +98,30 @@ def test_console_load_and_charts_follow_a_slowed_replica(greeters):
     console.running.value = False
     eventually(lambda: not console.load.running, timeout=5)
     assert console.load_status.value.startswith("stopped")
+    console.close()
+
+
+def test_a_refresh_that_read_the_mesh_just_before_a_change_does_not_undo_it(greeters, monkeypatch):
+    """A refresh read the policy; a learner then moved a slider, which wrote the new value; the
+    refresh then showed what it had read, moving the slider back, and the slider's callback wrote
+    that stale value, undoing the learner's change (seen with processes, whose breakers take a
+    round trip to read). A refresh now only shows."""
+    console = MeshConsole(greeters, period=60)  # refreshed here only
+    states = greeters.breaker_states
+    learner = threading.Thread(target=lambda: setattr(console.policy.attempts, "value", 4))
+
+    def moved_meanwhile():  # the refresh calls this after reading the policy
+        learner.start()  # the learner's change arrives on another thread, as a widget message does
+        eventually(lambda: greeters.policy("greeter").current.max_attempts == 4, timeout=5)
+        return states()
+
+    monkeypatch.setattr(greeters, "breaker_states", moved_meanwhile)
+    console.refresh_now()
+    monkeypatch.setattr(greeters, "breaker_states", states)
+    learner.join(5)
+    assert greeters.policy("greeter").current.max_attempts == 4
+    console.refresh_now()
+    assert console.policy.attempts.value == 4
     console.close()
 
 
@@ -179,6 +208,7 @@ def test_service_map_shows_health_breakers_and_traffic(shop):
         panel.close()
 
 
+@BOTH_MODES
 def test_trace_explorer_picks_failed_and_retried_requests(greeters):
     greeters.set_policy("greeter", max_attempts=3)
     greeters.inject("greeter-2", abort_code="UNAVAILABLE", abort_percent=100)
