@@ -139,7 +139,7 @@ class Mesh:
         try:
             if mode == "processes":
                 gateway = hosts.gateway if hosts is not None else "127.0.0.1"
-                self.otlp = OtlpReceiver(self.tracing.store, self.metrics, host=gateway)
+                self.otlp = OtlpReceiver(self.tracing.store, self.metrics, host=gateway, logs=self.logs)
                 self._wait_ready([i for service, replicas in (services or {}).items()
                                   for i in self._spawn(service, replicas)])
             else:

@@ -26,7 +26,7 @@ from opentelemetry import trace
 
 from .inbound import inbound
 
-__all__ = ["ACCESS", "LOGGER", "LogStore", "TraceContextFilter"]
+__all__ = ["ACCESS", "CONTEXT_FIELDS", "LOGGER", "LogStore", "TraceContextFilter"]
 
 #: The logger every service logs under (one child per concern), and the access log's.
 LOGGER = "mesh.service"
@@ -74,16 +74,24 @@ class LogStore(logging.Handler):
         with self._records_lock:
             self._records.append(entry)
 
+    def add(self, entry: dict[str, Any]) -> None:
+        """Keep a record made elsewhere (a process's, received over OTLP), as a dict of the fields
+        :meth:`emit` makes."""
+        with self._records_lock:
+            self._records.append(entry)
+
     def records(self, trace_id: str = "", service: str = "", level: str = "",
                 contains: str = "") -> list[dict[str, Any]]:
         """Return the kept records, oldest first, of one trace, service, minimum level, or with
-        ``contains`` in their message (each filter optional)."""
+        ``contains`` in their message (each filter optional). Oldest by the time each was logged:
+        a process's records arrive in batches, after some the kernel logged later."""
         least = logging.getLevelName(level.upper()) if level else 0
         with self._records_lock:
             kept = list(self._records)
-        return [r for r in kept
-                if (not trace_id or r["trace_id"] == trace_id) and (not service or r["service"] == service)
-                and logging.getLevelName(r["level"]) >= least and contains in r["message"]]
+        chosen = [r for r in kept
+                  if (not trace_id or r["trace_id"] == trace_id) and (not service or r["service"] == service)
+                  and logging.getLevelName(r["level"]) >= least and contains in r["message"]]
+        return sorted(chosen, key=lambda r: r["time"])
 
     def lines(self, **filters: str) -> list[str]:
         """Return the records :meth:`records` selects as JSON lines."""

@@ -7,7 +7,9 @@ mesh's store, as if the span had been made in the kernel: the call trees, the ma
 explorer read them the same way. Given the mesh's :class:`~mesh.metrics.Metrics`, it also records
 a metrics row for each call a span describes — the client side of every attempt, the server side
 of every call — as the Collector's span-metrics connector derives metrics from spans, so that the
-console and the map see the calls made between processes. Point the processes at a real collector
+console and the map see the calls made between processes. Given the mesh's
+:class:`~mesh.logs.LogStore`, it serves OTLP's ``LogsService`` too: the processes' log lines (each
+with its trace id) join the kernel's in ``mesh.logs``. Point the processes at a real collector
 instead by its address.
 
 Written here because a receiver is the one part of OTLP that OpenTelemetry's Python packages do
@@ -21,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from opentelemetry import trace
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from .logs import CONTEXT_FIELDS, LogStore
 from .metrics import Metrics
 from .span_store import SpanStore
 
@@ -102,14 +106,65 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return response
 
 
-class OtlpReceiver:
-    """OTLP/gRPC ``TraceService`` on ``127.0.0.1`` (a free port), feeding ``store`` (and ``metrics``)."""
+#: Log record attributes that say where in the source a line was logged: not kept (the kernel's
+#: own records do not carry them either).
+_SOURCE_ATTRIBUTES = ("code.",)
 
-    def __init__(self, store: SpanStore, metrics: Metrics | None = None, host: str = "127.0.0.1"):
+
+def _level(severity: int, text: str) -> str:
+    """The standard library's level name for an OTLP severity (whose ranges of four are TRACE,
+    DEBUG, INFO, WARN, ERROR, FATAL, from 1; 0 is unset)."""
+    if not severity:
+        return text.upper() or "INFO"
+    for below, name in ((9, "DEBUG"), (13, "INFO"), (17, "WARNING"), (21, "ERROR")):
+        if severity < below:
+            return name
+    return "CRITICAL"
+
+
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    """Each log record received becomes a record of the mesh's :class:`~mesh.logs.LogStore`, with
+    the fields a record made in the kernel has (its attributes carry them: the processes attach
+    :class:`~mesh.logs.TraceContextFilter` to their OTLP log handler)."""
+
+    def __init__(self, logs: LogStore):
+        self._logs = logs
+        self.received = 0
+
+    def Export(self, request, context):
+        records = [(scope.scope.name, record) for resource in request.resource_logs
+                   for scope in resource.scope_logs for record in scope.log_records]
+        if len(records) > MAX_SPANS_PER_EXPORT:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"at most {MAX_SPANS_PER_EXPORT} log records an export, got {len(records)}")
+        for logger, record in records:
+            attributes = {a.key: _value(a.value) for a in record.attributes
+                          if not a.key.startswith(_SOURCE_ATTRIBUTES)}
+            entry = {"time": record.time_unix_nano / 1e9,
+                     "level": _level(record.severity_number, record.severity_text),
+                     "logger": logger, "message": str(_value(record.body))}
+            entry.update({field: str(attributes.pop(field, "")) for field in CONTEXT_FIELDS})
+            if not entry["trace_id"] and len(record.trace_id) == 16:
+                entry["trace_id"], entry["span_id"] = record.trace_id.hex(), record.span_id.hex()
+            entry.update(attributes)
+            self._logs.add(entry)
+            self.received += 1
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class OtlpReceiver:
+    """OTLP/gRPC ``TraceService`` (and, given ``logs``, ``LogsService``) on ``127.0.0.1`` (a free
+    port), feeding ``store`` (and ``metrics``, and ``logs``)."""
+
+    def __init__(self, store: SpanStore, metrics: Metrics | None = None, host: str = "127.0.0.1",
+                 logs: LogStore | None = None):
         self._service = _TraceService(store, metrics)
+        self._logs = _LogsService(logs) if logs is not None else None
         self._server = grpc.server(ThreadPoolExecutor(4, thread_name_prefix="otlp-receiver"),
                                    options=[("grpc.so_reuseport", 0)])
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._service, self._server)
+        if self._logs is not None:
+            logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self._logs, self._server)
         self.port = self._server.add_insecure_port(f"{host}:0")
         self.host = host
         self._server.start()
@@ -120,8 +175,8 @@ class OtlpReceiver:
 
     @property
     def received(self) -> int:
-        """Spans received so far."""
-        return self._service.received
+        """Spans (and log records) received so far."""
+        return self._service.received + (self._logs.received if self._logs is not None else 0)
 
     def stop(self) -> None:
         self._server.stop(grace=0.5).wait()

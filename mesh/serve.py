@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # The kernel's signing key, so that this process's callers prove who they are and its
     # instance checks the kernel's callers (before any instance or client uses the identities)
     mesh.identities = Identities(args.mesh, secret=os.environ.get(SECRET_VARIABLE) or None)
-    watch = instance = None
+    watch = instance = logs = None
     shared: list[PrefixWatch] = []
     code = 0
     try:
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             # Sent within a tenth of a second of ending, so the notebook's views stay live.
             mesh.tracing.add_span_processor(BatchSpanProcessor(
                 OTLPSpanExporter(endpoint=args.otlp, insecure=True), schedule_delay_millis=100))
+            logs = _ship_logs(args.otlp)
         shared = [PrefixWatch(mesh.consul, mesh.kv_path("access"),
                               lambda found: mesh.adopt_access_rules(_said(decode_access_rules(found))),
                               "access-rules"),
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for watched in shared:
             watched.request_stop()
-        _leave(mesh, instance, watch, code, flush=not orphaned.is_set())
+        _leave(mesh, instance, watch, logs, code, flush=not orphaned.is_set())
     return code
 
 
@@ -122,11 +123,32 @@ def _said(decoded: tuple[dict, dict[str, str]]) -> dict:
     return found
 
 
-def _leave(mesh, instance, watch, code: int, flush: bool = True) -> None:
+def _ship_logs(endpoint: str):
+    """Send the services' log lines (``mesh.service``, from INFO up) with OpenTelemetry's OTLP log
+    exporter, each carrying the fields the kernel's own records have (trace id, service,
+    instance); return the provider, to flush at the end."""
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from .logs import LOGGER, TraceContextFilter
+
+    provider = LoggerProvider()
+    provider.add_log_record_processor(BatchLogRecordProcessor(
+        OTLPLogExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=100))
+    handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
+    handler.addFilter(TraceContextFilter())
+    logging.getLogger(LOGGER).addHandler(handler)
+    return provider
+
+
+def _leave(mesh, instance, watch, logs, code: int, flush: bool = True) -> None:
     """End quickly and cleanly: out of the registry first, then the calls in flight, then the
-    last spans out (unless the kernel that received them is gone: the exporter would retry for
-    seconds). The watches' threads end with the process (joining them would wait out their
-    blocking queries)."""
+    last spans and log lines out (unless the kernel that received them is gone: the exporters
+    would retry for seconds). The watches' threads end with the process (joining them would wait
+    out their blocking queries)."""
     import contextlib
 
     if instance is not None:
@@ -137,6 +159,8 @@ def _leave(mesh, instance, watch, code: int, flush: bool = True) -> None:
         watch.request_stop()
     if flush:
         mesh.tracing.shutdown()  # flushes the OTLP exporter
+        if logs is not None:
+            logs.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

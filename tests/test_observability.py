@@ -1,5 +1,6 @@
 """The three signals of a real mesh: logs that carry the trace id across services, Prometheus
-metrics (RED per edge) scraped over HTTP, and traces — each pointing at the same calls."""
+metrics (RED per edge) scraped over HTTP, and traces — each pointing at the same calls, whether
+the instances run in the kernel or as processes (whose logs and spans come over OTLP)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from lessons.experiment import CHECKOUT
 from mesh import Mesh
 from mesh.services import shop_topology
 
+from .conftest import MODES
 
-@pytest.fixture(scope="module")
-def shop():
-    with Mesh(shop_topology(1), name="observability-test", seed=0) as mesh:
+
+@pytest.fixture(scope="module", params=MODES)
+def shop(request):
+    """The shop in the kernel and as processes (whose log lines and spans come over OTLP)."""
+    with Mesh(shop_topology(1), name="observability-test", seed=0, mode=request.param) as mesh:
         mesh.wait_until_passing()
         yield mesh
 
@@ -40,6 +44,7 @@ def test_one_requests_log_lines_share_its_trace_id_across_services(shop):
     with contextlib.suppress(grpc.RpcError):
         shop.client("frontend").Checkout(CHECKOUT, timeout=5)
     shop.clear_faults()
+    shop.settle_telemetry()
     (request,) = shop.tracing.requests()
     trace_id = request[0].trace_id
     lines = shop.logs.records(trace_id=trace_id)
@@ -70,6 +75,7 @@ def test_another_mesh_does_not_get_these_logs(shop):
 
         other.client("greeter").SayHello(HelloRequest(name="Ada"), timeout=5)
         assert [r["service"] for r in other.logs.records()] == ["greeter"]
+    shop.settle_telemetry()
     assert shop.logs.records() == []
 
 
@@ -77,6 +83,7 @@ def test_red_per_edge_in_the_prometheus_exposition_and_over_http(shop):
     before = samples(shop.metrics.prometheus.exposition(), "mesh_client_requests_total")
     for _ in range(7):
         shop.client("frontend").Checkout(CHECKOUT, timeout=5)
+    shop.settle_telemetry()  # a process's calls are counted from its spans
     text = shop.metrics.prometheus.exposition()
     after = samples(text, "mesh_client_requests_total")
     edge = (("callee", "fraud"), ("caller", "payments"), ("code", "OK"), ("method", "Score"))

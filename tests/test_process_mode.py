@@ -255,3 +255,47 @@ def test_the_otlp_receiver_records_spans_and_rejects_malformed_ids():
         receiver.stop()
         tracing.shutdown()
 
+
+
+def test_the_otlp_receiver_keeps_log_records_as_the_kernels_own_and_refuses_a_flood():
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    from mesh.logs import LogStore
+    from mesh.otlp import MAX_SPANS_PER_EXPORT
+
+    tracing, logs = Tracing("otlp-logs"), LogStore("otlp-logs")
+    receiver = OtlpReceiver(tracing.store, logs=logs)
+    try:
+        warned = logs_pb2.LogRecord(time_unix_nano=2_000_000_000, severity_number=13, severity_text="WARN",
+                                    trace_id=bytes(range(16)), span_id=bytes(range(8)))
+        warned.body.string_value = "Score INTERNAL 3.0 ms"
+        for key, value in (("service", "fraud"), ("instance", "fraud-1"), ("code", "INTERNAL"),
+                           ("code.file.path", "/somewhere.py")):
+            warned.attributes.add(key=key).value.string_value = value
+        bare = logs_pb2.LogRecord(time_unix_nano=1_000_000_000)  # no severity, no trace, a number body
+        bare.body.int_value = 42
+        request = logs_service_pb2.ExportLogsServiceRequest()
+        scope = request.resource_logs.add().scope_logs.add()
+        scope.scope.name = "mesh.service.access"
+        scope.log_records.extend([warned, bare])
+        flood = logs_service_pb2.ExportLogsServiceRequest()
+        flood.resource_logs.add().scope_logs.add().log_records.extend(
+            [logs_pb2.LogRecord()] * (MAX_SPANS_PER_EXPORT + 1))
+        with grpc.insecure_channel(receiver.address) as channel:
+            stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+            stub.Export(request, timeout=5)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Export(flood, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        first, second = logs.records()  # by the time each was logged
+        assert (first["message"], first["level"], first["trace_id"]) == ("42", "INFO", "")
+        assert second == {"time": 2.0, "level": "WARNING", "logger": "mesh.service.access",
+                          "message": "Score INTERNAL 3.0 ms", "trace_id": bytes(range(16)).hex(),
+                          "span_id": bytes(range(8)).hex(), "service": "fraud", "instance": "fraud-1",
+                          "mesh": "", "code": "INTERNAL"}
+        assert [r["service"] for r in logs.records(level="warning")] == ["fraud"]
+        assert receiver.received == 2
+    finally:
+        receiver.stop()
+        tracing.shutdown()
