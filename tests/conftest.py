@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -23,6 +24,33 @@ BOTH_MODES = pytest.mark.parametrize("mode", MODES)
 @pytest.fixture
 def mode() -> str:
     return "kernel"
+
+
+def instance_processes() -> list[psutil.Process]:
+    """This session's instance processes (``python -m mesh.serve ...``) still running."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "mesh.serve" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_instance_process_left_behind(request) -> Iterator[None]:
+    """After each module's tests — passed or failed — and its fixtures, no instance process of
+    ``Mesh(mode="processes")`` may be left running; any found is killed and the module errs."""
+    yield
+    left = {}
+    for process in instance_processes():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            left[process.pid] = " ".join(process.cmdline()[3:5])  # the service and its number
+            process.kill()
+    if left:
+        pytest.fail(f"{request.module.__name__} left {len(left)} instance process(es) running: "
+                    + ", ".join(f"{what} (pid {pid})" for pid, what in left.items()), pytrace=False)
 
 
 @pytest.fixture

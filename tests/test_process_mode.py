@@ -23,7 +23,7 @@ from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import shop_topology
 from mesh.tracing import Tracing
 
-from .conftest import BOTH_MODES
+from .conftest import BOTH_MODES, instance_processes
 
 HELLO = HelloRequest(name="Jason")
 
@@ -174,7 +174,9 @@ def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
         assert instance.pid != first and _alive(instance.pid)
         mesh.wait_until_passing()
         pids = [i.pid for i in mesh.instances()]
-    assert not any(_alive(pid) for pid in pids)
+        # what every module's check after its tests finds (tests/conftest.py)
+        assert {p.pid for p in instance_processes()} == set(pids)
+    assert not any(_alive(pid) for pid in pids) and instance_processes() == []
 
 
 def test_a_process_that_cannot_start_says_why():
