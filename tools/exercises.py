@@ -51,6 +51,7 @@ class Graded:
     notebook: Path
     scores: list[Score]
     error: str = ""
+    seconds: float = 0.0  # how long grading it took
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,13 @@ def grade_many(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LI
     graded = []
     results = _run(jobs, max(limits, default=time_limit), parallel)
     for (notebook, _), result in zip(submissions, results, strict=True):
+        seconds = result.get("seconds", 0.0)
         if not result["ok"]:
-            graded.append(Graded(notebook, [], result["error"]))
+            graded.append(Graded(notebook, [], result["error"], seconds))
             continue
         graded.append(Graded(notebook, [Score(t["name"], float(t["score"]), float(t["max_score"]),
                                               t.get("output", ""))
-                                        for t in result["tests"] if "max_score" in t]))
+                                        for t in result["tests"] if "max_score" in t], seconds=seconds))
     return graded
 
 

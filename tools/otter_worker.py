@@ -13,7 +13,7 @@ object on stdin — ``{"jobs": [...], "time_limit": s, "parallel": n}``, each jo
 ``{"assign": [master, out_dir]}`` or ``{"grade": [notebook, autograder]}``, optionally with its own
 ``"time_limit"`` — and one JSON list on
 stdout, a result per job: ``{"ok": true, "tests": [...]}`` (otter's results) or
-``{"ok": false, "error": "..."}``.
+``{"ok": false, "error": "..."}``, each with the ``"seconds"`` the job took.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dic
     results: list[dict | None] = [None] * len(jobs)
     pending = deque(enumerate(jobs))
     running: dict[int, tuple[int, float, Path]] = {}  # pid -> (job number, deadline, work dir)
+    started: dict[int, float] = {}  # job number -> when it started
     with tempfile.TemporaryDirectory(prefix="otter-jobs-") as scratch:
         while pending or running:
             while pending and len(running) < parallel:
@@ -54,11 +55,13 @@ def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dic
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - the child, measured by its results
                     _child(job, work)
-                running[pid] = (number, time.monotonic() + job.get("time_limit", time_limit), work)
+                started[number] = time.monotonic()
+                running[pid] = (number, started[number] + job.get("time_limit", time_limit), work)
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid:
                 number, _, work = running.pop(pid)
                 results[number] = _result(jobs[number], work, os.waitstatus_to_exitcode(status))
+                results[number]["seconds"] = round(time.monotonic() - started[number], 2)
                 continue
             now = time.monotonic()
             for pid, (number, deadline, _) in list(running.items()):
@@ -67,7 +70,7 @@ def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dic
                     os.waitpid(pid, 0)
                     del running[pid]
                     limit = jobs[number].get("time_limit", time_limit)
-                    results[number] = {"ok": False, "error": (
+                    results[number] = {"ok": False, "seconds": round(now - started[number], 2), "error": (
                         f"stopped after {limit:g} s: the notebook did not finish (an endless loop, "
                         "or a wait that never ends, in one of its cells?)")}
             time.sleep(POLL)
