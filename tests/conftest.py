@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,16 @@ def no_instance_process_left_behind(request) -> Iterator[None]:
     if left:
         pytest.fail(f"{request.module.__name__} left {len(left)} instance process(es) running: "
                     + ", ".join(f"{what} (pid {pid})" for pid, what in left.items()), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def close_figures() -> Iterator[None]:
+    """Close the figures a test drew: pyplot keeps every figure until closed, and warns (an error
+    here) past twenty, whichever test happens to draw the twenty-first."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 @pytest.fixture

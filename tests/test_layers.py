@@ -44,10 +44,18 @@ def _imports(path: Path, package: str):
             yield from (f"{module}.{alias.name}" for alias in node.names)
 
 
+#: Underscored modules that are their library's documented way in: OpenTelemetry's logs signal,
+#: still in development, is published as ``opentelemetry.sdk._logs`` and ``..._log_exporter``
+#: (its own examples import them so).
+DOCUMENTED_UNDERSCORED = ("opentelemetry.sdk._logs", "opentelemetry.exporter.otlp.proto.grpc._log_exporter")
+
+
 def test_private_modules_are_imported_only_inside_their_own_package():
     offences = []
     for path, _, package in _modules():
         for imported in _imports(path, package):
+            if imported.startswith(DOCUMENTED_UNDERSCORED):
+                continue
             parts = imported.split(".")
             for i, part in enumerate(parts):
                 if part.startswith("_") and not part.startswith("__"):

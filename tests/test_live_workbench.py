@@ -76,9 +76,10 @@ def test_console_shows_changes_made_in_code(greeters):
     greeters.set_policy("greeter", max_attempts=2, rate_limit=120)
     greeters.kill("greeter-3")
     row1, row3 = console._rows["greeter-1"], console._rows["greeter-3"]
-    eventually(lambda: (row1.latency.value, row1.abort.value) == (250, 40) and row3.kill.value, timeout=5)
+    # one refresh shows the rows, then the policy (after asking processes for their breakers)
+    eventually(lambda: (row1.latency.value, row1.abort.value) == (250, 40) and row3.kill.value
+               and (console.policy.attempts.value, console.policy.rate_limit.value) == (2, 120), timeout=5)
     assert row3.kill.description == "revive" and "killed" in row3.label.value
-    assert (console.policy.attempts.value, console.policy.rate_limit.value) == (2, 120)
     console.close()
 
 
