@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import consul
 import grpc
@@ -40,10 +41,12 @@ from .otlp import OtlpReceiver
 from .policies import Balancer, Fallback, PolicySettings, rng_for
 from .processes import ProcessInstance
 from .proxy import DiscoveryProxy
-from .registry import Registry
 from .services import KINDS, ServiceKind
 from .shared_state import encode_fallback
 from .tracing import CallNode, Tracing
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 _live: weakref.WeakValueDictionary[str, Mesh] = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
@@ -127,6 +130,8 @@ class Mesh:
         self._stopped = False
         self.hosts = hosts
         if hosts is not None:  # the registry where every host can reach it: the bridge's address
+            from .registry import Registry
+
             found = Registry(host=hosts.gateway).start()
             self.backend = Backend("embedded", found.host, found.http_port, found.dns_port, registry=found)
         else:

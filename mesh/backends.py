@@ -20,12 +20,14 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import consul
 import requests
 
-from .registry import Registry
+if TYPE_CHECKING:
+    from .registry import Registry
 
 BACKENDS = ("embedded", "env", "consul", "auto")
 
@@ -92,8 +94,15 @@ def consul_binary() -> str | None:
 
 
 def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) -> Backend:
-    """Start or attach to the registry ``choice`` names (see the module docstring)."""
-    if isinstance(choice, Registry):
+    """Start or attach to the registry ``choice`` names (see the module docstring).
+
+    The embedded registry (aiohttp's server) is imported only when it is used: an instance's
+    process, which reaches its registry by address, starts faster without it."""
+    if choice is not None and not isinstance(choice, str):
+        from .registry import Registry
+
+        if not isinstance(choice, Registry):
+            raise TypeError(f"a registry is a name, an address or a Registry, not {type(choice).__name__}")
         return Backend("embedded", choice.host, choice.http_port, choice.dns_port, registry=choice,
                        owned=False)
     choice = choice or "embedded"
@@ -103,6 +112,8 @@ def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) 
     if choice == "auto":
         choice = "env" if os.environ.get("CONSUL_HTTP_ADDR") else "consul" if consul_binary() else "embedded"
     if choice == "embedded":
+        from .registry import Registry
+
         registry = Registry(dns_port=0 if dns else None).start()
         return Backend("embedded", registry.host, registry.http_port, registry.dns_port, registry=registry)
     if choice == "env":

@@ -17,9 +17,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -29,6 +28,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .span_store import MAX_SPANS, SpanStore
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass
@@ -173,6 +175,8 @@ class Tracing:
     def dependency_graph(self, within: float | None = None) -> nx.DiGraph:
         """Return services as nodes and caller -> callee edges with ``calls`` and ``errors`` (with
         ``within``, of the calls that ended in the last ``within`` seconds)."""
+        import networkx as nx  # here: an instance's process never draws the graph
+
         graph = nx.DiGraph()
         counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         for span in self.spans(within):

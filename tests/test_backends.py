@@ -137,6 +137,8 @@ def test_missing_backends_are_clear_errors(monkeypatch):
         assert auto.kind == "embedded"
     finally:
         auto.stop()
+    with pytest.raises(TypeError, match="not int"):
+        start_backend(8500)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

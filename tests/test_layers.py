@@ -99,6 +99,15 @@ def test_policies_and_the_simulator_import_light(module):
     assert json.loads(out.stdout) == []
 
 
+def test_an_instance_process_starts_without_the_embedded_registry_or_the_graph_library():
+    """Every process of ``Mesh(mode="processes")`` imports the mesh; it reaches its registry by
+    address and draws no graph, so aiohttp (the embedded registry's server) and networkx stay out."""
+    code = ("import json, sys, mesh.serve, mesh._mesh; "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'networkx'})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout) == []
+
+
 def test_the_mesh_still_loads_what_it_needs_when_used():
     code = "import sys, mesh; mesh.Mesh; print('grpc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
