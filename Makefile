@@ -26,8 +26,10 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Two workers, each running whole test files (a module's fixtures stay in one process): much of
+# the suite waits on real servers, timeouts and notebooks, so two files at once use both cores.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
 protos: setup

@@ -130,7 +130,7 @@ class Recorder:
             up[service] = (sum(1 for i in instances if i.running and i.id in passing), len(instances))
         owner = {i.id: i.service for i in mesh.instances()}
         in_flight: Counter = Counter()
-        for instance, count in mesh.metrics.in_flight().items():
+        for instance, count in mesh.in_flight().items():
             in_flight[owner.get(instance, "")] += count
         latencies, failed = defaultdict(list), Counter()
         for row in mesh.metrics.recent(self.every):

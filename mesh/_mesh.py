@@ -377,6 +377,17 @@ class Mesh:
             states.update(instance.breakers())
         return states
 
+    def in_flight(self) -> dict[str, int]:
+        """Return the calls each instance is serving now, by instance id (instances serving none
+        are left out); a process is asked through its admin interface."""
+        counts = dict(self.metrics.in_flight())
+        for instance in self._processes():
+            found = instance.status()
+            counts.pop(instance.id, None)
+            if found is not None and found.in_flight:
+                counts[instance.id] = found.in_flight
+        return counts
+
     def _processes(self) -> list[ProcessInstance]:
         return [i for i in self.instances() if isinstance(i, ProcessInstance) and i.running]
 

@@ -167,7 +167,7 @@ def test_the_bus_is_a_mesh_service_and_refuses_unknown_topics_over_grpc(bus_mesh
     assert len(set(ids)) == 20  # both replicas took publishes into one shared log
     seen = []
     with Consumer(bus, "billing", lambda data, attrs: seen.append(attrs["order"])):
-        mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=5)
+        mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=15)
     assert sorted(seen, key=int) == [str(n) for n in range(20)]
     assert not [t for t in threading.enumerate() if t.name == "consumer-billing"]
 
@@ -209,7 +209,7 @@ def test_a_poison_message_is_retried_then_dead_lettered_without_blocking_the_res
     for order in ("o-1", "bad", "o-2"):
         bus.publish("orders", "x", order=order)
     with Consumer(bus, "strict", handle) as consumer:
-        mesh.wait_until(lambda: bus.backlog("strict") == 0, timeout=5)
+        mesh.wait_until(lambda: bus.backlog("strict") == 0, timeout=15)
     assert done == ["o-1", "o-2"]
     assert [attempt for _, attempt, _ in consumer.failures] == [1, 2, 3]
     (dead,) = bus.dead_letters("strict")
@@ -272,7 +272,7 @@ def test_without_lease_extension_a_slow_handler_is_dead_lettered_with_a_reason(b
     bus.subscribe("slow", "orders", ack_deadline=0.05, max_deliveries=2)
     bus.publish("orders", "x", order="1")
     with Consumer(bus, "slow", lambda data, attrs: time.sleep(0.08), max_lease=0) as consumer:
-        mesh.wait_until(lambda: bus.backlog("slow") == 0, timeout=5)
+        mesh.wait_until(lambda: bus.backlog("slow") == 0, timeout=15)
     (dead,) = bus.dead_letters("slow")
     assert dead.deliveries == 2 and "not acknowledged within the 0.05 s ack deadline" in dead.reason
     assert [h.attempt for h in consumer.handled] == [1, 2]
@@ -292,12 +292,12 @@ def test_every_message_is_handled_at_least_once_when_a_consumer_crashes_mid_batc
             crashing.crash()
 
     crashing = Consumer(bus, "crashy", crash_on_the_eighth, batch=10, name="crashing")
-    mesh.wait_until(lambda: len(first) == 8, timeout=5)
+    mesh.wait_until(lambda: len(first) == 8, timeout=15)
     crashing._thread.join(5)
     assert not crashing._thread.is_alive() and not crashing._keeper.is_alive()
     assert bus.stats()[1]["acked"] == 0  # it crashed before acknowledging its first batch
     with Consumer(bus, "crashy", lambda data, attrs: second.append(attrs["order"])):
-        mesh.wait_until(lambda: bus.backlog("crashy") == 0, timeout=5)
+        mesh.wait_until(lambda: bus.backlog("crashy") == 0, timeout=15)
     assert first == [str(n) for n in range(8)]
     assert sorted(second, key=int) == [str(n) for n in range(30)]  # the crashed batch came back
     assert bus.dead_letters("crashy") == []
