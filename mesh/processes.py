@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,7 @@ class ProcessInstance:
         self._stderr = None
         self._admin_channel: grpc.Channel | None = None
         self._admin = None
+        self._admin_lock = threading.Lock()  # panels and recorders ask from their own threads
         self.starts = 0
 
     @property
@@ -81,11 +83,13 @@ class ProcessInstance:
         breakers, its latest errors; None while it is down or does not answer within ``timeout``."""
         if not self.running:
             return None
-        if self._admin is None:  # one channel for its life: panels ask several times a second
-            self._admin_channel = grpc.insecure_channel(self.address)
-            self._admin = admin_pb2_grpc.AdminStub(self._admin_channel)
+        with self._admin_lock:
+            if self._admin is None:  # one channel for its life: panels ask several times a second
+                self._admin_channel = grpc.insecure_channel(self.address)
+                self._admin = admin_pb2_grpc.AdminStub(self._admin_channel)
+            admin = self._admin
         try:
-            return self._admin.Status(admin_pb2.StatusRequest(recent_errors=recent_errors), timeout=timeout)
+            return admin.Status(admin_pb2.StatusRequest(recent_errors=recent_errors), timeout=timeout)
         except grpc.RpcError:
             return None
 
@@ -209,9 +213,10 @@ class ProcessInstance:
     def release(self) -> None:
         """Close what outlives a kill (its delaying proxy, the channel to its admin interface):
         the mesh is done with this instance."""
-        if self._admin_channel is not None:
-            self._admin_channel.close()
-            self._admin_channel = self._admin = None
+        with self._admin_lock:
+            if self._admin_channel is not None:
+                self._admin_channel.close()
+                self._admin_channel = self._admin = None
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None

@@ -140,6 +140,7 @@ def _ship_logs(endpoint: str):
         OTLPLogExporter(endpoint=endpoint, insecure=True), schedule_delay_millis=100))
     handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
     handler.addFilter(TraceContextFilter())
+    handler.addFilter(lambda record: bool(record.instance))  # the lines of calls served, as the kernel keeps
     logging.getLogger(LOGGER).addHandler(handler)
     return provider
 
