@@ -140,7 +140,7 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
         for logger, record in records:
             attributes = {a.key: _value(a.value) for a in record.attributes
                           if not a.key.startswith(_SOURCE_ATTRIBUTES)}
-            entry = {"time": record.time_unix_nano / 1e9,
+            entry = {"time": (record.time_unix_nano or record.observed_time_unix_nano) / 1e9,
                      "level": _level(record.severity_number, record.severity_text),
                      "logger": logger, "message": str(_value(record.body))}
             entry.update({field: str(attributes.pop(field, "")) for field in CONTEXT_FIELDS})

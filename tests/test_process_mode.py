@@ -275,7 +275,8 @@ def test_the_otlp_receiver_keeps_log_records_as_the_kernels_own_and_refuses_a_fl
         for key, value in (("service", "fraud"), ("instance", "fraud-1"), ("code", "INTERNAL"),
                            ("code.file.path", "/somewhere.py")):
             warned.attributes.add(key=key).value.string_value = value
-        bare = logs_pb2.LogRecord(time_unix_nano=1_000_000_000)  # no severity, no trace, a number body
+        # no time (only when it was observed), no severity, no trace, a number for its body
+        bare = logs_pb2.LogRecord(observed_time_unix_nano=1_000_000_000)
         bare.body.int_value = 42
         request = logs_service_pb2.ExportLogsServiceRequest()
         scope = request.resource_logs.add().scope_logs.add()
@@ -291,7 +292,7 @@ def test_the_otlp_receiver_keeps_log_records_as_the_kernels_own_and_refuses_a_fl
                 stub.Export(flood, timeout=5)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         first, second = logs.records()  # by the time each was logged
-        assert (first["message"], first["level"], first["trace_id"]) == ("42", "INFO", "")
+        assert (first["time"], first["message"], first["level"], first["trace_id"]) == (1.0, "42", "INFO", "")
         assert second == {"time": 2.0, "level": "WARNING", "logger": "mesh.service.access",
                           "message": "Score INTERNAL 3.0 ms", "trace_id": bytes(range(16)).hex(),
                           "span_id": bytes(range(8)).hex(), "service": "fraud", "instance": "fraud-1",
