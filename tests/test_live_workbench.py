@@ -113,7 +113,7 @@ def test_a_refresh_that_read_the_mesh_just_before_a_change_does_not_undo_it(gree
 
     def moved_meanwhile():  # the refresh calls this after reading the policy
         learner.start()  # the learner's change arrives on another thread, as a widget message does
-        eventually(lambda: greeters.policy("greeter").current.max_attempts == 4, timeout=5)
+        eventually(lambda: greeters.policy("greeter").current.max_attempts == 4, timeout=15)
         return states()
 
     monkeypatch.setattr(greeters, "breaker_states", moved_meanwhile)
@@ -200,7 +200,7 @@ def test_service_map_shows_health_breakers_and_traffic(shop):
     assert "fraud-1" in service_map.details.value and "killed" in service_map.details.value
     explorer = TraceExplorer(shop, service_map, period=0.2)
     explorer.kind.value = "refused"
-    eventually(lambda: len(explorer.choice.options) > 0, timeout=5)
+    eventually(lambda: len(explorer.choice.options) > 0, timeout=15)
     assert explorer._shown and ("orders", "payments") in service_map.highlighted
     shop.revive("fraud-1")
     for instance in shop.instances("payments"):

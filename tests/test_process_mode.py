@@ -125,16 +125,16 @@ def test_an_access_rule_and_a_fallback_set_in_the_notebook_hold_in_every_caller(
         score = mesh.client("fraud").Score
         request = ScoreRequest(user="ada", amount_cents=100)
         mesh.allow_callers("fraud", ["payments"])  # payments proves who it is with the mesh's key
-        mesh.wait_until(lambda: burst(score, request, calls=1)[0].code == "PERMISSION_DENIED", timeout=5)
+        mesh.wait_until(lambda: burst(score, request, calls=1)[0].code == "PERMISSION_DENIED", timeout=15)
         assert _checkout(mesh) == "OK"
         mesh.allow_callers("fraud", ["orders"])
-        mesh.wait_until(lambda: _checkout(mesh) == "PERMISSION_DENIED", timeout=5)
+        mesh.wait_until(lambda: _checkout(mesh) == "PERMISSION_DENIED", timeout=15)
         mesh.allow_callers("fraud", None)
-        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=5)
+        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=15)
         mesh.inject("fraud-1", abort_code="UNAVAILABLE", abort_percent=100)
         assert _checkout(mesh) == "UNAVAILABLE"
         mesh.fallback("fraud", "Score", static=ScoreReply(risk=0.5))  # payments answers with it
-        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=5)
+        mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=15)
 
 
 def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():
@@ -154,7 +154,7 @@ def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():
             bus.publish("orders", f"o{n}")
         seen = []
         with Consumer(bus, "billing", lambda data, _attributes: seen.append(data)):
-            mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=5)
+            mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=15)
         assert sorted(seen) == sorted(f"o{n}".encode() for n in range(10))
 
 

@@ -163,7 +163,7 @@ def start_server(consul_http_addr: str, port: int = 12006, check_interval: str =
                        f"{proc.stderr.read()}")
 
 
-def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> str:
+def stop_server(proc: subprocess.Popen, timeout: float = 30.0) -> str:
     """Interrupt the server as Ctrl-C would (it deregisters itself); return what it printed."""
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=timeout)
