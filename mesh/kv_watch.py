@@ -9,7 +9,12 @@ processes (faults, access rules, fallbacks):
 - an unreachable registry is retried with a backoff (0.1 s doubling to 5 s), logged once per
   outage, and the watch keeps what it read last;
 - an answer its ``apply`` could not take is read again after the same backoff, so a failed
-  acknowledgement is retried, and a bad value never ends the watch.
+  acknowledgement is retried, and a bad value never ends the watch;
+- an answer equal to the last one applied is not applied again. A blocking query may return with
+  nothing changed: for a key or prefix that does not exist Consul answers with the index of the
+  whole KV store, so any write anywhere wakes it. Applying each such answer (and, for faults,
+  writing an acknowledgement, itself a write that wakes every such watch) spun the watches of a
+  processes-mode mesh into thousands of requests a second.
 
 py-consul has no watch of its own (Consul's ``watch`` command is a separate program), hence this.
 """
@@ -30,6 +35,7 @@ __all__ = ["REGISTRY_ERRORS", "BlockingWatch", "kv_query"]
 REGISTRY_ERRORS = (requests.RequestException, consul.ConsulException)
 
 FIRST_PAUSE, LONGEST_PAUSE = 0.1, 5.0
+_NOTHING = object()
 
 
 def kv_query(client: consul.Consul, key: str, recurse: bool = False, wait: str = "2s"):
@@ -58,6 +64,7 @@ class BlockingWatch:
 
     def _run(self) -> None:
         index, pause, outage = None, FIRST_PAUSE, False
+        applied: Any = _NOTHING  # the last answer applied
         while not self._stop.is_set():
             try:
                 new_index, answer = self._query(index)
@@ -76,6 +83,8 @@ class BlockingWatch:
                 self._log.warning("registry reachable again %s", self.what)
                 outage = False
             index = new_index if index is None or int(new_index) >= int(index) else None
+            if answer == applied:
+                continue
             try:
                 self._apply(answer)
             except REGISTRY_ERRORS as exc:  # e.g. an acknowledgement that could not be written
@@ -83,10 +92,10 @@ class BlockingWatch:
             except Exception:
                 self._log.exception("could not apply an answer %s, reading it again", self.what)
             else:
-                pause = FIRST_PAUSE
+                applied, pause = answer, FIRST_PAUSE
                 self.first.set()
                 continue
-            index = None
+            index, applied = None, _NOTHING
             self._stop.wait(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
 

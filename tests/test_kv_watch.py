@@ -57,6 +57,14 @@ def test_each_answer_is_applied_and_its_index_asked_next_and_an_index_going_back
     assert watch.first.is_set()
 
 
+def test_an_answer_equal_to_the_last_applied_is_not_applied_again():
+    applied = []
+    script = Script(("5", None), ("6", None), ("7", "a"), ("8", "a"), ("9", "b"), ("10", None))
+    run(script, applied.append)
+    assert applied == [None, "a", "b", None]
+    assert script.asked == [None, "5", "6", "7", "8", "9", "10"]
+
+
 def test_an_outage_is_logged_once_retried_with_a_growing_pause_and_its_end_said(caplog):
     refused = requests.ConnectionError("connection refused")
     script = Script(("2", "a"), refused, refused, consul.ConsulException("500"), ("3", "b"))

@@ -4,6 +4,7 @@ bad value does, and the acknowledgement that makes ``set`` return only once they
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from mesh.interceptors import FaultInjector, Faults
 from mesh.registry import Registry
 from mesh.remote_faults import FaultsWatch, RemoteFaults, faults_from_json, faults_to_json
+
+from .conftest import eventually
 
 
 def test_faults_survive_the_round_trip_through_json():
@@ -64,3 +67,27 @@ def test_set_says_so_when_no_instance_applies_its_faults():
             remote.set(delay=1.0)
         assert remote.faults.delay == 1.0  # written, and applied by the instance when it starts
         assert remote.set(delay=2.0, wait=False).delay == 2.0
+
+
+def test_writes_elsewhere_in_the_store_do_not_make_the_watch_apply_or_acknowledge_again():
+    """For a key that does not exist the registry answers with the whole store's index, so every
+    write anywhere woke the watch, which applied its faults and wrote its acknowledgement again —
+    itself a write, waking every such watch: a processes-mode mesh spun at thousands of requests a
+    second. An answer equal to the last applied is now left alone."""
+    with Registry(dns_port=None) as registry:
+        client = registry.client()
+        injector = FaultInjector(np.random.default_rng(0), stopping=threading.Event())
+        sets = []
+        original = injector.set
+        injector.set = lambda faults: (sets.append(faults), original(faults))[1]
+        watch = FaultsWatch(client, "faults", "greeter-1", injector)  # no faults key: no faults
+        try:
+            eventually(lambda: client.kv.get("faults-applied/greeter-1")[1] is not None, timeout=5)
+            acknowledged = client.kv.get("faults-applied/greeter-1")[1]["ModifyIndex"]
+            for n in range(20):
+                client.kv.put(f"config/elsewhere/{n}", "x")
+            time.sleep(0.5)
+            assert len(sets) == 1 and sets[0] == Faults()
+            assert client.kv.get("faults-applied/greeter-1")[1]["ModifyIndex"] == acknowledged
+        finally:
+            watch.stop()
