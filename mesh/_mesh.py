@@ -126,6 +126,7 @@ class Mesh:
         self._configs: dict[str, ServiceConfig] = {}
         self._configs_lock = threading.Lock()
         self._fallbacks: dict[str, dict[str, Fallback]] = {}
+        self._stop_actions: list[Callable[[], None]] = []
         self._fan_out = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"mesh-{name}-fanout")
         self._stopped = False
         self.hosts = hosts
@@ -173,11 +174,18 @@ class Mesh:
 
     @staticmethod
     def _spawnable(service: str | ServiceKind) -> bool:
-        """Whether a process can start ``service`` by its name: a kind made at run time (the bus,
-        whose replicas share one log; a service defined in a notebook cell) runs in the kernel."""
+        """Whether a process can start ``service``: one of ``KINDS`` by its name, or a kind made at
+        run time that says how (``serve_args``: the bus's replicas); any other kind made at run
+        time (a service defined in a notebook cell) runs in the kernel."""
+        if isinstance(service, ServiceKind) and service.serve_args:
+            return True
         name = service.name if isinstance(service, ServiceKind) else service
         known = KINDS.get(name)
         return known is not None and (not isinstance(service, ServiceKind) or known is service)
+
+    def on_stop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` when the mesh stops, once its instances have (a bus's log, say)."""
+        self._stop_actions.append(action)
 
     def _new_numbers(self, service: str | ServiceKind, replicas: int, version: str) -> list[tuple]:
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
@@ -624,6 +632,9 @@ class Mesh:
                     instance.faults.forget()  # a later mesh of the same names starts without them
             else:
                 instance.stop(grace=None, wait=max(handlers_end - time.monotonic(), 0.0))
+        for action in self._stop_actions:
+            with contextlib.suppress(Exception):
+                action()
         if self.otlp is not None:
             self.otlp.stop()
             for shared in ("access", "fallbacks"):  # a later mesh of the same names starts without them

@@ -123,7 +123,7 @@ class ProcessInstance:
                    "--port", str(self.listen_port),
                    "--version", self.version, "--max-workers", str(self.max_workers),
                    "--check-interval", mesh.check_interval, "--check-timeout", mesh.check_timeout,
-                   "--parent", str(os.getpid())]
+                   "--parent", str(os.getpid()), *self.kind.serve_args]
         if mesh.prefix:
             command += ["--prefix", mesh.prefix]
         if mesh.seed is not None:

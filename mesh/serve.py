@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-interval", default="1s")
     parser.add_argument("--check-timeout", default="1s")
     parser.add_argument("--parent", type=int, default=0, help="exit when this process is gone")
+    parser.add_argument("--bus-log", default="", help="host:port of the log a bus replica serves from "
+                        "(the service is then a bus of that name)")
     return parser
 
 
@@ -69,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     from .services import KINDS
     from .shared_state import SECRET_VARIABLE, PrefixWatch, decode_access_rules, decode_fallbacks
 
-    if args.service not in KINDS:
+    if args.bus_log:
+        from .bus import bus_replica
+
+        kind = bus_replica(args.service, args.bus_log)
+    elif args.service in KINDS:
+        kind = KINDS[args.service]
+    else:
         print(f"unknown service {args.service!r}; known: {sorted(KINDS)}", file=sys.stderr)
         return 2
     stop, orphaned = threading.Event(), threading.Event()
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                               "fallbacks")]
         for watched in shared:
             watched.wait_first()  # rules and fallbacks hold from the first call on
-        instance = mesh._start_instance(KINDS[args.service], args.number, args.max_workers, args.version,
+        instance = mesh._start_instance(kind, args.number, args.max_workers, args.version,
                                         port=args.port, host=args.host, advertise=args.advertise)
         watch = FaultsWatch(mesh.consul, mesh.kv_path("faults"), mesh.registry_id(instance), instance.faults)
         print(f"ready {instance.port}", flush=True)

@@ -137,25 +137,55 @@ def test_an_access_rule_and_a_fallback_set_in_the_notebook_hold_in_every_caller(
         mesh.wait_until(lambda: _checkout(mesh) == "OK", timeout=15)
 
 
-def test_a_service_made_at_run_time_runs_in_the_kernel_beside_the_processes():
-    """The bus's replicas share one log, which only the kernel holds; they run there, and its
-    publishers and consumers reach them through discovery as they would reach processes."""
-    from mesh import Instance
+def test_the_bus_replicas_are_processes_serving_the_log_the_kernel_keeps():
+    """The bus's replicas share one log: the kernel keeps it, each replica is a process serving
+    from it. A replica's crash loses no message; the log's refusals reach the caller as given."""
     from mesh.bus import Bus, Consumer
+    from mesh.pb import bus_pb2
     from mesh.processes import ProcessInstance
 
-    with Mesh({"greeter": 1}, mode="processes", name="modes-hybrid") as mesh:
+    with Mesh({"greeter": 1}, mode="processes", name="modes-bus") as mesh:
         bus = Bus(mesh, replicas=2)
-        assert isinstance(mesh.instance("bus-1"), Instance)
-        assert isinstance(mesh.instance("greeter-1"), ProcessInstance)
+        assert all(isinstance(i, ProcessInstance) and i.running for i in mesh.instances("bus"))
         bus.create_topic("orders")
         bus.subscribe("billing", "orders")
         for n in range(10):
             bus.publish("orders", f"o{n}")
+        mesh.kill("bus-1")  # SIGKILL: the other replica serves, from the same log
+        mesh.wait_until(lambda: mesh.passing("bus") == ["bus-2"], timeout=15)
+        for n in range(10, 20):
+            bus.publish("orders", f"o{n}")
+        with pytest.raises(grpc.RpcError) as refused:
+            bus.stub.Publish(bus_pb2.PublishRequest(topic="nope", data=b"x"), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no topic" in refused.value.details()
         seen = []
         with Consumer(bus, "billing", lambda data, _attributes: seen.append(data)):
             mesh.wait_until(lambda: bus.backlog("billing") == 0, timeout=15)
-        assert sorted(seen) == sorted(f"o{n}".encode() for n in range(10))
+        assert sorted(seen) == sorted(f"o{n}".encode() for n in range(20))
+        log = bus.log_address
+    with grpc.insecure_channel(log) as channel, pytest.raises(grpc.FutureTimeoutError):
+        grpc.channel_ready_future(channel).result(timeout=1)  # the log stopped with its mesh
+
+
+def test_a_service_defined_at_run_time_runs_in_the_kernel_beside_the_processes():
+    """A kind made in a notebook cell cannot be imported by name in another process: it runs in
+    the kernel, and is discovered and called like the processes."""
+    import dataclasses
+
+    from mesh import Instance
+    from mesh.processes import ProcessInstance
+    from mesh.services import GREETER
+
+    hello = dataclasses.replace(GREETER, name="hello")
+    with Mesh({"greeter": 1}, mode="processes", name="modes-hybrid") as mesh:
+        mesh.add_service(hello, 1)
+        mesh.wait_until_passing()
+        assert isinstance(mesh.instance("hello-1"), Instance)
+        assert not isinstance(mesh.instance("hello-1"), ProcessInstance)
+        assert isinstance(mesh.instance("greeter-1"), ProcessInstance)
+        (record,) = burst(mesh.client("hello").SayHello, HELLO, calls=1)
+        assert (record.ok, record.served_by) == (True, "hello-1")
 
 
 def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():

@@ -17,8 +17,9 @@ from ._broker import (
     Message,
     Subscription,
 )
+from ._replica import LogForwarder, bus_replica
 from ._service import Bus, BusServicer, Consumer, Handled
 
 __all__ = ["MAX_ACK_DEADLINE", "MAX_MESSAGE_BYTES", "MAX_PULL_BYTES", "MAX_PULL_MESSAGES", "Broker", "Bus",
-           "BusError", "BusServicer", "Consumer", "DeadLetter", "Delivery", "Handled", "Message",
-           "Subscription"]
+           "BusError", "BusServicer", "Consumer", "DeadLetter", "Delivery", "Handled", "LogForwarder",
+           "Message", "Subscription", "bus_replica"]

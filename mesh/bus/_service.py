@@ -3,7 +3,9 @@ consumers that pull from it.
 
 :class:`Bus` deploys ``replicas`` instances of the ``bus.Bus`` service into a mesh; they share one
 :class:`~mesh.bus._broker.Broker` (as a broker cluster shares its replicated log), so publishers
-and consumers reach it through discovery and balancing, and a replica can be killed. Topics and
+and consumers reach it through discovery and balancing, and a replica can be killed. In a mesh of
+processes the kernel keeps the log and each replica is a process that serves from it
+(:mod:`mesh.bus._replica`). Topics and
 subscriptions are created on the :class:`Bus` object; messages travel over gRPC.
 
 :class:`Consumer` pulls, handles and acknowledges on a thread of its own. ``lose_ack_percent``
@@ -20,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ import numpy as np
 from ..pb import bus_pb2, bus_pb2_grpc
 from ..services import ServiceKind
 from ._broker import Broker, BusError, DeadLetter
+from ._replica import bus_replica
 
 
 class BusServicer(bus_pb2_grpc.BusServicer):
@@ -93,12 +97,29 @@ class Bus:
         self.clock = clock
         self.broker = Broker(clock)
         self._lock = threading.Lock()
-        kind = ServiceKind(name=name, grpc_service="bus.Bus",
-                           servicer=lambda runtime: BusServicer(self.broker, self._lock),
-                           add_to_server=bus_pb2_grpc.add_BusServicer_to_server, stub=bus_pb2_grpc.BusStub)
+        self.log_address = ""  # where the replicas' processes reach the log (processes mode)
+        if mesh.mode == "processes":
+            kind = bus_replica(name, self._serve_log(mesh))
+        else:
+            kind = ServiceKind(name=name, grpc_service="bus.Bus",
+                               servicer=lambda runtime: BusServicer(self.broker, self._lock),
+                               add_to_server=bus_pb2_grpc.add_BusServicer_to_server,
+                               stub=bus_pb2_grpc.BusStub)
         self.instances = mesh.add_service(kind, replicas)
         mesh.wait_until_passing(name)
         self.stub = mesh.client(name)
+
+    def _serve_log(self, mesh) -> str:
+        """Serve the log to the replicas' processes, on a private address the mesh stops with it."""
+        server = grpc.server(ThreadPoolExecutor(8, thread_name_prefix=f"bus-log-{self.name}"),
+                             options=[("grpc.so_reuseport", 0)])
+        bus_pb2_grpc.add_BusServicer_to_server(BusServicer(self.broker, self._lock), server)
+        host = mesh.hosts.gateway if mesh.hosts is not None else "127.0.0.1"
+        port = server.add_insecure_port(f"{host}:0")
+        server.start()
+        mesh.on_stop(lambda: server.stop(grace=0.5).wait())
+        self.log_address = f"{host}:{port}"
+        return self.log_address
 
     def create_topic(self, topic: str) -> None:
         with self._lock:

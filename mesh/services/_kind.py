@@ -16,7 +16,10 @@ class ServiceKind:
     fresh servicer for each instance; ``add_to_server`` and ``stub`` are the generated helpers.
     ``settings``, if given, is a dataclass of live settings (see :mod:`mesh.config`). The servicer
     is built as ``servicer(runtime)`` with the instance's :class:`mesh._runtime.InstanceRuntime`
-    (its ``config``, clients to other services, bounded work).
+    (its ``config``, clients to other services, bounded work). ``serve_args``, for a kind made at
+    run time, are the arguments with which ``python -m mesh.serve <name> <number>`` builds it in a
+    process of its own (``Mesh(mode="processes")``); a kind without them, not one of
+    :data:`mesh.services.KINDS`, runs in the kernel.
     """
 
     name: str
@@ -25,3 +28,4 @@ class ServiceKind:
     add_to_server: Callable[[Any, Any], None]
     stub: type
     settings: type | None = None
+    serve_args: tuple[str, ...] = ()
