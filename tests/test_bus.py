@@ -146,9 +146,8 @@ def test_bad_requests_are_refused_and_change_nothing(broker):
 
 @pytest.fixture(params=MODES)
 def bus_mesh(request):
-    """A bus of two replicas on a mesh of either mode. The replicas share one log, which only the
-    kernel holds, so they run in the kernel in both modes: the processes-mode run shows the bus
-    works unchanged in such a mesh (its own registry entries, checks and spans)."""
+    """A bus of two replicas on a mesh of either mode: in the kernel, or as processes serving from
+    the log the kernel keeps (their calls then cross a process boundary twice)."""
     with Mesh(name=f"bus-tests-{request.param}", seed=2, mode=request.param) as mesh:
         bus = Bus(mesh, replicas=2)
         bus.create_topic("orders")
