@@ -21,6 +21,7 @@ every record says which version served it; :func:`plot_release` draws it.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +79,9 @@ def blue_green(replicas: int = 2, duration: float = 3.0, switch_at: float = 1.0,
                users: int = 4, seed: int = 0, mode: str = "kernel") -> Experiment:
     """Switch a steady load from blue (v1) to green (v2) at ``switch_at`` and back at ``rollback_at``.
 
-    ``mode="processes"`` runs every replica as its own OS process (see :class:`mesh.Mesh`)."""
+    The run's notes say when each switch was in force in every caller (seconds into the run): a
+    call that started after that went to the new colour. ``mode="processes"`` runs every replica as
+    its own OS process (see :class:`mesh.Mesh`)."""
     if not 0 < switch_at < rollback_at < duration:
         raise ValueError("need 0 < switch_at < rollback_at < duration")
     with Mesh(name="blue-green", seed=seed, mode=mode) as mesh:
@@ -87,13 +90,20 @@ def blue_green(replicas: int = 2, duration: float = 3.0, switch_at: float = 1.0,
         mesh.wait_until_passing()
         mesh.set_policy("greeter", release_version="v1")
         experiment = ReleaseExperiment("blue-green", versions=_versions(mesh, "greeter"))
-        timers = [at(switch_at, lambda: mesh.set_policy("greeter", release_version="v2")),
-                  at(rollback_at, lambda: mesh.set_policy("greeter", release_version="v1"))]
         run = closed_loop(mesh.client("greeter").SayHello, HELLO, users=users, duration=duration,
                           rng=np.random.default_rng(seed))
+        applied: dict[str, float] = {}  # seconds into the run at which every caller had the switch
+
+        def switch(version: str, what: str) -> None:
+            mesh.set_policy("greeter", release_version=version)
+            applied[what] = round(time.perf_counter() - run.started, 4)
+
+        timers = [at(switch_at, lambda: switch("v2", "green in force at s")),
+                  at(rollback_at, lambda: switch("v1", "blue back in force at s"))]
         experiment.runs["blue-green"] = run.wait()
         for timer in timers:
             timer.join()
+        experiment.notes["blue-green"] = applied
         experiment.marks["blue-green"] = [(switch_at, "switch to green (v2)"),
                                           (rollback_at, "roll back to blue")]
     return experiment

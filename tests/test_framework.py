@@ -66,6 +66,7 @@ def test_the_admin_status_shows_settings_breakers_and_recent_errors(shop):
         assert status(shop.instance("payments-1").address).health == "NOT_SERVING"
     finally:
         shop.instance("payments-1").set_serving(True)
+        shop.wait_until_passing("payments")  # its next check passes it again, for the tests after this
 
 
 def test_a_reason_climbs_the_chain_and_reaches_the_gateways_answer(shop):
