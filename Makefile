@@ -26,10 +26,11 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# Two workers, each running whole test files (a module's fixtures stay in one process): much of
-# the suite waits on real servers, timeouts and notebooks, so two files at once use both cores.
+# One process: `pytest -n 2 --dist loadfile` (pytest-xdist) takes about 10 minutes instead of 15,
+# but under two workers on two cores the chapter's server once in two runs did not stop on Ctrl-C
+# within 30 s (not understood yet; never seen in one process), so CI runs the suite serially.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest
 
 # Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
 protos: setup

@@ -284,13 +284,16 @@ def test_every_message_is_handled_at_least_once_when_a_consumer_crashes_mid_batc
     for n in range(30):
         bus.publish("orders", "x", order=str(n))
     first, second = [], []
+    made = threading.Event()  # the consumer's thread may reach the eighth before its name is bound
 
     def crash_on_the_eighth(data, attrs):
         first.append(attrs["order"])
         if len(first) == 8:
+            made.wait(5)
             crashing.crash()
 
     crashing = Consumer(bus, "crashy", crash_on_the_eighth, batch=10, name="crashing")
+    made.set()
     mesh.wait_until(lambda: len(first) == 8, timeout=15)
     crashing._thread.join(5)
     assert not crashing._thread.is_alive() and not crashing._keeper.is_alive()
