@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 # One process: `pytest -n 2 --dist loadfile` (pytest-xdist) takes about 10 minutes instead of 15,
-# but under two workers on two cores the chapter's server once in two runs did not stop on Ctrl-C
+# but under two workers on two cores the chapter's server, in two runs of six, did not stop on Ctrl-C
 # within 30 s (not understood yet; never seen in one process), so CI runs the suite serially.
 test: lint
 	$(BIN)/python -m pytest
