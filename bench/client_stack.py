@@ -21,8 +21,8 @@ import grpc
 import numpy as np
 
 from mesh import Mesh
-from mesh.load import closed_loop
 from mesh.pb import greeter_pb2, greeter_pb2_grpc
+from mesh.workload.load import closed_loop
 
 HELLO = greeter_pb2.HelloRequest(name="Jason")
 

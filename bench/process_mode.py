@@ -19,8 +19,8 @@ import statistics
 import numpy as np
 
 from mesh import Mesh
-from mesh.load import closed_loop
 from mesh.pb import greeter_pb2
+from mesh.workload.load import closed_loop
 
 HELLO = greeter_pb2.HelloRequest(name="Jason")
 

@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mesh import Mesh, SteadyLoad, burst
-from mesh.monolith import Monolith, ScaledMonolith
 from mesh.services import SHOP_CALLS, shop_topology
+from mesh.workload.monolith import Monolith, ScaledMonolith
 
 from .experiment import CHECKOUT, HOME, at
 

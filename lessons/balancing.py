@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mesh import Mesh
-from mesh.load import closed_loop
+from mesh.workload.load import closed_loop
 
 from .charts import compare_latencies
 from .experiment import HELLO, Experiment

@@ -17,8 +17,8 @@ import networkx as nx
 import numpy as np
 from matplotlib.patches import Patch
 
-from mesh.tracing import CallNode
-from mesh.traffic import CallRecord, tally
+from mesh.telemetry.tracing import CallNode
+from mesh.workload.traffic import CallRecord, tally
 
 __all__ = [
     "BREAKER_STATES",

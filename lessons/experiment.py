@@ -18,8 +18,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mesh import Mesh
-from mesh.load import LoadRecord
 from mesh.pb import greeter_pb2, shop_pb2
+from mesh.workload.load import LoadRecord
 
 __all__ = ["CHECKOUT", "HELLO", "HOME", "Experiment", "at", "each_policy"]
 

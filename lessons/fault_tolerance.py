@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mesh import Mesh
-from mesh.load import closed_loop, open_loop
 from mesh.pb import greeter_pb2
 from mesh.services import shop_topology
+from mesh.workload.load import closed_loop, open_loop
 
 from .charts import plot_run
 from .experiment import CHECKOUT, HELLO, HOME, Experiment, at, each_policy

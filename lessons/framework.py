@@ -118,7 +118,7 @@ def who_may_call(mesh, service: str = "fraud") -> list[dict[str, str]]:
     ended (after ``mesh.allow_callers`` has set a rule)."""
     import grpc
 
-    from mesh.headers import CALLER
+    from mesh.client.headers import CALLER
     from mesh.pb import shop_pb2
 
     from .experiment import CHECKOUT

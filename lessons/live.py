@@ -20,7 +20,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from mesh.rerun import ByName
+from mesh.core.lifetime import ByName
 
 _panels = ByName()
 

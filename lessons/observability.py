@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mesh import Mesh, SteadyLoad
 from mesh.services import shop_topology
-from mesh.tracing import CallNode
+from mesh.telemetry.tracing import CallNode
 
 from .experiment import CHECKOUT, HOME
 

@@ -32,8 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mesh import Mesh, Mirror
-from mesh.load import closed_loop
-from mesh.traffic import burst
+from mesh.workload.load import closed_loop
+from mesh.workload.traffic import burst
 
 from .experiment import HELLO, Experiment, at
 

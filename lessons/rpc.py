@@ -32,7 +32,7 @@ import grpc
 import matplotlib.pyplot as plt
 import psutil
 
-from mesh.rerun import ByName
+from mesh.core.lifetime import ByName
 
 __all__ = ["LocalServer", "RestGreeter", "call_rest", "connections_to", "converse", "plot_conversation",
            "proto_source"]

@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 
 from mesh import Mesh
+from mesh.policies import service_of
 
 from .live import LivePanel, instance_state
 
@@ -57,7 +58,7 @@ def worst_breakers(states: Mapping[tuple[str, str], str]) -> dict[tuple[str, str
     rank = {"none": 0, "closed": 1, "half_open": 2, "open": 3}
     worst: dict[tuple[str, str], str] = {}
     for (caller, callee), state in states.items():
-        edge = (caller.rsplit("-", 1)[0] if caller[-1:].isdigit() and "-" in caller else caller, callee)
+        edge = (service_of(caller), callee)
         if rank.get(state, 0) > rank[worst.get(edge, "none")]:
             worst[edge] = state
     return worst

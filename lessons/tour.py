@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from mesh.traffic import burst, tally
+from mesh.workload.traffic import burst, tally
 
 from .charts import plot_spread
 from .display import STATUS_COLOUR, health_html, health_table

@@ -14,7 +14,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from mesh import Mesh
-from mesh.tracing import CallNode
+from mesh.telemetry.tracing import CallNode
 
 from .charts import plot_trace
 from .live import LivePanel

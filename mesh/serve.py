@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from ._mesh import Mesh
-    from .identity import Identities
-    from .remote_faults import FaultsWatch
+    from .client import Identities
+    from .control import SECRET_VARIABLE
+    from .core import Mesh
+    from .processes import FaultsWatch
     from .services import KINDS
-    from .shared_state import SECRET_VARIABLE, PrefixWatch, decode_access_rules, decode_fallbacks
 
     if args.bus_log:
         from .bus import bus_replica
@@ -85,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     if args.parent:
         _follow_parent(args.parent, stop, orphaned)
-    mesh = Mesh(registry=args.registry, name=args.mesh, prefix=args.prefix, seed=args.seed,
-                check_interval=args.check_interval, check_timeout=args.check_timeout)
     # The kernel's signing key, so that this process's callers prove who they are and its
-    # instance checks the kernel's callers (before any instance or client uses the identities)
-    mesh.identities = Identities(args.mesh, secret=os.environ.get(SECRET_VARIABLE) or None)
+    # instance checks the kernel's callers.
+    identities = Identities(args.mesh, secret=os.environ.get(SECRET_VARIABLE) or None)
+    mesh = Mesh(registry=args.registry, name=args.mesh, prefix=args.prefix, seed=args.seed,
+                check_interval=args.check_interval, check_timeout=args.check_timeout, identities=identities)
     watch = instance = logs = None
-    shared: list[PrefixWatch] = []
+    shared = []
     code = 0
     try:
         if args.otlp:
@@ -99,17 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             mesh.tracing.add_span_processor(BatchSpanProcessor(
                 OTLPSpanExporter(endpoint=args.otlp, insecure=True), schedule_delay_millis=100))
             logs = _ship_logs(args.otlp)
-        shared = [PrefixWatch(mesh.consul, mesh.kv_path("access"),
-                              lambda found: mesh.adopt_access_rules(_said(decode_access_rules(found))),
-                              "access-rules"),
-                  PrefixWatch(mesh.consul, mesh.kv_path("fallbacks"),
-                              lambda found: mesh.adopt_fallbacks(_said(decode_fallbacks(found))),
-                              "fallbacks")]
-        for watched in shared:
-            watched.wait_first()  # rules and fallbacks hold from the first call on
-        instance = mesh._start_instance(kind, args.number, args.max_workers, args.version,
+        # Rules and fallbacks hold from the first call on; what cannot be read is said on stderr.
+        shared = mesh.shared.follow(mesh.consul, mesh.keys,
+                                    lambda said: print(said, file=sys.stderr, flush=True))
+        instance = mesh.placement.start(kind, args.number, args.max_workers, args.version,
                                         port=args.port, host=args.host, advertise=args.advertise)
-        watch = FaultsWatch(mesh.consul, mesh.kv_path("faults"), mesh.registry_id(instance), instance.faults)
+        watch = FaultsWatch(mesh.consul, mesh.keys, instance.id, instance.faults)
         print(f"ready {instance.port}", flush=True)
         while not stop.wait(0.5):
             pass
@@ -123,14 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _said(decoded: tuple[dict, dict[str, str]]) -> dict:
-    """What was decoded; what could not be is said on stderr (the process's log)."""
-    found, problems = decoded
-    for problem in problems.values():
-        print(problem, file=sys.stderr, flush=True)
-    return found
-
-
 def _ship_logs(endpoint: str):
     """Send the services' log lines (``mesh.service``, from INFO up) with OpenTelemetry's OTLP log
     exporter, each carrying the fields the kernel's own records have (trace id, service,
@@ -141,7 +128,7 @@ def _ship_logs(endpoint: str):
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    from .logs import LOGGER, TraceContextFilter
+    from .telemetry.logs import LOGGER, TraceContextFilter
 
     provider = LoggerProvider()
     provider.add_log_record_processor(BatchLogRecordProcessor(
@@ -158,11 +145,9 @@ def _leave(mesh, instance, watch, logs, code: int, flush: bool = True) -> None:
     last spans and log lines out (unless the kernel that received them is gone: the exporters
     would retry for seconds). The watches' threads end with the process (joining them would wait
     out their blocking queries)."""
-    import contextlib
 
     if instance is not None:
-        with contextlib.suppress(Exception):
-            mesh.consul.agent.service.deregister(mesh.registry_id(instance))
+        mesh.registration.deregister(instance.id)
         instance.stop(grace=0.5)
     if watch is not None:
         watch.request_stop()

@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-from mesh.policies import Fallback, PolicyState, TokenBucket, make_balancer
+from mesh.policies import Fallback, PolicyState, TokenBucket, breaker_name, instance_id, make_balancer
 from mesh.policies.plan import Done, call_deadline, call_plan
 
 from .arrivals import Arrivals, Poisson
@@ -162,7 +162,7 @@ class Instance:
         spec = sim.topology.services[service]
         self.sim = sim
         self.service = service
-        self.id = f"{service}-{number}"
+        self.id = instance_id(service, number)
         self.version = spec.version(number - 1)
         self.weight = 1
         self.workers = spec.workers
@@ -295,7 +295,7 @@ class ClientStack:
         settings = spec.policy
         self.caller, self.service = caller, service
         self.clock, self.rng, self.draw = sim.clock, sim.rng, sim.uniform
-        self.state = PolicyState(settings, f"{caller}->{service}", sim.clock,
+        self.state = PolicyState(settings, breaker_name(caller, service), sim.clock,
                                  on_transition=lambda t: sim.transitions.append(BreakerChange(
                                      t.time, caller, service, t.source.value, t.target.value)))
         self.balancer = make_balancer(settings.balancer, sim.rng, sim.clock, settings.choice_count)

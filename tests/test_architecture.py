@@ -18,8 +18,8 @@ from lessons.architecture import (
     scaling_table,
 )
 from lessons.experiment import CHECKOUT, HOME
-from mesh.monolith import Monolith, ScaledMonolith
 from mesh.pb import shop_pb2
+from mesh.workload.monolith import Monolith, ScaledMonolith
 
 
 def test_a_monolith_serves_every_feature_from_one_process_and_crashes_as_one():

@@ -16,7 +16,7 @@ import dns.resolver
 import pytest
 
 from mesh import Mesh, burst, tally
-from mesh.backends import Backend, BackendUnavailable, consul_binary, parse_http_addr, start_backend
+from mesh.control.backends import Backend, BackendUnavailable, consul_binary, parse_http_addr, start_backend
 from mesh.pb.greeter_pb2 import HelloRequest
 
 from .conftest import TcpListener, eventually

@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 import simpy
 
-from mesh.channel import chosen_instance
-from mesh.headers import FALLBACK
+from mesh.client.channel import chosen_instance
+from mesh.client.headers import FALLBACK
+from mesh.client.outcome import Completed, MeshRpcError, status_of
 from mesh.interceptors import CallDetails, ResilienceInterceptor
-from mesh.metrics import Metrics
-from mesh.outcome import Completed, MeshRpcError, status_of
 from mesh.policies import Fallback, PolicySettings, PolicyState, Uniforms, make_balancer
 from mesh.policies.plan import Attempt, Done, call_deadline, call_plan
-from mesh.tracing import Tracing
+from mesh.telemetry.metrics import Metrics
+from mesh.telemetry.tracing import Tracing
 from sim.driver import Task, after
 
 from .policy_helpers import FakeClock

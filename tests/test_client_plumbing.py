@@ -15,7 +15,7 @@ from mesh import Mesh, burst
 from mesh.interceptors import CallDetails, InterceptedChannel, WrappedHandlers
 from mesh.pb import greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
-from mesh.tracing import Tracing
+from mesh.telemetry.tracing import Tracing
 
 HELLO = HelloRequest(name="Jason")
 

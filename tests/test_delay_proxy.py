@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mesh.delay_proxy import DelayProxy
+from mesh.processes.delay_proxy import DelayProxy
 
 
 class _Echo(socketserver.BaseRequestHandler):

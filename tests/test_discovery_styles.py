@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from mesh import Mesh, burst, tally
-from mesh.config import ConfigError, ServiceConfig
-from mesh.discovery import ServiceWatch
+from mesh.control.config import ConfigError, ServiceConfig
+from mesh.control.discovery import ServiceWatch
 from mesh.pb import greeter_pb2, greeter_pb2_grpc
 from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import ServiceKind

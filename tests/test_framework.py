@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from lessons.experiment import CHECKOUT
 from mesh import Mesh
-from mesh.admin import describe, status
+from mesh.core.admin import describe, status
 from mesh.gateway import Gateway, Route
 from mesh.pb import shop_pb2
 from mesh.services import shop_topology
@@ -72,7 +72,7 @@ def test_the_admin_status_shows_settings_breakers_and_recent_errors(shop):
 def test_a_reason_climbs_the_chain_and_reaches_the_gateways_answer(shop):
     with pytest.raises(grpc.RpcError) as refused:
         shop.client("frontend").Checkout(RISKY, timeout=3)
-    from mesh.errors import reason_of
+    from mesh.client.errors import reason_of
 
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(refused.value) == {"reason": "FRAUD_RISK", "domain": "shop.workbench",
@@ -131,7 +131,7 @@ def test_the_documentation_paths_are_the_gateways_own(shop):
 
 
 def test_only_the_allowed_callers_reach_a_service_and_a_header_proves_nothing(shop):
-    from mesh.identity import Identities
+    from mesh.client.identity import Identities
 
     fraud = shop.instance("fraud-1")
     score = shop_pb2.ScoreRequest(user="ada", amount_cents=100)
@@ -159,7 +159,7 @@ def test_only_the_allowed_callers_reach_a_service_and_a_header_proves_nothing(sh
 
 
 def test_an_identity_expires_and_is_renewed_before_it_does():
-    from mesh.identity import Identities, IdentityError
+    from mesh.client.identity import Identities, IdentityError
 
     now = [1000.0]
     identities = Identities("m", secret="s" * 32, ttl=100, clock=lambda: now[0])

@@ -120,7 +120,7 @@ def test_a_call_the_server_cut_off_is_unavailable_and_the_default_retry_policy_r
 
 
 def test_a_call_its_own_caller_cancelled_stays_cancelled():
-    from mesh.outcome import LOCALLY_CANCELLED, MeshRpcError, as_seen_by_caller
+    from mesh.client.outcome import LOCALLY_CANCELLED, MeshRpcError, as_seen_by_caller
 
     mine = MeshRpcError(grpc.StatusCode.CANCELLED, LOCALLY_CANCELLED)
     assert as_seen_by_caller(mine, "greeter-1") is mine

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from mesh import Mesh, burst
-from mesh.hosts import Hosts, available, sweep_leftovers
 from mesh.pb.greeter_pb2 import HelloRequest
+from mesh.processes.hosts import Hosts, available, sweep_leftovers
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(available()), reason=available() or "-")]
 

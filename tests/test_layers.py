@@ -88,6 +88,47 @@ def test_dependencies_point_downwards():
         assert not {m for m in imported if m.split(".")[0] == "tools"}, name
 
 
+#: The rooms of ``mesh/``, lowest first: a room imports only rooms below it (the package's face,
+#: ``mesh/__init__.py``, names them all; ``mesh.serve``, a process's entry point, stands on top).
+ROOMS = (
+    ("policies", "pb", "registry"),  # pure policies and the call plan; generated stubs; the registry
+    ("control",),       # which registry, the blocking-query watch, config, discovery, shared state
+    ("client",),        # the metadata keys, the balanced channel, outcomes, errors, identity
+    ("telemetry",),     # tracing, metrics, Prometheus, logs, the OTLP receiver
+    ("interceptors",),  # the client's call plan driver and the servers' interceptors
+    ("services",),      # the Greeter, the shop, the Ticker
+    ("processes",),     # instances as processes: their placement, remote faults, hosts, delays
+    ("core",),          # Mesh and its parts, instances in the kernel, the admin interface
+    ("workload",),      # load, traffic, mirroring, the monolith
+    ("gateway", "bus"),
+    ("serve",),
+)
+RANK = {room: rank for rank, rooms in enumerate(ROOMS) for room in rooms}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "mesh" and len(parts) > 1 and parts[1] in RANK else None
+
+
+def test_every_module_of_the_runtime_is_in_a_room():
+    loose = [name for _, name, _ in _modules() if name.startswith("mesh.") and _room(name) is None]
+    assert loose == []
+
+
+def test_the_rooms_of_the_runtime_import_only_the_rooms_below_them():
+    offences = []
+    for name, imported in _top_level_imports("mesh").items():
+        own = _room(name)
+        if own is None:  # the package's face
+            continue
+        for module in imported:
+            other = _room(module)
+            if other is not None and other != own and RANK[other] >= RANK[own]:
+                offences.append(f"{name} ({own}) imports {module} ({other})")
+    assert sorted(set(offences)) == []
+
+
 HEAVY = ("grpc", "aiohttp", "opentelemetry")
 
 
@@ -102,7 +143,7 @@ def test_policies_and_the_simulator_import_light(module):
 def test_an_instance_process_starts_without_the_embedded_registry_or_the_graph_library():
     """Every process of ``Mesh(mode="processes")`` imports the mesh; it reaches its registry by
     address and draws no graph, so aiohttp (the embedded registry's server) and networkx stay out."""
-    code = ("import json, sys, mesh.serve, mesh._mesh; "
+    code = ("import json, sys, mesh.serve, mesh.core; "
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'networkx'})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout) == []
@@ -119,11 +160,46 @@ def test_the_mesh_still_loads_what_it_needs_when_used():
 
 
 def test_each_metadata_key_is_written_once():
-    from mesh import headers
+    from mesh.client import headers
 
     keys = [getattr(headers, name) for name in headers.__all__]
     for path, name, _ in _modules():
-        if name == "mesh.headers" or not name.startswith(("mesh", "lessons", "sim")):
+        if name == "mesh.client.headers" or not name.startswith(("mesh", "lessons", "sim")):
             continue
         text = path.read_text()
         assert not [k for k in keys if f'"{k}"' in text or f"'{k}'" in text], path
+
+
+def _strings(path: Path) -> list[str]:
+    """Every string constant in ``path`` (f-strings' literal parts included), docstrings aside."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_breaker_names_and_kv_key_shapes_are_written_once():
+    """A breaker's name is built and read in ``mesh.policies.names``; each KV root and key shape a
+    mesh shares is in ``mesh.control.keys``."""
+    roots = ("config/", "access/", "fallbacks/", "faults/", "-applied/")
+    arrows, key_shapes = [], []
+    for path, name, _ in _modules():
+        if not name.startswith(("mesh", "lessons", "sim")):
+            continue
+        strings = _strings(path)
+        if name != "mesh.policies.names" and any(s.strip() == "->" or s.startswith("->") for s in strings):
+            arrows.append(name)
+        spelled = any(s.startswith(roots) or s.endswith(tuple(f"/{r}" for r in roots)) for s in strings)
+        if name != "mesh.control.keys" and (spelled or _roots_named(path)):
+            key_shapes.append(name)
+    assert arrows == [] and key_shapes == []
+
+
+def _roots_named(path: Path) -> bool:
+    """Whether ``path`` names a KV root itself: ``mesh.kv_path("faults")``, ``keys.root("access")``."""
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+               and node.func.attr in ("kv_path", "root")
+               and node.args and isinstance(node.args[0], ast.Constant)
+               for node in ast.walk(ast.parse(path.read_text())))

@@ -18,10 +18,10 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from lessons.experiment import CHECKOUT
 from mesh import Mesh, burst
-from mesh.otlp import OtlpReceiver
 from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.services import shop_topology
-from mesh.tracing import Tracing
+from mesh.telemetry.otlp import OtlpReceiver
+from mesh.telemetry.tracing import Tracing
 
 from .conftest import BOTH_MODES, instance_processes
 
@@ -142,7 +142,7 @@ def test_the_bus_replicas_are_processes_serving_the_log_the_kernel_keeps():
     from it. A replica's crash loses no message; the log's refusals reach the caller as given."""
     from mesh.bus import Bus, Consumer
     from mesh.pb import bus_pb2
-    from mesh.processes import ProcessInstance
+    from mesh.processes.instance import ProcessInstance
 
     with Mesh({"greeter": 1}, mode="processes", name="modes-bus") as mesh:
         bus = Bus(mesh, replicas=2)
@@ -174,7 +174,7 @@ def test_a_service_defined_at_run_time_runs_in_the_kernel_beside_the_processes()
     import dataclasses
 
     from mesh import Instance
-    from mesh.processes import ProcessInstance
+    from mesh.processes.instance import ProcessInstance
     from mesh.services import GREETER
 
     hello = dataclasses.replace(GREETER, name="hello")
@@ -212,7 +212,7 @@ def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
 def test_a_process_that_cannot_start_says_why():
     with Mesh({"greeter": 1}, mode="processes", name="modes-bad-start") as mesh:
         taken = mesh.instance("greeter-1").port
-        from mesh.processes import ProcessInstance
+        from mesh.processes.instance import ProcessInstance
         from mesh.services import KINDS
 
         clash = ProcessInstance(mesh, KINDS["greeter"], 9)
@@ -255,7 +255,7 @@ def test_no_process_outlives_its_kernel(ending):
 
 
 def test_the_otlp_receiver_records_spans_and_rejects_malformed_ids():
-    from mesh.metrics import Metrics
+    from mesh.telemetry.metrics import Metrics
 
     tracing, metrics = Tracing("otlp-test"), Metrics()
     receiver = OtlpReceiver(tracing.store, metrics)
@@ -293,8 +293,8 @@ def test_the_otlp_receiver_keeps_log_records_as_the_kernels_own_and_refuses_a_fl
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
     from opentelemetry.proto.logs.v1 import logs_pb2
 
-    from mesh.logs import LogStore
-    from mesh.otlp import MAX_SPANS_PER_EXPORT
+    from mesh.telemetry.logs import LogStore
+    from mesh.telemetry.otlp import MAX_SPANS_PER_EXPORT
 
     tracing, logs = Tracing("otlp-logs"), LogStore("otlp-logs")
     receiver = OtlpReceiver(tracing.store, logs=logs)

@@ -11,7 +11,7 @@ import pytest
 
 from lessons.releases import blue_green, canary_analysis, canary_rollout
 from mesh import Mesh, burst
-from mesh.config import ConfigError
+from mesh.control.config import ConfigError
 from mesh.pb.greeter_pb2 import HelloRequest
 from mesh.policies import PolicySettings, Release, key_bucket, route, version_share
 from mesh.policies.release import describe

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from mesh.control import MeshKeys
 from mesh.interceptors import FaultInjector, Faults
+from mesh.processes.remote_faults import FaultsWatch, RemoteFaults, faults_from_json, faults_to_json
 from mesh.registry import Registry
-from mesh.remote_faults import FaultsWatch, RemoteFaults, faults_from_json, faults_to_json
 
 from .conftest import eventually
 
@@ -44,8 +45,8 @@ def test_set_returns_once_the_watching_instance_applied_and_a_bad_value_is_ignor
     with Registry(dns_port=None) as registry:
         client = registry.client()
         injector = FaultInjector(np.random.default_rng(0), stopping=threading.Event())
-        watch = FaultsWatch(client, "faults", "greeter-1", injector)
-        remote = RemoteFaults(client, "faults", "greeter-1", timeout=5)
+        watch = FaultsWatch(client, MeshKeys(), "greeter-1", injector)
+        remote = RemoteFaults(client, MeshKeys(), "greeter-1", timeout=5)
         try:
             applied = remote.set(delay=0.3, partitioned_from=frozenset({"orders"}))
             assert injector.faults == applied == remote.faults  # in force when set returns
@@ -62,7 +63,7 @@ def test_set_returns_once_the_watching_instance_applied_and_a_bad_value_is_ignor
 
 def test_set_says_so_when_no_instance_applies_its_faults():
     with Registry(dns_port=None) as registry:
-        remote = RemoteFaults(registry.client(), "faults", "ghost-1", timeout=0.5)
+        remote = RemoteFaults(registry.client(), MeshKeys(), "ghost-1", timeout=0.5)
         with pytest.raises(TimeoutError, match=r"did not apply its faults within 0\.5 s"):
             remote.set(delay=1.0)
         assert remote.faults.delay == 1.0  # written, and applied by the instance when it starts
@@ -80,7 +81,7 @@ def test_writes_elsewhere_in_the_store_do_not_make_the_watch_apply_or_acknowledg
         sets = []
         original = injector.set
         injector.set = lambda faults: (sets.append(faults), original(faults))[1]
-        watch = FaultsWatch(client, "faults", "greeter-1", injector)  # no faults key: no faults
+        watch = FaultsWatch(client, MeshKeys(), "greeter-1", injector)  # no faults key: no faults
         try:
             eventually(lambda: client.kv.get("faults-applied/greeter-1")[1] is not None, timeout=5)
             acknowledged = client.kv.get("faults-applied/greeter-1")[1]["ModifyIndex"]

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from mesh import Mesh, burst, tally
-from mesh.load import closed_loop, open_loop
 from mesh.pb import shop_pb2
 from mesh.pb.greeter_pb2 import HelloReply, HelloRequest
 from mesh.policies import State
 from mesh.services import SHOP_CALLS, shop_topology
+from mesh.workload.load import closed_loop, open_loop
 
 from .conftest import BOTH_MODES, MODES, eventually
 

@@ -8,16 +8,16 @@ import threading
 
 import pytest
 
-from mesh.pb.shop_pb2 import ScoreReply
-from mesh.policies import Fallback
-from mesh.registry import Registry
-from mesh.shared_state import (
+from mesh.control.shared_state import (
     PrefixWatch,
     decode_access_rules,
     decode_fallback,
     decode_fallbacks,
     encode_fallback,
 )
+from mesh.pb.shop_pb2 import ScoreReply
+from mesh.policies import Fallback
+from mesh.registry import Registry
 
 
 def test_a_fallback_survives_the_round_trip_through_json():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh.tracing import Tracing
+from mesh.telemetry.tracing import Tracing
 
 
 def test_the_span_store_keeps_only_the_most_recent_spans():

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from mesh.policies import service_of
+
 
 def plot_balancer_sweep(experiment):
     """p99 latency against load for each balancer, and the slow replicas' share of the calls."""
@@ -101,7 +103,7 @@ def plot_queues(results, ax=None, title: str = "queued requests per service"):
         _, ax = plt.subplots(figsize=(9, 3))
     per_service: dict[str, dict[float, int]] = defaultdict(lambda: defaultdict(int))
     for sample in results.series:
-        per_service[sample.instance.rsplit("-", 1)[0]][sample.time] += sample.queue
+        per_service[service_of(sample.instance)][sample.time] += sample.queue
     for service, points in per_service.items():
         times = sorted(points)
         ax.plot(times, [points[t] for t in times], label=service)

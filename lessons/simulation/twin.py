@@ -37,8 +37,8 @@ def compare_with_mesh(
 ) -> Comparison:
     """Run the scenario on a real mesh (``seconds`` of load), then in simulation (three seeds)."""
     from mesh import Mesh
-    from mesh.load import open_loop
     from mesh.pb.greeter_pb2 import HelloRequest
+    from mesh.workload.load import open_loop
 
     request = HelloRequest(name="twin")
     with Mesh({"greeter": replicas}, name="twin", seed=seed) as mesh:

@@ -44,13 +44,13 @@ from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
 from swagger_ui_bundle import swagger_ui_path
 
-from ..errors import reason_of
-from ..headers import SERVED_BY
-from ..outcome import MeshRpcError
+from ..client.errors import reason_of
+from ..client.headers import SERVED_BY
+from ..client.outcome import MeshRpcError
+from ..core.lifetime import ByName
 from ..policies import TokenBucket
-from ..rerun import ByName
 from ..services import KINDS
-from ..traffic import initial_metadata
+from ..workload.traffic import initial_metadata
 from ._auth import AuthError, Tokens
 from ._openapi import DOCS_PATH, SPEC_PATH, openapi, swagger_page
 from ._routes import Route, RouteTable

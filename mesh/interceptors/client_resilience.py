@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import grpc
 
-from ..channel import NoHealthyInstances, chosen_instance
-from ..headers import ATTEMPT, CALLER, FALLBACK, IDENTITY, VERSION
-from ..inbound import inbound
-from ..outcome import Completed, MeshRpcError, as_seen_by_caller, status_of
+from ..client.channel import NoHealthyInstances, chosen_instance
+from ..client.headers import ATTEMPT, CALLER, FALLBACK, IDENTITY, VERSION
+from ..client.inbound import inbound
+from ..client.outcome import Completed, MeshRpcError, as_seen_by_caller, status_of
 from ..policies.plan import Attempt, Direct, Done, Queue, Wait, call_deadline, call_plan
 from .client_tracing import AttemptTracer
 from .intercepted_channel import CallDetails

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import grpc
 from opentelemetry import trace
 
-from ..headers import TRACEPARENT
-from ..outcome import status_of
-from ..span_store import ROOT_FLAGS
+from ..client.headers import TRACEPARENT
+from ..client.outcome import status_of
+from ..telemetry.span_store import ROOT_FLAGS
 
 
 def traceparent(trace_id: int, span_id: int, flags: int) -> str:

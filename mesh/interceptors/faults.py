@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import grpc
 import numpy as np
 
-from ..headers import CALLER
+from ..client.headers import CALLER
 from ._wrap import WrappedHandlers, metadata_value
 
 

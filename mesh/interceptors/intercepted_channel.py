@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import grpc
 
-from ..outcome import Answered, Completed, Failed
+from ..client.outcome import Answered, Completed, Failed
 
 
 class CallDetails(namedtuple("CallDetails", ("method", "timeout", "metadata", "credentials",

@@ -11,7 +11,7 @@ import time
 
 import grpc
 
-from ..inbound import Inbound, inbound
+from ..client.inbound import Inbound, inbound
 from ._wrap import WrappedHandlers
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import grpc
 
-from ..headers import IDENTITY
-from ..identity import Identities, IdentityError
+from ..client.headers import IDENTITY
+from ..client.identity import Identities, IdentityError
 from ._wrap import WrappedHandlers, metadata_value
 
 

@@ -13,9 +13,9 @@ import time
 
 import grpc
 
-from ..headers import SERVED_BY
-from ..logs import ACCESS
-from ..metrics import Metrics
+from ..client.headers import SERVED_BY
+from ..telemetry.logs import ACCESS
+from ..telemetry.metrics import Metrics
 from ._wrap import WrappedHandlers, run_reporting
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
-from ..headers import ATTEMPT, CALLER
-from ..tracing import Tracing
+from ..client.headers import ATTEMPT, CALLER
+from ..telemetry.tracing import Tracing
 from ._wrap import WrappedHandlers, run_reporting
 
 

@@ -26,6 +26,7 @@ from .bulkhead import Bulkhead, Ticket
 from .circuit_breaker import BreakerConfig, CallNotPermitted, CircuitBreaker, State, Transition
 from .deadline import Deadline, DeadlineExceeded
 from .fallback import Fallback, NoFallback
+from .names import breaker_name, instance_id, parse_breaker_name, service_of
 from .outlier import OutlierDetector
 from .rate_limit import SlidingWindow, TokenBucket
 from .release import Release, key_bucket, route, version_share
@@ -64,9 +65,13 @@ __all__ = [
     "Transition",
     "Uniforms",
     "WeightedRoundRobin",
+    "breaker_name",
+    "instance_id",
     "key_bucket",
     "make_balancer",
+    "parse_breaker_name",
     "rng_for",
     "route",
+    "service_of",
     "version_share",
 ]

@@ -21,7 +21,7 @@ import grpc
 
 from mesh.pb import shop_pb2, shop_pb2_grpc
 
-from ..errors import abort_with_reason, pass_on
+from ..client.errors import abort_with_reason, pass_on
 from ._kind import ServiceKind
 
 log = logging.getLogger("mesh.service.shop")

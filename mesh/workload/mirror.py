@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from .headers import MIRRORED, VERSION
+from ..client.headers import MIRRORED, VERSION
 
 __all__ = ["Mirror", "MirrorRecord"]
 

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from ..control.discovery import ServiceWatch
+from ..policies import Balancer
 from .channel import BalancedChannel
-from .discovery import ServiceWatch
 from .headers import PROXIED_BY
-from .policies import Balancer
 
 _HOP_BY_HOP = {"grpc-timeout", "user-agent", "content-type", "te", "grpc-accept-encoding",
                "grpc-encoding", "accept-encoding"}

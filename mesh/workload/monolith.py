@@ -30,9 +30,9 @@ from typing import Any, ClassVar
 
 import grpc
 
-from .interceptors import WrappedHandlers
-from .services import SHOP
-from .services.shop import ShopSettings
+from ..interceptors import WrappedHandlers
+from ..services import SHOP
+from ..services.shop import ShopSettings
 
 __all__ = ["LocalCallError", "Monolith", "ScaledMonolith"]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc
 
-from .discovery import Endpoint, ServiceWatch
+from ..control.discovery import Endpoint, ServiceWatch
+from ..policies import Balancer, RoundRobin
+from ..policies.plan import no_instance
 from .outcome import MeshRpcError
-from .policies import Balancer, RoundRobin
-from .policies.plan import no_instance
 
 #: The instance the current call's plan chose for this attempt (None: the channel picks).
 chosen_instance: contextvars.ContextVar[Endpoint | None] = contextvars.ContextVar("chosen_instance",

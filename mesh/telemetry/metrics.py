@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .policies import Transition
+from ..policies import Transition
 from .prometheus import PrometheusMetrics
 
 MAX_ROWS = 200_000

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from .headers import SERVED_BY
+from ..client.headers import SERVED_BY
 
 
 @dataclass(frozen=True)

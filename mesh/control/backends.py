@@ -27,7 +27,7 @@ import consul
 import requests
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
 BACKENDS = ("embedded", "env", "consul", "auto")
 
@@ -99,7 +99,7 @@ def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) 
     The embedded registry (aiohttp's server) is imported only when it is used: an instance's
     process, which reaches its registry by address, starts faster without it."""
     if choice is not None and not isinstance(choice, str):
-        from .registry import Registry
+        from ..registry import Registry
 
         if not isinstance(choice, Registry):
             raise TypeError(f"a registry is a name, an address or a Registry, not {type(choice).__name__}")
@@ -112,7 +112,7 @@ def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) 
     if choice == "auto":
         choice = "env" if os.environ.get("CONSUL_HTTP_ADDR") else "consul" if consul_binary() else "embedded"
     if choice == "embedded":
-        from .registry import Registry
+        from ..registry import Registry
 
         registry = Registry(dns_port=0 if dns else None).start()
         return Backend("embedded", registry.host, registry.http_port, registry.dns_port, registry=registry)

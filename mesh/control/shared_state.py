@@ -1,9 +1,9 @@
 """What a mesh's kernel shares with its instances' processes through the KV store, beyond settings,
 policies and faults: who may call whom, and the fallbacks callers answer with.
 
-The kernel writes (``mesh.allow_callers``, ``mesh.fallback``); each process follows a prefix with a
-blocking query (:class:`PrefixWatch`) and applies every change to its own mesh, so a rule or a
-fallback set in the notebook holds in payments' process when payments calls fraud:
+The kernel writes (:class:`SharedStatePublisher`, for ``mesh.allow_callers`` and ``mesh.fallback``);
+each process follows a prefix with a blocking query (:class:`PrefixWatch`) and applies every change
+to its own mesh (:meth:`mesh.core.shared.SharedState.follow`). The keys (:mod:`mesh.control.keys`):
 
 - ``<root>/access/<service>``: the JSON list of the callers allowed (no key: anyone may call);
 - ``<root>/fallbacks/<service>/<method>``: ``{"type", "static", "cache"}`` — the static answer as
@@ -17,23 +17,29 @@ never in the KV store or its command line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import consul
 from google.protobuf import message_factory, symbol_database
 
+from ..policies import Fallback
+from .keys import SHARED_WITH_PROCESSES, MeshKeys
 from .kv_watch import BlockingWatch, kv_query
-from .policies import Fallback
 
-__all__ = ["SECRET_VARIABLE", "PrefixWatch", "decode_access_rules", "decode_fallback", "decode_fallbacks",
-           "encode_fallback"]
+__all__ = ["SECRET_VARIABLE", "PrefixWatch", "SharedStatePublisher", "decode_access_rules", "decode_fallback",
+           "decode_fallbacks", "encode_access_rule", "encode_fallback"]
 
 log = logging.getLogger(__name__)
 
 SECRET_VARIABLE = "MESH_IDENTITY_SECRET"
+
+
+def encode_access_rule(callers: Iterable[str]) -> str:
+    return json.dumps(sorted(callers))
 
 
 def encode_fallback(fallback: Fallback) -> str:
@@ -115,3 +121,25 @@ class PrefixWatch:
 
     def stop(self) -> None:
         self._watch.stop(5)
+
+
+class SharedStatePublisher:
+    """The kernel's side: write each change where the mesh's processes follow it, and remove it
+    all when the mesh stops (so a later mesh of the same names starts without it)."""
+
+    def __init__(self, client: consul.Consul, keys: MeshKeys):
+        self._client, self._keys = client, keys
+
+    def access_rule(self, service: str, callers: Iterable[str] | None) -> None:
+        if callers is None:
+            self._client.kv.delete(self._keys.access(service))
+        else:
+            self._client.kv.put(self._keys.access(service), encode_access_rule(callers))
+
+    def fallback(self, service: str, method: str, fallback: Fallback) -> None:
+        self._client.kv.put(self._keys.fallback(service, method), encode_fallback(fallback))
+
+    def forget(self) -> None:
+        for root in SHARED_WITH_PROCESSES:
+            with contextlib.suppress(Exception):  # the registry may be gone already
+                self._client.kv.delete(self._keys.root(root), recurse=True)

@@ -21,48 +21,75 @@ import sys
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import grpc
 
+from ..control.shared_state import SECRET_VARIABLE
+from ..pb import admin_pb2, admin_pb2_grpc
+from ..policies.names import instance_id, parse_breaker_name
+from ..services import ServiceKind
 from .delay_proxy import DelayProxy
-from .pb import admin_pb2, admin_pb2_grpc
+from .hosts import Host, Hosts
 from .remote_faults import RemoteFaults
-from .services import ServiceKind
-from .shared_state import SECRET_VARIABLE
 
-if TYPE_CHECKING:
-    from ._mesh import Mesh
-
-__all__ = ["ProcessInstance"]
+__all__ = ["ProcessInstance", "SpawnSpec"]
 
 #: How long a process may take to import the package, start its server and register.
 START_TIMEOUT = 30.0
 
 
-class ProcessInstance:
-    """A replica of ``kind`` running as a separate OS process."""
+@dataclass(frozen=True)
+class SpawnSpec:
+    """What every instance process of one mesh is started with (``python -m mesh.serve``)."""
 
-    def __init__(self, mesh: Mesh, kind: ServiceKind, number: int, max_workers: int = 16,
-                 version: str = "v1"):
+    registry: str  # host:port of the registry's HTTP API
+    mesh: str
+    secret: str  # the identities' signing key: passed in the environment, never on the command line
+    prefix: str = ""
+    seed: int | None = None
+    check_interval: str = "1s"
+    check_timeout: str = "1s"
+    otlp: str = ""  # host:port of the receiver of spans and log lines
+
+    def command(self, kind: ServiceKind, number: int, port: int, version: str, max_workers: int,
+                advertise: str = "", host: str = "") -> list[str]:
+        command = [sys.executable, "-m", "mesh.serve", kind.name, str(number),
+                   "--registry", self.registry, "--mesh", self.mesh, "--port", str(port),
+                   "--version", version, "--max-workers", str(max_workers),
+                   "--check-interval", self.check_interval, "--check-timeout", self.check_timeout,
+                   "--parent", str(os.getpid()), *kind.serve_args]
+        if self.prefix:
+            command += ["--prefix", self.prefix]
+        if self.seed is not None:
+            command += ["--seed", str(self.seed)]
+        if self.otlp:
+            command += ["--otlp", self.otlp]
+        if advertise:
+            command += ["--advertise", advertise]
+        if host:
+            command += ["--host", host]
+        return command
+
+
+class ProcessInstance:
+    """A replica of ``kind`` running as a separate OS process, started as ``spec`` says, on
+    ``machine`` of ``hosts`` if given (behind ``proxy``, a delaying proxy, if that host is delayed)."""
+
+    def __init__(self, spec: SpawnSpec, kind: ServiceKind, number: int, faults: RemoteFaults,
+                 max_workers: int = 16, version: str = "v1", hosts: Hosts | None = None,
+                 machine: Host | None = None, proxy: DelayProxy | None = None):
         self.kind, self.number, self.version, self.max_workers = kind, number, version, max_workers
-        self.id = f"{kind.name}-{number}"
-        self._mesh = mesh
-        hosts = mesh.hosts.hosts if mesh.hosts is not None else []
-        self.machine = None  # the host it runs on, when the mesh has hosts: round robin over them
-        if hosts:
-            placed = sum(isinstance(i, ProcessInstance) for i in mesh.instances())
-            self.machine = hosts[placed % len(hosts)]
+        self.id = instance_id(kind.name, number)
+        self._spec, self._hosts = spec, hosts
+        self.machine = machine  # the host it runs on, when the mesh has hosts
         # Where it listens, and where it is reached: the same, unless a delaying proxy on the
         # hosts' gateway stands in front of it (it then registers the proxy's address).
-        self.listen_host, self.listen_port = (self.machine.address if self.machine else "127.0.0.1"), 0
-        self.proxy = None
-        if self.machine is not None and mesh.hosts.delayed(self.machine.name):
-            name = self.machine.name
-            self.proxy = DelayProxy(mesh.hosts.gateway, None, lambda: mesh.hosts.latency(name))
-        self.host = self.proxy.host if self.proxy else self.listen_host
-        self.port = self.proxy.port if self.proxy else 0
-        self.faults = RemoteFaults(mesh.consul, mesh.kv_path("faults"), mesh.registry_name(self.id))
+        self.listen_host, self.listen_port = (machine.address if machine else "127.0.0.1"), 0
+        self.proxy = proxy
+        self.host = proxy.host if proxy else self.listen_host
+        self.port = proxy.port if proxy else 0
+        self.faults = faults
         self._process: subprocess.Popen | None = None
         self._stderr = None
         self._admin_channel: grpc.Channel | None = None
@@ -105,7 +132,8 @@ class ProcessInstance:
         found = self.status()
         if found is None:
             return {}
-        return {tuple(b.name.split("->", 1)): b.state for b in found.breakers if "->" in b.name}
+        named = ((parse_breaker_name(b.name), b.state) for b in found.breakers)
+        return {pair: state for pair, state in named if pair is not None}
 
     @property
     def pid(self) -> int | None:
@@ -117,24 +145,11 @@ class ProcessInstance:
         return self._process is not None and self._process.poll() is None
 
     def _command(self) -> list[str]:
-        mesh = self._mesh
-        command = [sys.executable, "-m", "mesh.serve", self.kind.name, str(self.number),
-                   "--registry", mesh.backend.http_address, "--mesh", mesh.name,
-                   "--port", str(self.listen_port),
-                   "--version", self.version, "--max-workers", str(self.max_workers),
-                   "--check-interval", mesh.check_interval, "--check-timeout", mesh.check_timeout,
-                   "--parent", str(os.getpid()), *self.kind.serve_args]
-        if mesh.prefix:
-            command += ["--prefix", mesh.prefix]
-        if mesh.seed is not None:
-            command += ["--seed", str(mesh.seed)]
-        if mesh.otlp is not None:
-            command += ["--otlp", mesh.otlp.address]
-        if self.proxy is not None:
-            command += ["--advertise", self.address]
-        if self.machine is not None:
-            return mesh.hosts.run(self.machine.name, [*command, "--host", self.listen_host])
-        return command
+        on_host = self.machine is not None
+        command = self._spec.command(self.kind, self.number, self.listen_port, self.version, self.max_workers,
+                                     advertise=self.address if self.proxy is not None else "",
+                                     host=self.listen_host if on_host else "")
+        return self._hosts.run(self.machine.name, command) if on_host else command
 
     def spawn(self) -> ProcessInstance:
         """Start the process (without waiting for it to serve: see :meth:`wait_ready`)."""
@@ -142,7 +157,7 @@ class ProcessInstance:
             raise RuntimeError(f"{self.id} is already running (pid {self._process.pid})")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the process runs; stop() closes it
         # The identity key goes in the environment: not in the KV store, not on the command line.
-        environment = dict(os.environ, **{SECRET_VARIABLE: self._mesh.identities.secret})
+        environment = dict(os.environ, **{SECRET_VARIABLE: self._spec.secret})
         self._process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=self._stderr, env=environment)
         self.starts += 1

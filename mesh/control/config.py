@@ -27,11 +27,11 @@ from typing import Any, Generic, TypeVar, get_type_hints
 
 import consul
 
+from .keys import CONFIG
 from .kv_watch import BlockingWatch, kv_query
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
-PREFIX = "config"
 
 
 class ConfigError(ValueError):
@@ -66,7 +66,7 @@ class ServiceConfig(Generic[S]):
     ``config``, or ``<prefix>/config`` for a mesh with a prefix on a shared registry)."""
 
     def __init__(self, client: consul.Consul, service: str, schema: type[S], wait: str = "1s",
-                 root: str = PREFIX):
+                 root: str = CONFIG):
         if not dataclasses.is_dataclass(schema):
             raise TypeError("schema must be a dataclass with a default for every field")
         self.service = service
@@ -196,3 +196,44 @@ class ServiceConfig(Generic[S]):
                 listener(updated)
             except Exception:  # a broken listener must not stop the watch
                 log.exception("settings listener failed for %s", self.prefix)
+
+
+class ConfigCenter:
+    """A mesh's live settings by name (a service's, a policy's), each made and watched once; after
+    :meth:`close`, none is made (nothing would stop it)."""
+
+    def __init__(self, client: consul.Consul, root: str = CONFIG, owner: str = "the mesh"):
+        self._client, self._root, self._owner = client, root, owner
+        self._configs: dict[str, ServiceConfig] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, name: str, schema: type[S]) -> ServiceConfig[S]:
+        """Return the settings called ``name`` (of ``schema``), watching them from the first call."""
+        config = self._configs.get(name)
+        if config is None:
+            with self._lock:
+                config = self._configs.get(name)
+                if config is None:
+                    self.refuse_if_closed()
+                    config = self._configs[name] = ServiceConfig(self._client, name, schema, root=self._root)
+        return config
+
+    def find(self, name: str) -> ServiceConfig | None:
+        """Return the settings called ``name`` if they are watched already (never makes them)."""
+        return self._configs.get(name)
+
+    def refuse_if_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self._owner} has stopped")
+
+    def close(self) -> None:
+        """Make no more settings, and ask every watch to end after its current query."""
+        with self._lock:
+            self._closed = True
+        for config in list(self._configs.values()):
+            config.request_stop()
+
+    def stop(self) -> None:
+        for config in list(self._configs.values()):
+            config.stop()

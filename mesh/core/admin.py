@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from .pb import admin_pb2, admin_pb2_grpc
+from ..pb import admin_pb2, admin_pb2_grpc
 
 __all__ = ["ADMIN_SERVICE", "HEALTH_SERVICE", "AdminServicer", "describe", "enable_reflection", "status"]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .headers import FALLBACK, SERVED_BY
+from ..client.headers import FALLBACK, SERVED_BY
 from .traffic import observe
 
 

@@ -1,13 +1,12 @@
 """Faults for an instance in another process, through the config center (the registry's KV store).
 
-The notebook writes an instance's faults as one JSON value under ``<root>/<instance>`` (``root``:
-``faults``, or ``<prefix>/faults``)
-(:class:`RemoteFaults`, with the same ``faults`` and ``set`` as the in-process
-:class:`~mesh.interceptors.FaultInjector`); the instance's process watches that key with a
-blocking query (:class:`FaultsWatch`), applies what it reads to its own injector and writes back
-what it applied under ``<root>-applied/<instance>``, so that ``set`` returns only once the
-faults are in force — across processes, and across machines, as a real config center would
-carry them.
+The notebook writes an instance's faults as one JSON value under its faults key
+(:meth:`mesh.control.keys.MeshKeys.faults`; :class:`RemoteFaults`, with the same ``faults`` and
+``set`` as the in-process :class:`~mesh.interceptors.FaultInjector`); the instance's process
+watches that key with a blocking query (:class:`FaultsWatch`), applies what it reads to its own
+injector and writes back what it applied under the key beside it, so that ``set`` returns only
+once the faults are in force — across processes, and across machines, as a real config center
+would carry them.
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ import time
 
 import consul
 
-from .interceptors.faults import FaultInjector, Faults
-from .kv_watch import BlockingWatch, kv_query
+from ..control.keys import MeshKeys
+from ..control.kv_watch import BlockingWatch, kv_query
+from ..interceptors.faults import FaultInjector, Faults
 
 __all__ = ["FaultsWatch", "RemoteFaults", "faults_from_json", "faults_to_json"]
 
@@ -50,9 +50,9 @@ def faults_from_json(text: str) -> Faults:
 class RemoteFaults:
     """The notebook's side: set an instance's faults in the KV store and wait until it applies them."""
 
-    def __init__(self, client: consul.Consul, root: str, instance: str, timeout: float = 5.0):
+    def __init__(self, client: consul.Consul, keys: MeshKeys, instance: str, timeout: float = 5.0):
         self._client = client
-        self.key, self.applied_key = f"{root}/{instance}", f"{root}-applied/{instance}"
+        self.key, self.applied_key = keys.faults(instance)
         self._timeout = timeout
         self._faults = Faults()
         self._lock = threading.Lock()
@@ -95,9 +95,9 @@ class RemoteFaults:
 class FaultsWatch:
     """The instance's side: follow its faults key and apply each value to its injector."""
 
-    def __init__(self, client: consul.Consul, root: str, instance: str, injector: FaultInjector):
+    def __init__(self, client: consul.Consul, keys: MeshKeys, instance: str, injector: FaultInjector):
         self._client = client
-        self.key, self.applied_key = f"{root}/{instance}", f"{root}-applied/{instance}"
+        self.key, self.applied_key = keys.faults(instance)
         self._injector = injector
         self._watch = BlockingWatch(kv_query(client, self.key), self._take, f"faults-{instance}",
                                     f"for the faults of {instance}", log)

@@ -7,7 +7,7 @@ retries with a growing pause (:class:`~mesh.kv_watch.BlockingWatch`).
 
 A ``prefix`` keeps meshes that share one registry apart (a class on one Consul, a learner each):
 the watch asks for ``<prefix>-<service>`` and reports ids and names without the prefix, so the
-rest of the mesh never sees it (:func:`registry_name`, :func:`local_name`).
+rest of the mesh never sees it (:mod:`mesh.control.keys`).
 """
 
 from __future__ import annotations
@@ -19,19 +19,10 @@ from dataclasses import dataclass, field
 
 import consul
 
+from .keys import local_name, registry_name
 from .kv_watch import BlockingWatch
 
 log = logging.getLogger(__name__)
-
-
-def registry_name(prefix: str, name: str) -> str:
-    """The name (or id) ``name`` is registered under with ``prefix``: ``ada-greeter``."""
-    return f"{prefix}-{name}" if prefix else name
-
-
-def local_name(prefix: str, name: str) -> str:
-    """The mesh's own name for a registered ``name`` (the inverse of :func:`registry_name`)."""
-    return name.removeprefix(f"{prefix}-") if prefix else name
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .inbound import inbound
+from ..client.inbound import inbound
 
 __all__ = ["ACCESS", "CONTEXT_FIELDS", "LOGGER", "LogStore", "TraceContextFilter"]
 

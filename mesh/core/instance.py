@@ -18,11 +18,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ..client.headers import SERVED_BY
+from ..interceptors import FaultInjector
+from ..pb import admin_pb2_grpc
+from ..policies.names import instance_id
+from ..services import ServiceKind
 from .admin import ADMIN_SERVICE, HEALTH_SERVICE, enable_reflection
-from .headers import SERVED_BY
-from .interceptors import FaultInjector
-from .pb import admin_pb2_grpc
-from .services import ServiceKind
 
 __all__ = ["SERVED_BY", "Instance"]
 
@@ -38,7 +39,7 @@ class Instance:
         self.kind = kind
         self.number = number
         self.version = version
-        self.id = f"{kind.name}-{number}"
+        self.id = instance_id(kind.name, number)
         self.host = host
         self.port = 0
         self.max_workers = max_workers

@@ -1,0 +1,40 @@
+"""The call path a caller sees: the metadata keys, the balanced channel, call outcomes and rich
+errors, the caller's identity, the call being served, and the discovery proxy."""
+
+from . import headers
+from .channel import BalancedChannel, NoHealthyInstances
+from .discovery_proxy import DiscoveryProxy
+from .errors import DOMAIN, abort_with_reason, pass_on, reason_of
+from .identity import Identities, IdentityError
+from .inbound import Inbound, inbound
+from .outcome import (
+    LOCALLY_CANCELLED,
+    Answered,
+    Completed,
+    Failed,
+    MeshRpcError,
+    as_seen_by_caller,
+    status_of,
+)
+
+__all__ = [
+    "DOMAIN",
+    "LOCALLY_CANCELLED",
+    "Answered",
+    "BalancedChannel",
+    "Completed",
+    "DiscoveryProxy",
+    "Failed",
+    "Identities",
+    "IdentityError",
+    "Inbound",
+    "MeshRpcError",
+    "NoHealthyInstances",
+    "abort_with_reason",
+    "as_seen_by_caller",
+    "headers",
+    "inbound",
+    "pass_on",
+    "reason_of",
+    "status_of",
+]
