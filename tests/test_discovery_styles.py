@@ -116,7 +116,7 @@ def test_a_bad_value_written_directly_keeps_the_last_good_one(mesh, caplog):
     config = mesh.config("greeter")
     config.set("age", 31)
     config.wait_for(lambda s: s.age == 31)
-    with caplog.at_level(logging.WARNING, logger="mesh.config"):
+    with caplog.at_level(logging.WARNING, logger="mesh.control.config"):
         mesh.consul.kv.put("config/greeter/age", "thirty")
         eventually(lambda: "age" in config.errors)
     assert config.current.age == 31
@@ -153,9 +153,9 @@ def test_discovery_keeps_the_last_instances_when_the_registry_goes_away(mode, ca
 
         def outage() -> list:  # discovery's own lines (the config center logs its outage too)
             return [r for r in caplog.records
-                    if r.name == "mesh.discovery" and "registry unreachable" in r.message]
+                    if r.name == "mesh.control.discovery" and "registry unreachable" in r.message]
 
-        with caplog.at_level(logging.WARNING, logger="mesh.discovery"):
+        with caplog.at_level(logging.WARNING, logger="mesh.control.discovery"):
             mesh.registry.stop()
             eventually(outage)
             assert len(watch.endpoints) == 2

@@ -212,10 +212,11 @@ def test_a_kill_is_a_real_crash_and_a_revival_a_new_process():
 def test_a_process_that_cannot_start_says_why():
     with Mesh({"greeter": 1}, mode="processes", name="modes-bad-start") as mesh:
         taken = mesh.instance("greeter-1").port
-        from mesh.processes.instance import ProcessInstance
+        from mesh.processes import ProcessInstance, RemoteFaults
         from mesh.services import KINDS
 
-        clash = ProcessInstance(mesh, KINDS["greeter"], 9)
+        faults = RemoteFaults(mesh.consul, mesh.keys, "greeter-9")
+        clash = ProcessInstance(mesh.placement.spec, KINDS["greeter"], 9, faults)
         clash.listen_port = taken  # someone else's port
         with pytest.raises(RuntimeError, match=r"(?s)greeter-9 did not start: .*cannot listen"):
             clash.start()

@@ -18,6 +18,7 @@ class Registrable(Protocol):
     service: str
     version: str
     address: str
+    running: bool
 
 
 class Registration:
@@ -38,6 +39,24 @@ class Registration:
             weights={"Passing": weight, "Warning": 1},
             check=consul.Check.grpc(f"{host}:{port}", self.check_interval, timeout=self.check_timeout),
         )
+
+    def health(self, instances: list[Registrable]) -> list[dict]:
+        """One row per instance: id, address, whether it runs, and its own check's status and output
+        as the registry has them (``deregistered`` if it has none)."""
+        rows = []
+        for name in sorted({i.service for i in instances}):
+            _, entries = self.client.health.service(self.keys.registry_name(name))
+            status = {self.keys.local_name(e["Service"]["ID"]): e["Checks"] for e in entries}
+            for instance in (i for i in instances if i.service == name):
+                checks = [c for c in status.get(instance.id, []) if c["ServiceID"]]
+                rows.append({
+                    "instance": instance.id,
+                    "address": instance.address,
+                    "running": instance.running,
+                    "status": checks[0]["Status"] if checks else "deregistered",
+                    "output": checks[0]["Output"] if checks else "",
+                })
+        return rows
 
     def deregister(self, instance_id: str) -> None:
         """Remove an instance; a registry that is already gone is no reason to fail."""

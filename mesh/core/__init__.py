@@ -5,8 +5,10 @@ from .admin import ADMIN_SERVICE, HEALTH_SERVICE, AdminServicer, describe, enabl
 from .clients import Clients, ClientStack
 from .instance import Instance
 from .lifetime import ByName
-from .mesh import MODES, Mesh, MeshEvent, stop_all
+from .mesh import MODES, Mesh, stop_all
+from .observing import MeshObserving
 from .placement import KernelPlacement, Placement
+from .roster import MeshEvent, Roster
 from .runtime import InstanceRuntime
 from .shared import SharedState
 
@@ -23,7 +25,9 @@ __all__ = [
     "KernelPlacement",
     "Mesh",
     "MeshEvent",
+    "MeshObserving",
     "Placement",
+    "Roster",
     "SharedState",
     "describe",
     "enable_reflection",

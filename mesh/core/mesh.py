@@ -21,8 +21,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -30,7 +29,7 @@ from ..client.discovery_proxy import DiscoveryProxy
 from ..client.identity import Identities
 from ..control.backends import Backend, start_backend
 from ..control.config import ConfigCenter, ServiceConfig
-from ..control.discovery import Discovery, Endpoint
+from ..control.discovery import Discovery
 from ..control.keys import CONFIG, MeshKeys
 from ..control.registration import Registration
 from ..interceptors import Faults
@@ -41,10 +40,12 @@ from ..services import KINDS, ServiceKind
 from ..telemetry.logs import LogStore
 from ..telemetry.metrics import Metrics
 from ..telemetry.otlp import OtlpReceiver
-from ..telemetry.tracing import CallNode, Tracing
+from ..telemetry.tracing import Tracing
 from .clients import Clients
 from .lifetime import ByName
+from .observing import MeshObserving
 from .placement import KernelPlacement, Placement
+from .roster import MeshEvent, Roster
 from .runtime import InstanceRuntime
 from .shared import SharedState
 
@@ -56,16 +57,7 @@ MODES = ("kernel", "processes")
 _PREFIX = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
 
 
-@dataclass(frozen=True)
-class MeshEvent:
-    """Something the mesh did to an instance, with the monotonic time it happened."""
-
-    time: float
-    action: str
-    instance: str
-
-
-class Mesh:
+class Mesh(MeshObserving):
     """Replicas of services, a registry they register with, and clients that discover them.
 
     ``Mesh({"greeter": 3})`` starts an embedded registry and three Greeter replicas. ``registry=``
@@ -109,14 +101,14 @@ class Mesh:
         self.name, self.prefix, self.mode, self.seed = name, prefix, mode, seed
         self.check_interval, self.check_timeout = check_interval, check_timeout
         self.keys = MeshKeys(prefix)
-        self.events: list[MeshEvent] = []
+        self.roster = Roster()  # the instances, shared with the placement that starts them
+        self.events: list[MeshEvent] = self.roster.events
         self.tracing = Tracing(name)
         self.metrics = Metrics()
         self.logs = LogStore(name).attach()
         #: signs this mesh's identities; a process of a mesh is given its kernel's (``mesh.serve``)
         self.identities = identities or Identities(name)
         self.shared = SharedState(self.identities)
-        self._instances: dict[str, Any] = {}  # by id, shared with the placement that starts them
         self._plain_channels: list[grpc.Channel] = []
         self._proxies: list[DiscoveryProxy] = []
         self._stop_actions: list[Callable[[], None]] = []
@@ -133,7 +125,7 @@ class Mesh:
         self.discovery = Discovery(self.consul, prefix=prefix)
         self.registration = Registration(self.consul, self.keys, name, check_interval, check_timeout)
         self.configs = ConfigCenter(self.consul, self.keys.root(CONFIG), owner=f"the mesh {name!r}")
-        self.clients = Clients(self.discovery, self.configs, lambda service: self._kind(service).stub,
+        self.clients = Clients(self.discovery, self.configs, lambda callee: self.roster.kind_of(callee).stub,
                                self.shared.fallbacks_of, self.tracing, self.metrics, seed, self.identities)
         _live.claim(name, self)
         try:
@@ -145,7 +137,7 @@ class Mesh:
             raise
 
     def _placement(self, mode: str, hosts: Hosts | None) -> Placement:
-        kernel = KernelPlacement(self.name, self.seed, self._instances, self.registration, self.configs,
+        kernel = KernelPlacement(self.name, self.seed, self.roster, self.registration, self.configs,
                                  self.clients, self.tracing, self.metrics, self.logs, self.identities)
         if mode == "kernel":
             return kernel
@@ -153,7 +145,7 @@ class Mesh:
                                 host=hosts.gateway if hosts is not None else "127.0.0.1")
         spec = SpawnSpec(self.backend.http_address, self.name, self.identities.secret, self.prefix, self.seed,
                          self.check_interval, self.check_timeout)
-        return ProcessPlacement(spec, self.consul, self.keys, self.registration, self._instances, kernel,
+        return ProcessPlacement(spec, self.consul, self.keys, self.registration, self.roster, kernel,
                                 receiver, hosts, watch_settings=lambda k: k.settings and self.config(k))
 
     # -- instances ------------------------------------------------------------------------------
@@ -167,15 +159,11 @@ class Mesh:
         kind = service if isinstance(service, ServiceKind) else KINDS.get(service)
         if kind is None:
             raise KeyError(f"unknown service {service!r}; known: {sorted(KINDS)}")
-        if replicas < 1:
-            raise ValueError(f"replicas must be at least 1, got {replicas}")
-        if not version or not version.replace("-", "").replace(".", "").isalnum():
-            raise ValueError(f"version must be a DNS-friendly label such as 'v2', got {version!r}")
+        numbers = self.roster.next_numbers(kind, replicas, version)
         self.configs.refuse_if_closed()
-        existing = sum(1 for i in self._instances.values() if i.kind.name == kind.name)
-        started = self.placement.add(kind, range(existing + 1, existing + replicas + 1), max_workers, version)
+        started = self.placement.add(kind, numbers, max_workers, version)
         for instance in started:
-            self._log("start", instance)
+            self.roster.log("start", instance)
         return started
 
     def on_stop(self, action: Callable[[], None]) -> None:
@@ -210,26 +198,16 @@ class Mesh:
 
     def config(self, service: str | ServiceKind) -> ServiceConfig:
         """Return the live settings of a service, kept in the registry's KV store (config center)."""
-        kind = service if isinstance(service, ServiceKind) else self._kind(service)
+        kind = service if isinstance(service, ServiceKind) else self.roster.kind_of(service)
         if kind.settings is None:
             raise KeyError(f"service {kind.name!r} declares no settings")
         return self.configs.get(kind.name, kind.settings)
-
-    def instances(self, service: str | None = None) -> list:
-        return [i for i in self._instances.values() if service is None or i.service == service]
-
-    def instance(self, ref):
-        key = ref if isinstance(ref, str) else ref.id
-        try:
-            return self._instances[key]
-        except KeyError:
-            raise KeyError(f"no instance {key!r}; the mesh has {sorted(self._instances)}") from None
 
     def kill(self, ref):
         """Stop an instance hard, as a crash would: it stays registered until its check fails."""
         instance = self.instance(ref)
         instance.stop(grace=None)
-        self._log("kill", instance)
+        self.roster.log("kill", instance)
         return instance
 
     def revive(self, ref):
@@ -237,11 +215,8 @@ class Mesh:
         instance = self.instance(ref)
         if not instance.running:
             instance.start()
-        self._log("revive", instance)
+        self.roster.log("revive", instance)
         return instance
-
-    def _log(self, action: str, instance) -> None:
-        self.events.append(MeshEvent(time.monotonic(), action, instance.id))
 
     # -- discovery and calls --------------------------------------------------------------------
     def client(self, service: str, balancer: Balancer | None = None, caller: str = "client"):
@@ -257,18 +232,6 @@ class Mesh:
                 stack.balancer = balancer
         return stack.stub
 
-    def breaker_states(self) -> dict[tuple[str, str], str]:
-        """Return the state of every circuit breaker a caller holds now, by (caller instance or
-        ``client``, callee service): ``closed``, ``open``, ``half_open`` (callers whose policy has
-        no breaker are left out)."""
-        return {**self.clients.breaker_states(), **self.placement.breaker_states()}
-
-    def in_flight(self) -> dict[str, int]:
-        """Return the calls each instance is serving now, by instance id (instances serving none
-        are left out); a process is asked through its admin interface."""
-        counts = {**self.metrics.in_flight(), **self.placement.in_flight()}
-        return {instance: count for instance, count in counts.items() if count}
-
     def breaker(self, service: str, caller: str = "client"):
         """Return the circuit breaker of ``caller`` (an instance id, or ``client``) towards ``service``."""
         return self.clients.stack(service_of(caller), caller, service).breaker
@@ -277,10 +240,6 @@ class Mesh:
     def policy(self, service: str, method: str | None = None) -> ServiceConfig:
         """Return the live policy callers apply to ``service`` (or one method), in the config center."""
         return self.clients.policy(service, method)
-
-    def breakers_of(self, instance: str) -> dict[str, str]:
-        """Return the state of each circuit breaker ``instance`` keeps towards a service it calls."""
-        return {**self.clients.breakers_of(instance), **self.placement.breakers_of(instance)}
 
     def allow_callers(self, service: str, callers: Iterable[str] | None) -> None:
         """Let only ``callers`` — services, ``client`` for the notebook, ``gateway`` — call
@@ -318,7 +277,7 @@ class Mesh:
         instance = self.instance(ref)
         injector = instance.faults
         result = injector.set(faults, **changes) if faults is not None else injector.set(**changes)
-        self._log("inject", instance)
+        self.roster.log("inject", instance)
         return result
 
     def faults(self, ref) -> Faults:
@@ -338,30 +297,7 @@ class Mesh:
         for instance in self.instances(callee):
             instance.faults.set(partitioned_from=instance.faults.faults.partitioned_from - {caller})
 
-    # -- observing ------------------------------------------------------------------------------
-    @property
-    def otlp(self) -> OtlpReceiver | None:
-        """Where the instances' processes send their spans and log lines (None in the kernel)."""
-        return self.placement.otlp
-
-    def traces(self) -> list[CallNode]:
-        """Return the call tree of every traced request, oldest first."""
-        return self.tracing.calls()
-
-    def settle_telemetry(self, quiet: float = 0.3, timeout: float = 5.0) -> float:
-        """Wait until the spans of calls already made have arrived; return the seconds waited.
-
-        In the kernel every span is recorded as its call ends, so this returns at once. Processes
-        export theirs in batches (every 0.1 s) over OTLP: this waits until none has arrived for
-        ``quiet`` seconds (at most ``timeout``), as one waits for a collector before reading it.
-        Call it after the load has stopped, before reading traces or metrics rows.
-        """
-        return self.placement.settle(quiet, timeout)
-
-    def dependency_graph(self):
-        """Return the services and who called whom, as a networkx DiGraph (from the traces)."""
-        return self.tracing.dependency_graph()
-
+    # -- server-side discovery ------------------------------------------------------------------
     def proxy(self, service: str, balancer: Balancer | None = None) -> DiscoveryProxy:
         """Start a load-balancing proxy for ``service`` (server-side discovery); the mesh stops it."""
         proxy = DiscoveryProxy(self.discovery.watch(service), balancer)
@@ -370,69 +306,10 @@ class Mesh:
 
     def client_via(self, proxy: DiscoveryProxy):
         """Return a plain stub on one channel to ``proxy``: a client that knows only that address."""
-        kind = self._kind(proxy.service)
+        kind = self.roster.kind_of(proxy.service)
         channel = grpc.insecure_channel(proxy.address)
         self._plain_channels.append(channel)
         return kind.stub(channel)
-
-    def _kind(self, service: str) -> ServiceKind:
-        kind = KINDS.get(service) or next(
-            (i.kind for i in self._instances.values() if i.service == service), None)
-        if kind is None:
-            raise KeyError(f"no stub known for service {service!r}")
-        return kind
-
-    def versions(self, service: str) -> dict[str, list[str]]:
-        """Return the running instances of ``service`` by version: ``{"v1": ["greeter-1", ...]}``."""
-        found: dict[str, list[str]] = {}
-        for instance in self.instances(service):
-            found.setdefault(instance.version, []).append(instance.id)
-        return found
-
-    def passing(self, service: str) -> list[str]:
-        """Return the ids of the instances discovery currently reports passing."""
-        return [e.id for e in self.discovery.endpoints(service)]
-
-    def endpoints(self, service: str) -> tuple[Endpoint, ...]:
-        return self.discovery.endpoints(service)
-
-    def health(self, service: str | None = None) -> list[dict]:
-        """Return one row per instance: id, address, whether it runs, and its checks' status."""
-        rows = []
-        for name in sorted({i.service for i in self.instances(service)}):
-            _, entries = self.consul.health.service(self.registry_name(name))
-            status = {self.keys.local_name(e["Service"]["ID"]): e["Checks"] for e in entries}
-            for instance in self.instances(name):
-                checks = [c for c in status.get(instance.id, []) if c["ServiceID"]]
-                rows.append({
-                    "instance": instance.id,
-                    "address": instance.address,
-                    "running": instance.running,
-                    "status": checks[0]["Status"] if checks else "deregistered",
-                    "output": checks[0]["Output"] if checks else "",
-                })
-        return rows
-
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 15.0,
-                   poll: float = 0.02) -> float:
-        """Wait until ``condition()`` holds; return the seconds waited, or raise TimeoutError."""
-        start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"condition not met within {timeout:g} s")
-            time.sleep(poll)
-        return time.monotonic() - start
-
-    def wait_until_passing(self, service: str | None = None, timeout: float = 15.0) -> float:
-        """Wait until discovery reports every running instance passing; return seconds waited."""
-        names = sorted({i.service for i in self.instances(service)})
-
-        def all_passing() -> bool:
-            return all(
-                {i.id for i in self.instances(n) if i.running} <= set(self.passing(n)) for n in names
-            )
-
-        return self.wait_until(all_passing, timeout)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -484,10 +361,7 @@ class Mesh:
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running"
-        counts: dict[str, int] = {}
-        for instance in self._instances.values():
-            counts[instance.service] = counts.get(instance.service, 0) + instance.running
-        services = ", ".join(f"{n}: {c} running" for n, c in counts.items()) or "no services"
+        services = ", ".join(f"{n}: {c} running" for n, c in self.roster.counts().items()) or "no services"
         return f"<Mesh {self.name!r} {state}; {services}; {self.backend}>"
 
 

@@ -28,13 +28,14 @@ from ..telemetry.tracing import Tracing
 from .admin import AdminServicer
 from .clients import Clients
 from .instance import Instance
+from .roster import Roster
 from .runtime import InstanceRuntime
 
 __all__ = ["KernelPlacement", "Placement"]
 
 
 class Placement(Protocol):
-    """Where instances run. ``roster`` (id → instance) is the mesh's, shared with its placement."""
+    """Where instances run: each placement adds what it starts to the mesh's roster."""
 
     name: str  # the mode: "kernel" or "processes"
     otlp: Any  # the receiver of the instances' spans and log lines, if they send them
@@ -72,7 +73,7 @@ class KernelPlacement:
     name = "kernel"
     otlp = None
 
-    def __init__(self, mesh: str, seed: int | None, roster: dict[str, Any], registration: Registration,
+    def __init__(self, mesh: str, seed: int | None, roster: Roster, registration: Registration,
                  configs: ConfigCenter, clients: Clients, tracing: Tracing, metrics: Metrics, logs: LogStore,
                  identities: Identities):
         self._mesh, self._seed, self._roster, self._registration = mesh, seed, roster, registration
@@ -97,7 +98,7 @@ class KernelPlacement:
                                 lambda: self._clients.breakers_of(i.id), self._metrics, self._logs))
         instance.port = port
         instance.start()
-        self._roster[instance.id] = instance
+        self._roster.add(instance)
         self._started.append(instance)
         self._registration.register(instance, address=advertise)
         return instance

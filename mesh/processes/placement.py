@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import consul
 
@@ -33,15 +32,16 @@ __all__ = ["ProcessPlacement"]
 
 
 class ProcessPlacement:
-    """Instances as processes started as ``spec`` says (its ``otlp`` is filled in here)."""
+    """Instances as processes started as ``spec`` says (its ``otlp`` is filled in here), each added
+    to the mesh's ``roster`` (:class:`mesh.core.roster.Roster`) as it starts."""
 
     name = "processes"
 
     def __init__(self, spec: SpawnSpec, client: consul.Consul, keys: MeshKeys, registration: Registration,
-                 roster: dict[str, Any], kernel, receiver: OtlpReceiver, hosts: Hosts | None = None,
+                 roster, kernel, receiver: OtlpReceiver, hosts: Hosts | None = None,
                  watch_settings=lambda kind: None):
         self.otlp = receiver
-        self._spec = SpawnSpec(**{**spec.__dict__, "otlp": receiver.address})
+        self.spec = SpawnSpec(**{**spec.__dict__, "otlp": receiver.address})
         self._client, self._keys, self._registration = client, keys, registration
         self._roster, self._kernel, self._hosts = roster, kernel, hosts
         self._watch_settings = watch_settings  # a kind's settings are watched before its processes start
@@ -72,9 +72,9 @@ class ProcessPlacement:
                 hosts, name = self._hosts, machine.name
                 proxy = DelayProxy(hosts.gateway, None, lambda: hosts.latency(name))
         faults = RemoteFaults(self._client, self._keys, instance_id(kind.name, number))
-        instance = ProcessInstance(self._spec, kind, number, faults, max_workers, version, hosts=self._hosts,
+        instance = ProcessInstance(self.spec, kind, number, faults, max_workers, version, hosts=self._hosts,
                                    machine=machine, proxy=proxy)
-        self._roster[instance.id] = instance
+        self._roster.add(instance)
         self._processes.append(instance)
         return instance.spawn()
 
