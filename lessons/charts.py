@@ -3,7 +3,7 @@ who answered.
 
 Each function takes an optional matplotlib ``ax`` and returns it, so notebooks can put pictures
 side by side. The load-run plots take records with ``start``, ``latency`` and ``code`` (the
-mesh's :class:`mesh.load.LoadRecord`).
+mesh's :class:`mesh.workload.CallRecord`).
 """
 
 from __future__ import annotations

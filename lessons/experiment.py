@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from mesh import Mesh
 from mesh.pb import greeter_pb2, shop_pb2
-from mesh.workload.load import LoadRecord
+from mesh.workload import CallRecord
 
 __all__ = ["CHECKOUT", "HELLO", "HOME", "Experiment", "at", "each_policy"]
 
@@ -38,7 +38,7 @@ class Experiment:
     """What one experiment measured: ``runs[label]`` is a list of records."""
 
     name: str
-    runs: dict[str, list[LoadRecord]] = field(default_factory=dict)
+    runs: dict[str, list[CallRecord]] = field(default_factory=dict)
     marks: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 

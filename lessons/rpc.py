@@ -32,6 +32,7 @@ import grpc
 import matplotlib.pyplot as plt
 import psutil
 
+from mesh.client.servers import listen, new_server
 from mesh.core.lifetime import ByName
 
 __all__ = ["LocalServer", "RestGreeter", "call_rest", "connections_to", "converse", "plot_conversation",
@@ -61,12 +62,13 @@ class LocalServer:
         self.name = name
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-rpc")
-        self._server = grpc.server(self._pool, options=[("grpc.so_reuseport", 0)])
+        self._server = new_server(self._pool)
         add_servicer(servicer, self._server)
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
-        if self.port == 0:
+        try:
+            self.port = listen(self._server, who=name)
+        except OSError:
             self._pool.shutdown(wait=False)
-            raise OSError("could not bind a loopback port")
+            raise
         self._server.start()
         _running.claim(name, self)
 

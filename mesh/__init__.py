@@ -31,7 +31,6 @@ _EXPORTS = {
     "Hosts": ".processes",
     "HostsUnavailable": ".processes",
     "Instance": ".core",
-    "LoadRecord": ".workload",
     "Mesh": ".core",
     "MeshEvent": ".core",
     "Metrics": ".telemetry",

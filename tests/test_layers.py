@@ -91,7 +91,8 @@ def test_dependencies_point_downwards():
 #: The rooms of ``mesh/``, lowest first: a room imports only rooms below it (the package's face,
 #: ``mesh/__init__.py``, names them all; ``mesh.serve``, a process's entry point, stands on top).
 ROOMS = (
-    ("policies", "pb", "registry"),  # pure policies and the call plan; generated stubs; the registry
+    ("policies", "pb", "background"),  # pure policies and the call plan; stubs; a loop on a thread
+    ("registry",),      # the embedded Consul-compatible agent
     ("control",),       # which registry, the blocking-query watch, config, discovery, shared state
     ("client",),        # the metadata keys, the balanced channel, outcomes, errors, identity
     ("telemetry",),     # tracing, metrics, Prometheus, logs, the OTLP receiver

@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,29 +96,19 @@ class Bus:
         self.clock = clock
         self.broker = Broker(clock)
         self._lock = threading.Lock()
-        self.log_address = ""  # where the replicas' processes reach the log (processes mode)
-        if mesh.mode == "processes":
-            kind = bus_replica(name, self._serve_log(mesh))
-        else:
-            kind = ServiceKind(name=name, grpc_service="bus.Bus",
-                               servicer=lambda runtime: BusServicer(self.broker, self._lock),
-                               add_to_server=bus_pb2_grpc.add_BusServicer_to_server,
-                               stub=bus_pb2_grpc.BusStub)
+        self.log_address = ""  # where replicas that are processes reach the log the kernel keeps
+        kind = ServiceKind(name=name, grpc_service="bus.Bus",
+                           servicer=lambda runtime: BusServicer(self.broker, self._lock),
+                           add_to_server=bus_pb2_grpc.add_BusServicer_to_server,
+                           stub=bus_pb2_grpc.BusStub, relay=self._replica_at)
         self.instances = mesh.add_service(kind, replicas)
         mesh.wait_until_passing(name)
         self.stub = mesh.client(name)
 
-    def _serve_log(self, mesh) -> str:
-        """Serve the log to the replicas' processes, on a private address the mesh stops with it."""
-        server = grpc.server(ThreadPoolExecutor(8, thread_name_prefix=f"bus-log-{self.name}"),
-                             options=[("grpc.so_reuseport", 0)])
-        bus_pb2_grpc.add_BusServicer_to_server(BusServicer(self.broker, self._lock), server)
-        host = mesh.hosts.gateway if mesh.hosts is not None else "127.0.0.1"
-        port = server.add_insecure_port(f"{host}:0")
-        server.start()
-        mesh.on_stop(lambda: server.stop(grace=0.5).wait())
-        self.log_address = f"{host}:{port}"
-        return self.log_address
+    def _replica_at(self, log_address: str) -> ServiceKind:
+        """The replica a process runs: it forwards every call to the log at ``log_address``."""
+        self.log_address = log_address
+        return bus_replica(self.name, log_address)
 
     def create_topic(self, topic: str) -> None:
         with self._lock:

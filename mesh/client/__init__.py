@@ -16,6 +16,7 @@ from .outcome import (
     as_seen_by_caller,
     status_of,
 )
+from .servers import listen, new_server
 
 __all__ = [
     "DOMAIN",
@@ -32,8 +33,11 @@ __all__ = [
     "NoHealthyInstances",
     "abort_with_reason",
     "as_seen_by_caller",
+    "code_of",
     "headers",
     "inbound",
+    "listen",
+    "new_server",
     "pass_on",
     "reason_of",
     "status_of",

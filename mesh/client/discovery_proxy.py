@@ -20,6 +20,7 @@ from ..control.discovery import ServiceWatch
 from ..policies import Balancer
 from .channel import BalancedChannel
 from .headers import PROXIED_BY
+from .servers import listen, new_server
 
 _HOP_BY_HOP = {"grpc-timeout", "user-agent", "content-type", "te", "grpc-accept-encoding",
                "grpc-encoding", "accept-encoding"}
@@ -66,8 +67,8 @@ class DiscoveryProxy:
         self.forwarded = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=self.name)
-        self._server = grpc.server(self._pool, handlers=[_Forward(self)], options=[("grpc.so_reuseport", 0)])
-        self.port = self._server.add_insecure_port(f"{host}:0")
+        self._server = new_server(self._pool, handlers=[_Forward(self)])
+        self.port = listen(self._server, host, 0, self.name)
         self.host = host
         self._server.start()
 

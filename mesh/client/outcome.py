@@ -150,7 +150,12 @@ def as_seen_by_caller(outcome, instance: str):
 
 def status_of(outcome) -> str:
     """Return the status code name of a call outcome (``OK`` for a success)."""
-    error = outcome.exception() if hasattr(outcome, "exception") else None
+    return code_of(outcome.exception() if hasattr(outcome, "exception") else None)
+
+
+def code_of(error: BaseException | None) -> str:
+    """Return the status code name a call ended with: ``OK`` without an error, the error's code, or
+    ``UNKNOWN`` for an error that carries none."""
     if error is None:
         return "OK"
     code = error.code() if hasattr(error, "code") else None

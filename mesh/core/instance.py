@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..client.headers import SERVED_BY
+from ..client.servers import listen, new_server
 from ..interceptors import FaultInjector
 from ..pb import admin_pb2_grpc
 from ..policies.names import instance_id
@@ -80,7 +81,7 @@ class Instance:
         workers: list[threading.Thread] = []  # appended to by the pool's threads (atomic)
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.id}-rpc",
                                   initializer=lambda: workers.append(threading.current_thread()))
-        server = grpc.server(pool, interceptors=self._interceptors, options=[("grpc.so_reuseport", 0)])
+        server = new_server(pool, interceptors=self._interceptors)
         self.kind.add_to_server(self._make_servicer(self), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -90,15 +91,11 @@ class Instance:
             services.append(ADMIN_SERVICE)
         enable_reflection(server, services)
         try:
-            port = server.add_insecure_port(f"{self.host}:{self.port}")
-        except RuntimeError as exc:  # grpcio raises when it cannot bind
-            port, reason = 0, str(exc)
-        else:
-            reason = "address in use?"
-        if port == 0:
+            port = listen(server, self.host, self.port, self.id)
+        except OSError:
             server.stop(None)
             pool.shutdown(wait=True)
-            raise OSError(f"{self.id} cannot listen on {self.host}:{self.port}: {reason}")
+            raise
         server.start()
         for name in ("", self.kind.grpc_service):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

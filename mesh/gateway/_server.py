@@ -44,6 +44,7 @@ from aiohttp import web
 from google.protobuf import descriptor_pool, message_factory
 from swagger_ui_bundle import swagger_ui_path
 
+from ..background import LoopThread
 from ..client.errors import reason_of
 from ..client.headers import SERVED_BY
 from ..client.outcome import MeshRpcError
@@ -135,17 +136,13 @@ class Gateway:
         self._header_timeout, self._max_buckets = header_timeout, max_buckets
         self._request_ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name=f"{name}-http", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
+        self._thread = LoopThread(self._serve, f"{name}-http")
+        try:
+            self._thread.start()
+        except BaseException:
             for pool in self._pools.values():
                 pool.shutdown(wait=False)
-            raise self._error
+            raise
         _running.claim(name, self)
 
     # -- public ----------------------------------------------------------------------------------
@@ -169,10 +166,7 @@ class Gateway:
 
     def stop(self) -> None:
         """Stop serving and end the gateway's threads (requests in flight are answered first)."""
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and self._thread.is_alive():
-            loop.call_soon_threadsafe(stopping.set)
-        self._thread.join(10)
+        self._thread.stop(timeout=10)
         for pool in self._pools.values():
             pool.shutdown(wait=True)
         _running.release(self.name, self)
@@ -187,19 +181,7 @@ class Gateway:
         return f"<Gateway {self.url}: {len(list(self.routes))} routes>"
 
     # -- the loop thread -------------------------------------------------------------------------
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._ready.set()
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
+    async def _serve(self, ready: Callable[[], None], stopping: asyncio.Event) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0,
@@ -209,8 +191,8 @@ class Gateway:
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]
-            self._ready.set()
-            await self._stopping.wait()
+            ready()
+            await stopping.wait()
         finally:
             await runner.cleanup()
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import consul
 
+from ..client.servers import listen, new_server
 from ..control.keys import MeshKeys
 from ..control.registration import Registration
 from ..control.shared_state import SharedStatePublisher
@@ -46,6 +48,7 @@ class ProcessPlacement:
         self._roster, self._kernel, self._hosts = roster, kernel, hosts
         self._watch_settings = watch_settings  # a kind's settings are watched before its processes start
         self._processes: list[ProcessInstance] = []
+        self._relayed: list = []  # servers of state the kernel keeps for its processes
         self._publisher = SharedStatePublisher(client, keys)
 
     @staticmethod
@@ -55,6 +58,8 @@ class ProcessPlacement:
         return bool(kind.serve_args) or KINDS.get(kind.name) is kind
 
     def add(self, kind: ServiceKind, numbers: Iterable[int], max_workers: int, version: str) -> list:
+        if kind.relay is not None:  # its state stays here; its instances forward to it
+            kind = kind.relay(self._serve_here(kind))
         if not self.spawnable(kind):
             return self._kernel.add(kind, numbers, max_workers, version)
         # Started together, then waited for: each takes a second or two to import and serve.
@@ -77,6 +82,16 @@ class ProcessPlacement:
         self._roster.add(instance)
         self._processes.append(instance)
         return instance.spawn()
+
+    def _serve_here(self, kind: ServiceKind) -> str:
+        """Serve ``kind``'s servicer from the kernel on a private (unregistered) address; return it."""
+        server = new_server(ThreadPoolExecutor(8, thread_name_prefix=f"{kind.name}-relayed"))
+        kind.add_to_server(kind.servicer(None), server)
+        host = self._hosts.gateway if self._hosts is not None else "127.0.0.1"
+        port = listen(server, host, 0, f"{kind.name}'s relayed state")
+        server.start()
+        self._relayed.append(server)
+        return f"{host}:{port}"
 
     def runtime(self, instance: str):
         return self._kernel.runtime(instance)
@@ -131,6 +146,8 @@ class ProcessPlacement:
             instance.release()
             with contextlib.suppress(Exception):  # the registry may be gone already
                 instance.faults.forget()  # a later mesh of the same names starts without them
+        for server in self._relayed:
+            server.stop(grace=0.5).wait()
         self._kernel.stop(handlers_end)
         self.otlp.stop()
         self._publisher.forget()

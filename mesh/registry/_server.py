@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
+from collections.abc import Callable
 
 import consul
 from aiohttp import web
 
+from ..background import LoopThread
 from ._checks import CheckRunner
 from ._context import Context
 from ._dns import DNSProtocol
@@ -55,37 +56,19 @@ class Registry:
         self.dns_only_passing = dns_only_passing
         self.header_timeout = header_timeout
         self._rng = random.Random(seed)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._thread = LoopThread(self._serve, f"registry-{node_name}")
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> Registry:
         """Start listening; return self. Raise ``OSError`` if a port cannot be bound."""
-        if self._thread is not None:
+        if self._thread.running:
             raise RuntimeError("registry already started")
-        self._ready.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name=f"registry-{self.node_name}",
-                                        daemon=True)
         self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._error
         return self
 
     def stop(self) -> None:
         """Stop serving and join the registry's thread. Safe to call twice."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        loop.call_soon_threadsafe(self._stopping.set)
-        thread.join()
-        self._thread = None
+        self._thread.stop()
 
     def __enter__(self) -> Registry:
         return self.start()
@@ -95,7 +78,7 @@ class Registry:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread.running
 
     @property
     def http_address(self) -> str:
@@ -116,25 +99,8 @@ class Registry:
         return f"<Registry {self.url}{dns} {state}>"
 
     # -- the loop thread ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start(), or raised in the thread once serving
-            if not self._ready.is_set():
-                self._error = exc
-            else:
-                raise
-        finally:
-            self._ready.set()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-            self._loop = None
-
-    async def _serve(self) -> None:
+    async def _serve(self, ready: Callable[[], None], stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
         ctx = Context(self.node_name, self.host, self.datacenter, self._rng, loop.time, self.reap_min)
         runner = CheckRunner(ctx.record_check,
                              lambda c: ctx.catalog.checks.get((c.node, c.check_id)) is c, self._rng)
@@ -153,8 +119,8 @@ class Registry:
                     lambda: DNSProtocol(ctx, self.dns_only_passing), local_addr=(self.host, self.dns_port))
                 self.dns_port = dns_transport.get_extra_info("sockname")[1]
             maintenance = asyncio.ensure_future(self._maintain(ctx))
-            self._ready.set()
-            await self._stopping.wait()
+            ready()
+            await stopping.wait()
             ctx.close()
         finally:
             if maintenance is not None:

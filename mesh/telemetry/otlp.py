@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from ..client.servers import listen, new_server
 from .logs import CONTEXT_FIELDS, LogStore
 from .metrics import Metrics
 from .span_store import SpanStore
@@ -160,12 +161,11 @@ class OtlpReceiver:
                  logs: LogStore | None = None):
         self._service = _TraceService(store, metrics)
         self._logs = _LogsService(logs) if logs is not None else None
-        self._server = grpc.server(ThreadPoolExecutor(4, thread_name_prefix="otlp-receiver"),
-                                   options=[("grpc.so_reuseport", 0)])
+        self._server = new_server(ThreadPoolExecutor(4, thread_name_prefix="otlp-receiver"))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._service, self._server)
         if self._logs is not None:
             logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self._logs, self._server)
-        self.port = self._server.add_insecure_port(f"{host}:0")
+        self.port = listen(self._server, host, 0, "the OTLP receiver")
         self.host = host
         self._server.start()
 

@@ -1,14 +1,13 @@
 """Traffic for the lessons: load generators, a burst of calls and its tally, traffic mirroring, and
 the monolith the architecture lesson measures the mesh against."""
 
-from .load import LoadRecord, LoadRun, SteadyLoad, closed_loop, open_loop
+from .load import LoadRun, SteadyLoad, closed_loop, open_loop
 from .mirror import Mirror, MirrorRecord
 from .monolith import LocalCallError, Monolith, ScaledMonolith
-from .traffic import CallRecord, burst, initial_metadata, observe, tally
+from .traffic import CallRecord, burst, initial_metadata, observe, tally, timed
 
 __all__ = [
     "CallRecord",
-    "LoadRecord",
     "LoadRun",
     "LocalCallError",
     "Mirror",
@@ -22,4 +21,5 @@ __all__ = [
     "observe",
     "open_loop",
     "tally",
+    "timed",
 ]

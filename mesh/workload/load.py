@@ -1,7 +1,7 @@
 """Load generators: open loop (Poisson arrivals at a rate) and closed loop (N users), in the background.
 
 Both run for a bounded ``duration`` and stop by themselves (or at :meth:`LoadRun.stop`), and keep
-one :class:`LoadRecord` per request: when it started, how long it took, how it ended, which
+one :class:`CallRecord` per request: when it started, how long it took, how it ended, which
 instance answered, whether a fallback answered.
 
 - **Open loop** — arrivals do not wait for answers, as real users do not: the gaps between them are
@@ -21,27 +21,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from ..client.headers import FALLBACK, SERVED_BY
-from .traffic import observe
-
-
-@dataclass(frozen=True)
-class LoadRecord:
-    start: float  # seconds since the run began
-    latency: float
-    code: str
-    served_by: str
-    fallback: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.code == "OK"
-
+from .traffic import CallRecord, observe
 
 Request = Any | Callable[[int], Any]
 
@@ -52,7 +37,7 @@ class LoadRun:
     def __init__(self, kind: str, duration: float, progress: bool):
         self.kind = kind
         self.duration = duration
-        self.records: list[LoadRecord] = []
+        self.records: list[CallRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -61,17 +46,17 @@ class LoadRun:
         self.started = time.perf_counter()
         self.started_monotonic = time.monotonic()  # the clock breakers and faults record on
 
-    def _add(self, record: LoadRecord) -> None:
+    def _add(self, record: CallRecord) -> None:
         with self._lock:
             self.records.append(record)
 
     def _call(self, method, request, timeout: float) -> None:
-        self._add(_call_recorded(method, request, timeout, time.perf_counter() - self.started))
+        self._add(observe(method, request, timeout, time.perf_counter() - self.started))
 
     def stop(self) -> None:
         self._stop.set()
 
-    def wait(self, timeout: float | None = None) -> list[LoadRecord]:
+    def wait(self, timeout: float | None = None) -> list[CallRecord]:
         """Wait for the run to end (it ends by itself after its duration); return the records."""
         if self._progress:
             self._show_progress()
@@ -115,12 +100,6 @@ def _request(request: Request, n: int):
     return request(n) if callable(request) else request
 
 
-def _call_recorded(method, request, timeout: float, start: float) -> LoadRecord:
-    """Make one call and return its record (``start``: when it began, on the run's clock)."""
-    code, metadata, latency = observe(method, request, timeout)
-    return LoadRecord(start, latency, code, metadata.get(SERVED_BY, ""), metadata.get(FALLBACK, ""))
-
-
 def open_loop(method, request: Request, rate: float, duration: float, rng: np.random.Generator,
               timeout: float = 2.0, max_in_flight: int = 64, progress: bool = False) -> LoadRun:
     """Send Poisson arrivals at ``rate``/s for ``duration`` s; return the run at once."""
@@ -146,7 +125,7 @@ def open_loop(method, request: Request, rate: float, duration: float, rng: np.ra
                 if slots.acquire(blocking=False):
                     pool.submit(send, n)
                 else:
-                    run._add(LoadRecord(due, 0.0, "SHED", ""))
+                    run._add(CallRecord(due, 0.0, "SHED", ""))
                 n += 1
         finally:
             pool.shutdown(wait=True)
@@ -207,7 +186,7 @@ class SteadyLoad:
             raise ValueError("max_in_flight and keep must be >= 1 and timeout > 0")
         self._rate = 0.0
         self.rate = rate
-        self.records: deque[LoadRecord] = deque(maxlen=keep)
+        self.records: deque[CallRecord] = deque(maxlen=keep)
         self.started_monotonic = time.monotonic()
         self._records_lock = threading.Lock()
         self._method, self._request, self._rng, self._timeout = method, request, rng, timeout
@@ -243,7 +222,7 @@ class SteadyLoad:
         """Seconds since the load began (the clock its records' ``start`` is on)."""
         return time.monotonic() - self.started_monotonic
 
-    def recent(self, seconds: float) -> list[LoadRecord]:
+    def recent(self, seconds: float) -> list[CallRecord]:
         """Return the records of the calls that started in the last ``seconds``, oldest first."""
         since = self.now - seconds
         found = []
@@ -254,7 +233,7 @@ class SteadyLoad:
                 found.append(record)
         return found[::-1]
 
-    def _record(self, record: LoadRecord) -> None:
+    def _record(self, record: CallRecord) -> None:
         with self._records_lock:
             self.records.append(record)
 
@@ -285,13 +264,13 @@ class SteadyLoad:
                         self._slots.release()
                         break
                 else:
-                    self._record(LoadRecord(start, 0.0, "SHED", ""))
+                    self._record(CallRecord(start, 0.0, "SHED", ""))
                 n += 1
         finally:
             self._pool.shutdown(wait=True)
 
     def _send(self, n: int, start: float) -> None:
         try:
-            self._record(_call_recorded(self._method, _request(self._request, n), self._timeout, start))
+            self._record(observe(self._method, _request(self._request, n), self._timeout, start))
         finally:
             self._slots.release()

@@ -20,16 +20,16 @@ where a call is routed, so it is where a copy can be made.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 
 from ..client.headers import MIRRORED, VERSION
+from ..client.outcome import code_of
+from .traffic import timed
 
 __all__ = ["Mirror", "MirrorRecord"]
 
@@ -69,12 +69,8 @@ class Mirror:
         raise) what the primary call gave."""
         if self._closed:
             raise RuntimeError("this Mirror is closed; make a new one to mirror again")
-        started = time.perf_counter()
-        try:
-            reply, error = self._method(request, timeout=timeout or self._timeout), None
-        except grpc.RpcError as exc:
-            reply, error = None, exc
-        primary = (reply, _code(error), time.perf_counter() - started)
+        reply, error, latency = timed(lambda: self._method(request, timeout=timeout or self._timeout))
+        primary = (reply, code_of(error), latency)
         with self._lock:
             self.calls += 1
             copy = self._rng.random() * 100 < self.percent
@@ -88,19 +84,16 @@ class Mirror:
         return reply
 
     def _shadow(self, request: Any, primary: tuple[Any, str, float]) -> None:
-        started = time.perf_counter()
         try:
-            reply, code = self._method(request, timeout=self._timeout,
-                                       metadata=((VERSION, self.version), (MIRRORED, "1"))), "OK"
-        except grpc.RpcError as exc:
-            reply, code = None, _code(exc)
+            reply, error, latency = timed(lambda: self._method(
+                request, timeout=self._timeout, metadata=((VERSION, self.version), (MIRRORED, "1"))))
         finally:
             self._slots.release()
+        code = code_of(error)
         primary_reply, primary_code, primary_latency = primary
         same = code == primary_code and (code != "OK" or bool(self._same(primary_reply, reply)))
         with self._lock:
-            self._records.append(MirrorRecord(primary_code, primary_latency, code,
-                                              time.perf_counter() - started, same))
+            self._records.append(MirrorRecord(primary_code, primary_latency, code, latency, same))
 
     def records(self) -> list[MirrorRecord]:
         """Return the mirrored calls whose shadow has ended, in the order they ended."""
@@ -135,9 +128,3 @@ class Mirror:
     def __exit__(self, *_exc) -> None:
         self.close()
 
-
-def _code(error: grpc.RpcError | None) -> str:
-    if error is None:
-        return "OK"
-    code = error.code() if hasattr(error, "code") else None
-    return code.name if code is not None else "UNKNOWN"

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import grpc
 
+from ..client.servers import listen, new_server
 from ..interceptors import WrappedHandlers
 from ..services import SHOP
 from ..services.shop import ShopSettings
@@ -169,13 +170,11 @@ class Monolith:
         with self._lock:
             if self._server is not None:
                 return self
-            server = grpc.server(ThreadPoolExecutor(self.max_workers, thread_name_prefix="monolith"),
-                                 interceptors=[_Entry(self)], options=[("grpc.so_reuseport", 0)])
+            server = new_server(ThreadPoolExecutor(self.max_workers, thread_name_prefix="monolith"),
+                                interceptors=[_Entry(self)])
             for name, kind in self.KINDS.items():
                 kind.add_to_server(self.servicers[name], server)
-            port = server.add_insecure_port(f"127.0.0.1:{self.port}")
-            if port == 0:
-                raise RuntimeError(f"the monolith could not bind 127.0.0.1:{self.port}")
+            port = listen(server, "127.0.0.1", self.port, "the monolith")
             server.start()
             self._server, self.port = server, port
         return self
