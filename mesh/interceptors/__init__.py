@@ -13,7 +13,7 @@ the instance the plan chose). Server side, outermost first:
 from ._wrap import WrappedHandlers
 from .client_resilience import ResilienceInterceptor
 from .client_tracing import AttemptTracer
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, NoWorkerInTime, WorkerLimit
 from .intercepted_channel import CallDetails, InterceptedChannel
 from .server_context import ServerContext
 from .server_identity import ServerIdentity
@@ -26,10 +26,12 @@ __all__ = [
     "FaultInjector",
     "Faults",
     "InterceptedChannel",
+    "NoWorkerInTime",
     "ResilienceInterceptor",
     "ServerContext",
     "ServerIdentity",
     "ServerMetrics",
     "ServerTracing",
+    "WorkerLimit",
     "WrappedHandlers",
 ]

@@ -14,13 +14,18 @@ Randomness comes from the instance's seeded ``numpy.random.Generator``.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import grpc
 import numpy as np
 
 from ..client.headers import CALLER
 from ._wrap import WrappedHandlers, metadata_value
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,39 @@ class Faults:
 NO_FAULTS = Faults()
 
 
+class NoWorkerInTime(Exception):
+    """No worker came free before the caller's deadline."""
+
+
+class WorkerLimit:
+    """At most ``workers`` calls at once, each holding its worker for a service time; a call beyond
+    waits its turn, and one whose deadline passes while it waits is refused (a slow query on a
+    small connection pool, say). The fault ``workers`` and the monolith's ``limit`` both use it."""
+
+    def __init__(self, workers: int, wait: Callable[[float], object] = time.sleep):
+        self._slots = threading.Semaphore(workers)
+        self._wait = wait
+
+    def run(self, call: Callable[[], T], service_time: float, time_left: float | None) -> T:
+        """Wait at most ``time_left`` s (None: for ever) for a worker, spend ``service_time`` s on it,
+        then return ``call()``; raise :class:`NoWorkerInTime` if none came free in time."""
+        if not self._slots.acquire(timeout=time_left):
+            raise NoWorkerInTime()
+        try:
+            if service_time > 0:
+                self._wait(service_time)
+            return call()
+        finally:
+            self._slots.release()
+
+
 class FaultInjector(grpc.ServerInterceptor):
     def __init__(self, rng: np.random.Generator, stopping: threading.Event):
         self._rng = rng
         self._stopping = stopping
         self._lock = threading.Lock()
         self._faults = Faults()
-        self._pool: threading.Semaphore | None = None
+        self._pool: WorkerLimit | None = None
         self.injected: dict[str, int] = {}
         self._handlers = WrappedHandlers()
 
@@ -72,7 +103,7 @@ class FaultInjector(grpc.ServerInterceptor):
         new = replace(faults or self._faults, **changes)
         with self._lock:
             if new.workers != self._faults.workers:
-                self._pool = threading.Semaphore(new.workers) if new.workers > 0 else None
+                self._pool = WorkerLimit(new.workers, self._wait) if new.workers > 0 else None
             self._faults = new
         return new
 
@@ -117,11 +148,7 @@ class FaultInjector(grpc.ServerInterceptor):
         pool = self._pool
         if pool is None:
             return behaviour(request, context)
-        timeout = context.time_remaining()
-        if not pool.acquire(timeout=timeout if timeout is not None else None):
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "waited for a worker past the deadline")
         try:
-            self._wait(f.service_time)
-            return behaviour(request, context)
-        finally:
-            pool.release()
+            return pool.run(lambda: behaviour(request, context), f.service_time, context.time_remaining())
+        except NoWorkerInTime:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "waited for a worker past the deadline")

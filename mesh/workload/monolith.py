@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import grpc
 
 from ..client.servers import listen, new_server
-from ..interceptors import WrappedHandlers
+from ..interceptors import NoWorkerInTime, WorkerLimit, WrappedHandlers
 from ..services import SHOP
 from ..services.shop import ShopSettings
 
@@ -211,7 +211,7 @@ class Monolith:
         if workers == 0:
             self._limits.pop(service, None)
         else:
-            self._limits[service] = (threading.Semaphore(workers), float(service_time))
+            self._limits[service] = (WorkerLimit(workers), float(service_time))
 
     def _serve(self, service: str, call: Callable[[], Any]) -> Any:
         """Run one call of ``service`` with its delay and within its worker limit."""
@@ -220,16 +220,13 @@ class Monolith:
         if limit is None:
             return call()
         workers, service_time = limit
-        if not workers.acquire(timeout=_LocalContext().time_remaining()):
+        try:
+            return workers.run(call, service_time, _LocalContext().time_remaining())
+        except NoWorkerInTime:
             with self._lock:
                 self.gave_up[service] = self.gave_up.get(service, 0) + 1
             raise LocalCallError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                 f"{service}: waited for a worker past the deadline")
-        try:
-            time.sleep(service_time)
-            return call()
-        finally:
-            workers.release()
+                                 f"{service}: waited for a worker past the deadline") from None
 
     def _arrived(self) -> None:
         with self._lock:
