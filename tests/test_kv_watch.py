@@ -11,7 +11,7 @@ import consul
 import pytest
 import requests
 
-from mesh.control.kv_watch import BlockingWatch, kv_query
+from mesh.control import BlockingWatch, kv_query
 from mesh.registry import Registry
 
 from .conftest import eventually

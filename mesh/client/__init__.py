@@ -2,11 +2,11 @@
 errors, the caller's identity, the call being served, and the discovery proxy."""
 
 from . import headers
+from ._inbound import Inbound, inbound
 from .channel import BalancedChannel, NoHealthyInstances
 from .discovery_proxy import DiscoveryProxy
 from .errors import DOMAIN, abort_with_reason, pass_on, reason_of
 from .identity import Identities, IdentityError
-from .inbound import Inbound, inbound
 from .outcome import (
     LOCALLY_CANCELLED,
     Answered,

@@ -1,6 +1,7 @@
 """The control plane: which registry, the one blocking-query watch, the config center, discovery,
 and what a mesh's kernel shares with its processes through the KV store."""
 
+from ._kv_watch import REGISTRY_ERRORS, BlockingWatch, kv_query
 from .backends import Backend, BackendUnavailable, consul_binary, parse_http_addr, start_backend
 from .config import ConfigCenter, ConfigError, ServiceConfig
 from .discovery import Discovery, Endpoint, ServiceWatch
@@ -15,7 +16,6 @@ from .keys import (
                    policy_config,
                    registry_name,
 )
-from .kv_watch import REGISTRY_ERRORS, BlockingWatch, kv_query
 from .registration import Registration
 from .shared_state import (
                    SECRET_VARIABLE,

@@ -27,8 +27,8 @@ from typing import Any, Generic, TypeVar, get_type_hints
 
 import consul
 
+from ._kv_watch import BlockingWatch, kv_query
 from .keys import CONFIG
-from .kv_watch import BlockingWatch, kv_query
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")

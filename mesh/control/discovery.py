@@ -3,7 +3,7 @@
 A :class:`ServiceWatch` holds one long-poll ``GET /v1/health/service/<name>?passing&index=N`` open
 at a time, so it hears of a change as soon as the registry makes it, without polling on a timer.
 If the registry cannot be reached it keeps the last instances it knew, logs the outage once, and
-retries with a growing pause (:class:`~mesh.kv_watch.BlockingWatch`).
+retries with a growing pause (:class:`~mesh.control.BlockingWatch`).
 
 A ``prefix`` keeps meshes that share one registry apart (a class on one Consul, a learner each):
 the watch asks for ``<prefix>-<service>`` and reports ids and names without the prefix, so the
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import consul
 
+from ._kv_watch import BlockingWatch
 from .keys import local_name, registry_name
-from .kv_watch import BlockingWatch
 
 log = logging.getLogger(__name__)
 

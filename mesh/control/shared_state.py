@@ -27,8 +27,8 @@ import consul
 from google.protobuf import message_factory, symbol_database
 
 from ..policies import Fallback
+from ._kv_watch import BlockingWatch, kv_query
 from .keys import SHARED_WITH_PROCESSES, MeshKeys
-from .kv_watch import BlockingWatch, kv_query
 
 __all__ = ["SECRET_VARIABLE", "PrefixWatch", "SharedStatePublisher", "decode_access_rules", "decode_fallback",
            "decode_fallbacks", "encode_access_rule", "encode_fallback"]

@@ -24,9 +24,9 @@ from collections.abc import Callable
 
 import grpc
 
+from ..client import inbound
 from ..client.channel import NoHealthyInstances, chosen_instance
 from ..client.headers import ATTEMPT, CALLER, FALLBACK, IDENTITY, VERSION
-from ..client.inbound import inbound
 from ..client.outcome import Completed, MeshRpcError, as_seen_by_caller, status_of
 from ..policies.plan import Attempt, Direct, Done, Queue, Wait, call_deadline, call_plan
 from .client_tracing import AttemptTracer

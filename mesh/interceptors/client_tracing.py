@@ -2,7 +2,7 @@
 
 Injects the W3C ``traceparent`` into the attempt's metadata, and records caller, callee, method,
 attempt, the instance the call plan chose and the status; the span is made when
-the call returns (:mod:`mesh.span_store`). The resilience
+the call returns (:mod:`mesh.telemetry._span_store`). The resilience
 interceptor runs each attempt through :meth:`AttemptTracer.run` rather than through a second gRPC
 interceptor: every interceptor layer costs a call tens of microseconds (see bench/client_stack.py).
 """
@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from ..client.headers import TRACEPARENT
 from ..client.outcome import status_of
-from ..telemetry.span_store import ROOT_FLAGS
+from ..telemetry import ROOT_FLAGS
 
 
 def traceparent(trace_id: int, span_id: int, flags: int) -> str:
@@ -36,7 +36,7 @@ class AttemptTracer:
         span; return the outcome and the span's (trace id, flags).
 
         The span's ids are drawn first and sent as the ``traceparent``; the span is made when the
-        call returns (see :mod:`mesh.span_store`). It need not be current while the call runs:
+        call returns (see :mod:`mesh.telemetry._span_store`). It need not be current while the call runs:
         nothing nests under it on this side of the wire. A call made outside any traced call (from
         the notebook) starts a trace with its first attempt; its later attempts pass that attempt's
         ``call_trace`` and join the same trace.

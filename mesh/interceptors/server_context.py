@@ -1,6 +1,6 @@
 """Server side: record who is serving and by when the caller needs the answer; refuse late calls.
 
-Sets :data:`mesh.inbound.inbound` for the handler, so its outgoing calls carry the caller's
+Sets :data:`mesh.client.inbound` for the handler, so its outgoing calls carry the caller's
 deadline on (a callee never works past its caller's deadline) and name their caller. A call whose
 deadline has already passed is answered DEADLINE_EXCEEDED without running the handler.
 """
@@ -11,7 +11,7 @@ import time
 
 import grpc
 
-from ..client.inbound import Inbound, inbound
+from ..client import Inbound, inbound
 from ._wrap import WrappedHandlers
 
 

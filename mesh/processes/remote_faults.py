@@ -19,8 +19,8 @@ import time
 
 import consul
 
+from ..control import BlockingWatch, kv_query
 from ..control.keys import MeshKeys
-from ..control.kv_watch import BlockingWatch, kv_query
 from ..interceptors.faults import FaultInjector, Faults
 
 __all__ = ["FaultsWatch", "RemoteFaults", "faults_from_json", "faults_to_json"]

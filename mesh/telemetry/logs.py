@@ -4,7 +4,7 @@ Services log with the standard library (``logging.getLogger("mesh.service.shop")
 every instance also writes an access-log line per call it serves (``mesh.service.access``: method,
 status, latency — as Envoy's access log). :class:`TraceContextFilter` adds to each record the
 OpenTelemetry trace and span ids of the call being served (``trace.get_current_span()``) and the
-serving service and instance (:data:`mesh.inbound.inbound`), so the lines of one request can be
+serving service and instance (:data:`mesh.client.inbound`), so the lines of one request can be
 found across every service by its trace id — the id the trace explorer shows.
 
 A mesh keeps its services' records in a :class:`LogStore` (``mesh.logs``: a bounded, thread-safe
@@ -24,7 +24,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ..client.inbound import inbound
+from ..client import inbound
 
 __all__ = ["ACCESS", "CONTEXT_FIELDS", "LOGGER", "LogStore", "TraceContextFilter"]
 

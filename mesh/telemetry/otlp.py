@@ -29,9 +29,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ..client.servers import listen, new_server
+from ._span_store import SpanStore
 from .logs import CONTEXT_FIELDS, LogStore
 from .metrics import Metrics
-from .span_store import SpanStore
 
 __all__ = ["OtlpReceiver"]
 

@@ -2,7 +2,7 @@
 
 Each mesh has its own ``TracerProvider`` whose finished spans go to an in-memory span processor
 that keeps the most recent 100,000. A client span is recorded for every attempt of every call
-(made when the call returns: see :mod:`mesh.span_store`) and a server span for every call an
+(made when the call returns: see :mod:`mesh.telemetry._span_store`) and a server span for every call an
 instance serves; the ``traceparent`` header travels in gRPC metadata, so a server
 span is the child of the client span that caused it, and the calls a handler makes are children
 of its server span.
@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .span_store import MAX_SPANS, SpanStore
+from ._span_store import MAX_SPANS, SpanStore
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -76,7 +76,7 @@ class Tracing:
     def __init__(self, name: str = "mesh", max_spans: int = MAX_SPANS):
         resource = Resource.create({"service.name": name})
         self.store = SpanStore(resource, InstrumentationScope("mesh"), max_spans)
-        # Sampler fixed here (not from OTEL_TRACES_SAMPLER): client spans (mesh.span_store) follow it.
+        # Sampler fixed here (not from OTEL_TRACES_SAMPLER): client spans (`_span_store`) follow it.
         self.provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
         self.provider.add_span_processor(self.store.processors)
         self.tracer = self.provider.get_tracer("mesh")
