@@ -3,7 +3,7 @@ microservices, measured — what the split costs a call, what a crash takes down
 interrupts — and where the rest of the workbench shows each advantage and cost the chapter lists.
 
 - :func:`call_cost`: a checkout's latency when its four inner calls are method calls in one
-  process (:class:`mesh.monolith.Monolith`) and when each is a gRPC call across the mesh.
+  process (:class:`mesh.workload.monolith.Monolith`) and when each is a gRPC call across the mesh.
 - :func:`crash`: under steady load, fraud's code crashes. In the monolith that is the process:
   every feature is gone. In the mesh it is fraud's instance: checkouts fail, browsing goes on.
 - :func:`deploy`: a new build of payments goes out under load: the monolith restarts as a whole;

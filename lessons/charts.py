@@ -50,7 +50,7 @@ def plot_trace(request: CallNode | Sequence[CallNode], ax=None):
     coloured by status; a retry says which attempt it was, a call its plan refused (breaker open,
     limited, no instance) is a diamond at the moment it was refused, a fallback's answer says so.
 
-    ``request`` is a call tree, or the attempts of one call (``mesh.tracing.Tracing.requests``).
+    ``request`` is a call tree, or the attempts of one call (``mesh.telemetry.Tracing.requests``).
     """
     roots = [request] if isinstance(request, CallNode) else list(request)
     rows = [(depth, node) for root in roots for depth, node in root.walk()]

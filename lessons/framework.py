@@ -1,7 +1,7 @@
 """Lesson 11 (the service framework, 6.6.4's list): what a framework gives every service, each part
-shown on the real mesh — the admin interface and reflection (:mod:`mesh.admin`), unified rich
-errors (:mod:`mesh.errors`, the gateway's error body), API documentation (the gateway's OpenAPI
-document and Swagger UI), and service-to-service identity (:mod:`mesh.identity`).
+shown on the real mesh — the admin interface and reflection (:mod:`mesh.core.admin`), unified rich
+errors (:mod:`mesh.client.errors`, the gateway's error body), API documentation (the gateway's OpenAPI
+document and Swagger UI), and service-to-service identity (:mod:`mesh.client.identity`).
 
 :data:`CHECKLIST` maps every item of the chapter's framework list to where the workbench has it;
 :func:`error_mapping` and :func:`operations` turn the gateway's rules and document into tables.

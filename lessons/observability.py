@@ -3,8 +3,8 @@ regression on the real demo shop from the three signals the mesh emits.
 
 :func:`regression_run` runs the shop under steady load and, half-way, slows one service a little
 — which one, the run keeps to itself (``culprit``) until the learner has found it. It keeps three
-Prometheus scrapes (start, the moment of the change, end: :mod:`mesh.prometheus`), every traced
-request, and every log line (:mod:`mesh.logs`).
+Prometheus scrapes (start, the moment of the change, end: :mod:`mesh.telemetry.prometheus`), every traced
+request, and every log line (:mod:`mesh.telemetry.logs`).
 
 - **Metrics**: :func:`red` turns two scrapes into Rate, Errors and Duration per caller -> callee
   edge, the latency percentiles estimated from histogram buckets as PromQL's

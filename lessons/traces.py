@@ -2,7 +2,7 @@
 see its waterfall, and its path lit up on the service map.
 
 A request is the attempts of one call the notebook (or the console's load) made, each with its
-whole call tree below it (:meth:`mesh.tracing.Tracing.requests`).
+whole call tree below it (:meth:`mesh.telemetry.tracing.Tracing.requests`).
 """
 
 from __future__ import annotations

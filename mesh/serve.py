@@ -7,8 +7,8 @@ it, exactly as the chapter's code registers its server. Everything else reaches 
 would reach a real service:
 
 - its settings and its callers' policies: the config center (the registry's KV store, watched);
-- its faults: ``<prefix/>faults/<instance>`` in the KV store (:mod:`mesh.remote_faults`);
-- its spans: OTLP/gRPC to ``--otlp host:port`` (the notebook's receiver, :mod:`mesh.otlp`, or an
+- its faults: ``<prefix/>faults/<instance>`` in the KV store (:mod:`mesh.processes.remote_faults`);
+- its spans: OTLP/gRPC to ``--otlp host:port`` (the notebook's receiver, :mod:`mesh.telemetry.otlp`, or an
   OpenTelemetry Collector or Jaeger).
 
 It prints ``ready <port>`` once it serves, and runs until SIGTERM or SIGINT (it then deregisters

@@ -2,7 +2,7 @@
 
 #: The calling service (``client`` for the notebook); servers record it, partitions match on it.
 CALLER = "x-caller"
-#: The caller's identity, signed by the mesh (:mod:`mesh.identity`): what proves ``x-caller``.
+#: The caller's identity, signed by the mesh (:mod:`mesh.client.identity`): what proves ``x-caller``.
 IDENTITY = "x-identity"
 #: The attempt number of a retry (absent on the first attempt), as Envoy's ``x-envoy-attempt-count``.
 ATTEMPT = "x-attempt"
@@ -10,7 +10,7 @@ ATTEMPT = "x-attempt"
 TRACEPARENT = "traceparent"
 #: A version the call asks for itself (a dark launch: a tester trying a release before it takes traffic).
 VERSION = "x-version"
-#: Marks a copy of a call sent to another version by traffic mirroring (``mesh.mirror``); a server
+#: Marks a copy of a call sent to another version by traffic mirroring (``mesh.workload.mirror``); a server
 #: may treat it as a dry run.
 MIRRORED = "x-mirrored"
 #: Sent back by the client stack when a fallback answered instead of a server: the reason.

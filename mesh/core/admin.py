@@ -5,7 +5,7 @@ service (``protos/admin.proto``) whose ``Status`` answers what an operator asks 
 instance and version this is, whether it reports SERVING, how many calls it has served and is
 serving, the live settings it runs with (config center), the state of its circuit breakers towards
 the services it calls (their state now), and its latest errors with their trace ids (from
-:mod:`mesh.logs`). Every
+:mod:`mesh.telemetry.logs`). Every
 instance also turns on gRPC server reflection (``grpcio-reflection``), so that a tool — ``grpcurl``,
 Postman, :func:`describe` here — can list its services and methods without the ``.proto`` files.
 

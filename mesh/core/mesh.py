@@ -61,7 +61,7 @@ class Mesh(MeshObserving):
     """Replicas of services, a registry they register with, and clients that discover them.
 
     ``Mesh({"greeter": 3})`` starts an embedded registry and three Greeter replicas. ``registry=``
-    chooses another (see :mod:`mesh.backends`): ``"env"`` for the agent at ``CONSUL_HTTP_ADDR``,
+    chooses another (see :mod:`mesh.control.backends`): ``"env"`` for the agent at ``CONSUL_HTTP_ADDR``,
     ``"consul"`` for a ``consul agent -dev`` the mesh starts and stops, ``"auto"``, a running
     :class:`Registry`, or the ``host:port`` of any Consul agent (left running when the mesh stops).
 
@@ -78,10 +78,12 @@ class Mesh(MeshObserving):
     give what a raw registry client (``mesh.consul``, DNS) must ask for.
 
     ``mode="processes"`` runs every instance as an OS process of its own (:mod:`mesh.serve`,
-    :class:`mesh.processes.ProcessInstance`): faults, policies, settings, access rules and
+    :class:`mesh.processes.ProcessPlacement`): faults, policies, settings, access rules and
     fallbacks reach the processes through the KV store, their spans come back over OTLP, and
-    ``kill`` is SIGKILL. With ``hosts`` (:class:`mesh.hosts.Hosts`, root only) the processes run on
-    hosts made of network namespaces, and the registry listens on the hosts' gateway address.
+    ``kill`` is SIGKILL. With ``hosts`` (:class:`mesh.processes.Hosts`, root only) the processes
+    run on hosts made of network namespaces, and the registry listens on the hosts' gateway
+    address. ``identities`` signs the mesh's service identities (a process of a mesh is given its
+    kernel's, so that each side verifies the other).
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,

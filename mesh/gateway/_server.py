@@ -9,7 +9,7 @@ balanced, with the callers' policies, traced — and answer its reply as JSON. A
 answered with the HTTP status of its gRPC status, or, when the route has a ``fallback`` and the
 service is unavailable, slow or overloaded, with that static answer and ``x-degraded``.
 Every request leaves one :class:`GatewayRecord` in :attr:`Gateway.log` and gets an ``x-request-id``.
-A service's reason for a failure (``google.rpc.ErrorInfo``, :mod:`mesh.errors`) is part of the
+A service's reason for a failure (``google.rpc.ErrorInfo``, :mod:`mesh.client.errors`) is part of the
 error body; ``GET /openapi.json`` is the routes' OpenAPI document and ``/docs`` Swagger UI
 (:mod:`mesh.gateway._openapi`).
 

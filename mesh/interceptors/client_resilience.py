@@ -41,7 +41,7 @@ def _asked_version(metadata) -> str:
 
 
 class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
-    """Run the calls of ``stack`` (a :class:`mesh._client.ClientStack`: the plan's route, policies,
+    """Run the calls of ``stack`` (a :class:`mesh.core.clients.ClientStack`: the plan's route, policies,
     fallbacks and lock) through the call plan; ``sleep`` waits out back-offs and limiter waits,
     ``wait_in_line(event, seconds)`` waits for a bulkhead's admission (True if admitted)."""
 

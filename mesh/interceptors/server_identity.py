@@ -1,5 +1,5 @@
 """Server side: check the caller's signed identity against the service's access rule (see
-:mod:`mesh.identity`); a service without a rule lets every call in."""
+:mod:`mesh.client.identity`); a service without a rule lets every call in."""
 
 from __future__ import annotations
 

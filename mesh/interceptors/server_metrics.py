@@ -3,7 +3,7 @@
 Sends ``x-served-by: <instance id>`` in the initial metadata (so a caller can see which replica
 answered), records instance, method, status and latency in the mesh's :class:`Metrics`, and writes
 an access-log line (``mesh.service.access``, INFO; WARNING for a failed call) inside the call's
-trace (see :mod:`mesh.logs`).
+trace (see :mod:`mesh.telemetry.logs`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ brings it back. Only the namespaces, links and addresses a ``Hosts`` made are ev
 names carry the process id (``wb<pid, hex>x<n>h1``, ...), and :func:`sweep_leftovers` removes those of
 processes that no longer exist (a test killed before it could clean up). ``tc netem`` (added
 latency) is not used: the kernels this runs on lack the qdisc. Latency comes instead from a
-delaying TCP proxy (:class:`mesh.delay_proxy.DelayProxy`) on the gateway, in front of each
+delaying TCP proxy (:class:`mesh.processes.delay_proxy.DelayProxy`) on the gateway, in front of each
 instance on a host named in ``Hosts(latency={"h2": 0.05})``: such an instance registers the
 proxy's address, so every call to it — and the registry's checks — crosses the added delay,
 which :meth:`Hosts.set_latency` changes at any time.

@@ -5,7 +5,7 @@ own (``python -m mesh.serve``, :mod:`mesh.serve`). It has what the mesh and the 
 in-kernel instance — id, service, version, address, ``running``, ``faults`` — but ``stop()`` is
 SIGKILL (a real crash: calls in flight are cut, connections dropped, nothing deregistered) and
 ``start()`` starts a new process on the same port. Its faults go through the config center
-(:class:`mesh.remote_faults.RemoteFaults`); its spans come back over OTLP.
+(:class:`mesh.processes.remote_faults.RemoteFaults`); its spans come back over OTLP.
 
 A process follows its parent: it exits when the kernel is gone, however the kernel ended, and the
 mesh ends its processes when it stops (SIGTERM, then SIGKILL after a grace period).
@@ -106,7 +106,7 @@ class ProcessInstance:
         return f"{self.host}:{self.port}"
 
     def status(self, recent_errors: int = 0, timeout: float = 1.0) -> admin_pb2.StatusReply | None:
-        """What its admin interface says (:mod:`mesh.admin`): calls served and in flight, its
+        """What its admin interface says (:mod:`mesh.core.admin`): calls served and in flight, its
         breakers, its latest errors; None while it is down or does not answer within ``timeout``."""
         if not self.running:
             return None

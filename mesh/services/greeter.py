@@ -31,7 +31,7 @@ class _Fixed:
 class GreeterServicer(greeter_pb2_grpc.GreeterServicer):
     """Answer SayHello with the chapter's reply, greeting the caller by name.
 
-    In the mesh, ``runtime.config`` is the live :class:`mesh.config.ServiceConfig` of the Greeter,
+    In the mesh, ``runtime.config`` is the live :class:`mesh.control.config.ServiceConfig` of the Greeter,
     read on every call so that a change in the config center applies at once.
     """
 

@@ -8,7 +8,7 @@ Each service spends ``work_ms`` (a live setting in the config center) on every c
 its caller's deadline, then calls its dependencies through ``runtime.client(...)``, which applies
 the caller's policies and carries the deadline and the trace on. Frontend.Home degrades to an
 empty list when recommendations fail (graceful degradation, 服务降级, at the edge). Orders, payments
-and the frontend log what happened to an order (``mesh.service.shop``; see :mod:`mesh.logs`).
+and the frontend log what happened to an order (``mesh.service.shop``; see :mod:`mesh.telemetry.logs`).
 """
 
 from __future__ import annotations

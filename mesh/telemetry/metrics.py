@@ -4,7 +4,7 @@ Servers record every call they serve (instance, method, status, latency); client
 attempt on every edge; breakers record their state changes with timestamps. :meth:`Metrics.summary`
 aggregates to one row per instance or per edge with requests, errors by status and latency
 percentiles (p50/p90/p99); the raw rows (one per call) feed plots. Rows are kept up to a bound.
-Every record also updates the mesh's Prometheus metrics (``prometheus``: :mod:`mesh.prometheus`),
+Every record also updates the mesh's Prometheus metrics (``prometheus``: :mod:`mesh.telemetry.prometheus`),
 which a scrape reads in the exposition format.
 """
 

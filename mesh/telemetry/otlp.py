@@ -4,11 +4,11 @@ An instance in its own process (:mod:`mesh.serve`) exports its spans with OpenTe
 OTLP/gRPC exporter. :class:`OtlpReceiver` serves OTLP's ``TraceService.Export`` (the service an
 OpenTelemetry Collector or Jaeger serves) on loopback and records each span it receives in the
 mesh's store, as if the span had been made in the kernel: the call trees, the map and the trace
-explorer read them the same way. Given the mesh's :class:`~mesh.metrics.Metrics`, it also records
+explorer read them the same way. Given the mesh's :class:`~mesh.telemetry.metrics.Metrics`, it also records
 a metrics row for each call a span describes — the client side of every attempt, the server side
 of every call — as the Collector's span-metrics connector derives metrics from spans, so that the
 console and the map see the calls made between processes. Given the mesh's
-:class:`~mesh.logs.LogStore`, it serves OTLP's ``LogsService`` too: the processes' log lines (each
+:class:`~mesh.telemetry.logs.LogStore`, it serves OTLP's ``LogsService`` too: the processes' log lines (each
 with its trace id) join the kernel's in ``mesh.logs``. Point the processes at a real collector
 instead by its address.
 
@@ -124,9 +124,9 @@ def _level(severity: int, text: str) -> str:
 
 
 class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    """Each log record received becomes a record of the mesh's :class:`~mesh.logs.LogStore`, with
+    """Each log record received becomes a record of the mesh's :class:`~mesh.telemetry.logs.LogStore`, with
     the fields a record made in the kernel has (its attributes carry them: the processes attach
-    :class:`~mesh.logs.TraceContextFilter` to their OTLP log handler)."""
+    :class:`~mesh.telemetry.logs.TraceContextFilter` to their OTLP log handler)."""
 
     def __init__(self, logs: LogStore):
         self._logs = logs
