@@ -27,16 +27,15 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-from mesh.policies import Fallback, PolicyState, TokenBucket, breaker_name, instance_id, make_balancer
-from mesh.policies.plan import Done, call_deadline, call_plan
+from mesh.policies.plan import call_deadline, call_plan
 
 from .arrivals import Arrivals, Poisson
-from .distributions import Sampler, Uniforms
-from .driver import Fork, Task, Timer
-from .results import UNFINISHED, BreakerChange, EdgeSample, Record, Results, Sample, ServiceSample
+from .distributions import Uniforms
+from .driver import Task, Timer
+from .instances import ClientStack, Instance, Job, Request
+from .results import BreakerChange, EdgeSample, Record, Results, Sample, ServiceSample
 from .topology import Topology
 
-OK = "OK"
 INF = math.inf
 _new_record = partial(tuple.__new__, Record)  # Record(...) without its Python-level __new__
 
@@ -57,253 +56,6 @@ class Fault:
     fail: float | None = None
     crash: bool = False
     recover: bool = False
-
-
-class _Request:
-    """A request from the edge while it is in flight; once it has settled (its answer came and the
-    messages it handed off were handled) it is kept only as the fields of its Record
-    (:attr:`Simulation.rows`): keeping every request object to the end made a long run slower, as
-    the garbage collector kept walking them."""
-
-    __slots__ = ("arrival", "attempts", "clock", "fallback", "finish", "open", "path", "settled", "sim",
-                 "status")
-
-    def __init__(self, clock, sim: Simulation | None, arrival: float):
-        self.clock = clock
-        self.sim = sim  # None for a request of the warm-up: no record is kept
-        self.arrival = arrival
-        self.finish = math.nan
-        self.settled = math.nan
-        self.status = UNFINISHED
-        self.attempts = 0
-        self.fallback = ""
-        self.path: list[str] = []
-        self.open = 1  # the answer, and each message handed off and not yet handled
-        if sim is not None:
-            sim.in_flight[self] = None
-
-    def answered(self, done: Done) -> None:
-        """The entry call's plan ended: the request has its answer."""
-        self.finish = self.clock()
-        self.status, self.attempts, self.fallback = done.status, done.attempts, done.fallback
-        self.settle()
-
-    def settle(self) -> None:
-        """One part of the request (its answer, or a message it handed off) ended."""
-        self.open -= 1
-        if self.open == 0:
-            self.settled = self.clock()
-            sim = self.sim
-            if sim is not None:
-                sim.rows.append(self.row())
-                del sim.in_flight[self]
-
-    def row(self) -> tuple:
-        """Return the request's Record's fields, as a plain tuple."""
-        return (self.arrival, self.finish, self.status, self.attempts, ">".join(self.path), self.fallback,
-                self.settled)
-
-
-class _Job:
-    """One call or message an instance serves. It is also the event that ends the instance's own
-    work on it: what ``Environment.step`` reads of an event is ``callbacks`` and ``_ok``."""
-
-    __slots__ = ("callbacks", "deadline", "reply", "request", "server", "since", "status")
-    _ok = True
-
-    def __init__(self, deadline: float, reply, request: _Request | None, since: float):
-        self.deadline = deadline
-        self.reply = reply  # called with the job when it ends
-        self.request = request
-        self.since = since  # when it was sent
-        self.status = OK
-
-    def called(self, done: Done) -> None:
-        """The plan of the one call this job makes has ended: so does the job, with its status."""
-        if done.status != OK:
-            self.status = done.status
-        self.server._end(self)
-
-
-class Instance:
-    """One replica: ``workers`` servers and a FIFO queue (bounded by ``queue_limit`` if set); idle
-    workers also take messages from its service's ``mailbox``."""
-
-    __slots__ = (
-        "_ended",
-        "_sample",
-        "_worked",
-        "busy",
-        "call_probability",
-        "calls",
-        "crashed",
-        "discoverable",
-        "fail",
-        "hands_off",
-        "id",
-        "leaf",
-        "limiter",
-        "log",
-        "mailbox",
-        "publishes",
-        "queue",
-        "queue_limit",
-        "served",
-        "service",
-        "sim",
-        "slow",
-        "stacks",
-        "version",
-        "weight",
-        "workers",
-    )
-
-    def __init__(self, sim: Simulation, service: str, number: int, mailbox: deque):
-        spec = sim.topology.services[service]
-        self.sim = sim
-        self.service = service
-        self.id = instance_id(service, number)
-        self.version = spec.version(number - 1)
-        self.weight = 1
-        self.workers = spec.workers
-        self.queue_limit = spec.queue_limit
-        self.calls = spec.calls
-        self.leaf = not spec.calls
-        self.hands_off = spec.hands_off
-        self.publishes = spec.publishes
-        self.fail = spec.fail_probability
-        self.call_probability = spec.call_probability
-        self.limiter = TokenBucket(spec.rate_limit, max(1.0, spec.rate_limit / 10), sim.clock) \
-            if spec.rate_limit > 0 else None
-        self.slow = 1.0
-        self.crashed = False
-        self.discoverable = True
-        self.busy = 0
-        self.served = 0
-        self.queue: deque[_Job] = deque()
-        self.mailbox = mailbox
-        self.stacks: dict[str, ClientStack] = {}  # this instance's policies towards each callee
-        self.log: list[tuple[float, bool]] | None = None  # (time taken, failed) of jobs, when sampled
-        self._sample = Sampler(spec.service_time, sim.rng)
-        self._ended = (self._end,)
-        self._worked = (self._call,)
-
-    def submit(self, job: _Job) -> bool:
-        """Take ``job``; ``job.reply(job)`` is called when it ends, with ``job.status`` set. Return
-        False if it waits in the queue (it may then end past its deadline: the caller keeps time)."""
-        if self.crashed:
-            job.status = "UNAVAILABLE"
-            job.reply(job)
-        elif self.limiter is not None and self.limiter.acquire() is None:
-            job.status = "RESOURCE_EXHAUSTED"
-            job.reply(job)
-        elif self.busy < self.workers:
-            self._start(job)
-        elif self.queue_limit is not None and len(self.queue) >= self.queue_limit:
-            job.status = "RESOURCE_EXHAUSTED"
-            job.reply(job)
-        else:
-            self.queue.append(job)
-            return False
-        return True
-
-    def _start(self, job: _Job) -> None:
-        sim = self.sim
-        now = sim.clock()
-        deadline = job.deadline
-        if deadline <= now:  # it waited past its caller's deadline: never start it
-            job.status = "DEADLINE_EXCEEDED"
-            job.reply(job)
-            return
-        self.busy += 1
-        work = self._sample() * self.slow
-        if now + work > deadline:
-            work, job.status = deadline - now, "DEADLINE_EXCEEDED"
-            job.callbacks = self._ended
-        elif self.fail and sim.uniform() < self.fail:
-            job.status = "INTERNAL"
-            job.callbacks = self._ended
-        else:
-            job.callbacks = self._ended if self.leaf else self._worked
-        sim.env.schedule(job, NORMAL, work)
-
-    def _call(self, job: _Job) -> None:
-        """The job's own work is done: make its calls (unless this request needs only local work)."""
-        sim = self.sim
-        calls = self.calls
-        if self.call_probability < 1 and sim.uniform() >= self.call_probability:
-            self._end(job)
-        elif len(calls) == 1 and len(calls[0]) == 1:  # one call: its plan is the job's task
-            job.server = self
-            Task(sim, sim.plan(self, calls[0][0], job.deadline), job.called, job.request)
-        else:
-            Task(sim, self._calls(job), self._end, job.request)
-
-    def _calls(self, job: _Job):
-        """Make the job's calls, group by group (the calls of a group side by side); return the job."""
-        sim = self.sim
-        deadline = job.deadline
-        for group in self.calls:
-            if len(group) == 1:
-                done: Done = yield from sim.plan(self, group[0], deadline)
-                failed = done.status if done.status != OK else None
-            else:
-                dones = yield Fork([sim.plan(self, target, deadline) for target in group])
-                failed = next((d.status for d in dones if d.status != OK), None)
-            if failed is not None:
-                job.status = failed
-                break
-        return job
-
-    def _end(self, job: _Job) -> None:
-        self.busy -= 1
-        self.served += 1
-        if self.log is not None:
-            self.log.append((self.sim.clock() - job.since, job.status != OK))
-        if job.status == OK and (self.hands_off or self.publishes):
-            self.sim.hand_off(self, job.request)
-        job.reply(job)
-        if self.queue or self.mailbox:
-            self.take_next()
-
-    def take_next(self) -> None:
-        """Start what waits while a worker is free: calls in the queue first, then messages."""
-        queue, mailbox = self.queue, self.mailbox
-        while self.busy < self.workers and not self.crashed:
-            if queue:
-                self._start(queue.popleft())
-            elif mailbox:
-                self._start(mailbox.popleft())
-            else:
-                return
-
-    def drop_queue(self) -> None:
-        while self.queue:
-            job = self.queue.popleft()
-            job.status = "UNAVAILABLE"
-            job.reply(job)
-
-
-class ClientStack:
-    """One caller's policies and balancer towards one service (the mesh keeps the same per caller):
-    the route a call plan runs on."""
-
-    __slots__ = ("_found", "balancer", "caller", "clock", "draw", "fallback", "rng", "service", "state")
-
-    def __init__(self, sim: Simulation, caller: str, service: str):
-        spec = sim.topology.services[service]
-        settings = spec.policy
-        self.caller, self.service = caller, service
-        self.clock, self.rng, self.draw = sim.clock, sim.rng, sim.uniform
-        self.state = PolicyState(settings, breaker_name(caller, service), sim.clock,
-                                 on_transition=lambda t: sim.transitions.append(BreakerChange(
-                                     t.time, caller, service, t.source.value, t.target.value)))
-        self.balancer = make_balancer(settings.balancer, sim.rng, sim.clock, settings.choice_count)
-        self.fallback = Fallback(static="fallback") if spec.fallback else None
-        self._found = sim.discoverable(service)
-
-    def instances(self) -> list[Instance]:
-        return self._found
 
 
 @contextlib.contextmanager
@@ -359,7 +111,7 @@ class Simulation:
         # the garbage collector stops tracking a plain tuple of numbers and strings, but not a
         # named tuple, and a long run holding named tuples ran at half the speed.
         self.rows: list[tuple] = []
-        self.in_flight: dict[_Request, None] = {}  # the others, in the order they arrived
+        self.in_flight: dict[Request, None] = {}  # the others, in the order they arrived
         self.series: list[Sample] = []
         self.service_samples: list[ServiceSample] = []
         self.edge_samples: list[EdgeSample] = []
@@ -421,7 +173,7 @@ class Simulation:
         now = self.env.now
         stack = self._client
         state = stack.state
-        request = _Request(self.clock, self if now >= self._warmup else None, now)
+        request = Request(self.clock, self if now >= self._warmup else None, now)
         if self._edge_calls is not None:
             self._edge_calls[("client", self.topology.entry)] += 1
         deadline = call_deadline(now, self.timeout, state.settings.timeout)
@@ -446,7 +198,7 @@ class Simulation:
         timeout = step.timeout
         now = self.clock()
         limit = now + timeout if timeout is not None else INF
-        job = _Job(limit if self.propagate_deadlines else INF, task.replied, task.context, now)
+        job = Job(limit if self.propagate_deadlines else INF, task.replied, task.context, now)
         task.waiting = job
         if self.network_delay:
             self.env.schedule(Timer(lambda _: self._submit(task, step.instance, job, limit)), NORMAL,
@@ -454,16 +206,16 @@ class Simulation:
         elif not (step.instance.submit(job) and self.propagate_deadlines):
             self._keep_time(task, job, limit)
 
-    def _submit(self, task: Task, instance: Instance, job: _Job, limit: float) -> None:
+    def _submit(self, task: Task, instance: Instance, job: Job, limit: float) -> None:
         if not (instance.submit(job) and self.propagate_deadlines):
             self._keep_time(task, job, limit)
 
-    def _keep_time(self, task: Task, job: _Job, limit: float) -> None:
+    def _keep_time(self, task: Task, job: Job, limit: float) -> None:
         """Time the attempt out at ``limit``: its instance queued it or ignores deadlines."""
         if limit != INF and task.waiting is job:
             self.env.schedule(Timer(task.timed_out, job), NORMAL, limit - self.env.now)
 
-    def hand_off(self, sender: Instance, request: _Request | None) -> None:
+    def hand_off(self, sender: Instance, request: Request | None) -> None:
         """Send the messages a job that ended OK hands off: one by the routing row, one per publish."""
         targets = list(sender.publishes)
         if sender.hands_off:
@@ -476,7 +228,7 @@ class Simulation:
         for target in targets:
             if request is not None:
                 request.open += 1
-            job = _Job(INF, self._handled, request, self.clock())
+            job = Job(INF, self._handled, request, self.clock())
             mailbox = self.mailboxes[target]
             mailbox.append(job)
             for instance in self.instances[target]:
@@ -485,7 +237,7 @@ class Simulation:
                     break
 
     @staticmethod
-    def _handled(job: _Job) -> None:
+    def _handled(job: Job) -> None:
         if job.request is not None:
             job.request.settle()
 
