@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
 
+import numpy as np
+import simpy
 from simpy.events import NORMAL
 
 from mesh.policies import Fallback, PolicyState, TokenBucket, breaker_name, instance_id, make_balancer
@@ -20,25 +23,42 @@ from mesh.policies.plan import Done
 from .distributions import Sampler
 from .driver import Fork, Task
 from .results import UNFINISHED, BreakerChange
+from .topology import Topology
 
-if TYPE_CHECKING:
-    from .model import Simulation
-
-__all__ = ["OK", "ClientStack", "Instance", "Job", "Request"]
+__all__ = ["OK", "ClientStack", "Instance", "Job", "Request", "Runner"]
 
 OK = "OK"
+
+
+class Runner(Protocol):
+    """What the objects here use of the simulation that runs them (:class:`sim.model.Simulation`)."""
+
+    topology: Topology
+    env: simpy.Environment
+    rng: np.random.Generator
+    clock: Callable[[], float]
+    uniform: Callable[[], float]
+    transitions: list[BreakerChange]
+    rows: list[tuple]  # the records of settled requests' fields
+    in_flight: dict[Request, None]
+
+    def plan(self, caller: Instance, service: str, upstream: float) -> Generator[Any, Any, Done]: ...
+
+    def hand_off(self, sender: Instance, request: Request | None) -> None: ...
+
+    def discoverable(self, service: str) -> list[Instance]: ...
 
 
 class Request:
     """A request from the edge while it is in flight; once it has settled (its answer came and the
     messages it handed off were handled) it is kept only as the fields of its Record
-    (:attr:`Simulation.rows`): keeping every request object to the end made a long run slower, as
+    (:attr:`sim.model.Simulation.rows`): keeping every request object to the end made a long run slower, as
     the garbage collector kept walking them."""
 
     __slots__ = ("arrival", "attempts", "clock", "fallback", "finish", "open", "path", "settled", "sim",
                  "status")
 
-    def __init__(self, clock, sim: Simulation | None, arrival: float):
+    def __init__(self, clock, sim: Runner | None, arrival: float):
         self.clock = clock
         self.sim = sim  # None for a request of the warm-up: no record is kept
         self.arrival = arrival
@@ -128,7 +148,7 @@ class Instance:
         "workers",
     )
 
-    def __init__(self, sim: Simulation, service: str, number: int, mailbox: deque):
+    def __init__(self, sim: Runner, service: str, number: int, mailbox: deque):
         spec = sim.topology.services[service]
         self.sim = sim
         self.service = service
@@ -260,7 +280,7 @@ class ClientStack:
 
     __slots__ = ("_found", "balancer", "caller", "clock", "draw", "fallback", "rng", "service", "state")
 
-    def __init__(self, sim: Simulation, caller: str, service: str):
+    def __init__(self, sim: Runner, caller: str, service: str):
         spec = sim.topology.services[service]
         settings = spec.policy
         self.caller, self.service = caller, service
