@@ -38,6 +38,10 @@ DEFECTS = [
     {"sample": "greeter_server", "printed": 'register("greeter_server", "0.0.0.0", 12006)',
      "problem": "0.0.0.0 is a listen-anywhere address: a TCP check or a client cannot dial it",
      "fix": "register (and listen on) 127.0.0.1"},
+    {"sample": "greeter_server", "printed": "while True: time.sleep(10000)",
+     "problem": "Ctrl-C may be caught by one of gRPC's threads: Python notes it, but the main thread "
+                "sleeps on (up to 10000 s) and the server neither deregisters nor stops",
+     "fix": "server.wait_for_termination(), which wakes every 0.1 s to act on it"},
     {"sample": "greeter_client", "printed": "'''查询出可用的一个ip，和端口''' at column 0",
      "problem": "the docstring is not indented: IndentationError before anything runs",
      "fix": "indent it with the function body"},

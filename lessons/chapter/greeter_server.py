@@ -48,8 +48,8 @@ def serve():
     register("greeter_server", "127.0.0.1", PORT)
     server.start()
     try:
-        while True:
-            time.sleep(10000)
+        # FIX: wait in gRPC's 0.1 s steps: a Ctrl-C that a gRPC thread caught never woke time.sleep
+        server.wait_for_termination()
     except KeyboardInterrupt:
         unregister("greeter_server", "127.0.0.1", PORT)
         server.stop(0)
