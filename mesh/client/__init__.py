@@ -14,6 +14,7 @@ from .outcome import (
     Failed,
     MeshRpcError,
     as_seen_by_caller,
+    code_of,
     status_of,
 )
 from .servers import listen, new_server

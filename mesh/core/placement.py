@@ -62,8 +62,9 @@ class Placement(Protocol):
     def settle(self, quiet: float, timeout: float) -> float:
         """Wait until the telemetry of calls already made has arrived; return the seconds waited."""
 
-    def stop(self) -> None:
-        """End every instance (deregistered first) and what the placement runs beside them."""
+    def stop(self, handlers_end: float | None = None) -> None:
+        """End every instance (deregistered first) and what the placement runs beside them; a
+        handler still running at ``handlers_end`` (monotonic) is left behind."""
 
 
 class KernelPlacement:
