@@ -26,11 +26,11 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# Two workers (pytest-xdist), each taking whole files: about 10 minutes here instead of 15 in one
-# process. PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="-n 0"` for one process.
+# Two workers (pytest-xdist), each taking whole files, the longest first (tests/conftest.py).
+# PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="-n 0"` for one process.
 PYTEST_ARGS ?=
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Regenerate mesh/pb from protos/ after editing a .proto (the result is committed).
 protos: setup
