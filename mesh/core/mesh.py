@@ -146,7 +146,7 @@ class Mesh(MeshObserving):
         receiver = OtlpReceiver(self.tracing.store, self.metrics, logs=self.logs,
                                 host=hosts.gateway if hosts is not None else "127.0.0.1")
         spec = SpawnSpec(self.backend.http_address, self.name, self.identities.secret, self.prefix, self.seed,
-                         self.check_interval, self.check_timeout)
+                         self.check_interval, self.check_timeout, otlp=receiver.address)
         return ProcessPlacement(spec, self.consul, self.keys, self.registration, self.roster, kernel,
                                 receiver, hosts, watch_settings=lambda k: k.settings and self.config(k))
 

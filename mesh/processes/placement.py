@@ -34,8 +34,8 @@ __all__ = ["ProcessPlacement"]
 
 
 class ProcessPlacement:
-    """Instances as processes started as ``spec`` says (its ``otlp`` is filled in here), each added
-    to the mesh's ``roster`` (:class:`mesh.core.roster.Roster`) as it starts."""
+    """Instances as processes started as ``spec`` says (sending their telemetry to ``receiver``),
+    each added to the mesh's ``roster`` (:class:`mesh.core.roster.Roster`) as it starts."""
 
     name = "processes"
 
@@ -43,7 +43,7 @@ class ProcessPlacement:
                  roster, kernel, receiver: OtlpReceiver, hosts: Hosts | None = None,
                  watch_settings=lambda kind: None):
         self.otlp = receiver
-        self.spec = SpawnSpec(**{**spec.__dict__, "otlp": receiver.address})
+        self.spec = spec
         self._client, self._keys, self._registration = client, keys, registration
         self._roster, self._kernel, self._hosts = roster, kernel, hosts
         self._watch_settings = watch_settings  # a kind's settings are watched before its processes start
