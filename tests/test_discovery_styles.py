@@ -96,10 +96,13 @@ def test_a_config_change_reaches_every_replica(mesh):
     assert config.current.age == 24
     config.set("age", 30)
     config.wait_for(lambda s: s.age == 30)
+    # a process applies a change a moment after the kernel sees it: wait until all three answer
+    mesh.wait_until(lambda: {greeter.SayHello(HELLO).age for _ in range(3)} == {30}, timeout=15)
     assert {greeter.SayHello(HELLO).age for _ in range(9)} == {30}
     config.reset("age")
     config.wait_for(lambda s: s.age == 24)
-    assert {greeter.SayHello(HELLO).age for _ in range(3)} == {24}
+    mesh.wait_until(lambda: {greeter.SayHello(HELLO).age for _ in range(3)} == {24}, timeout=15)
+    assert {greeter.SayHello(HELLO).age for _ in range(9)} == {24}
 
 
 def test_bad_settings_are_refused_before_anything_is_written(mesh):
