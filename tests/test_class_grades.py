@@ -46,7 +46,8 @@ def test_a_class_folder_is_graded_into_a_table_and_a_picture(tmp_path):
     assert found == {("ada", CANARY), ("bob", CANARY), ("carol", CANARY), ("eve", CANARY), ("frank", CANARY),
                      ("dan", WRR), ("broken", ""), ("foreign", "")}
 
-    rows = grade_class(folder, time_limit=15)
+    # a solved notebook takes a few seconds; 15 s was too tight beside the other worker's grading
+    rows = grade_class(folder, time_limit=30)
     with (folder / "grades.csv").open() as f:
         assert list(csv.DictReader(f)) == [{k: str(v) for k, v in r.items()} for r in rows]
     table = {(r["student"], r["question"]): r for r in rows}
@@ -56,7 +57,7 @@ def test_a_class_folder_is_graded_into_a_table_and_a_picture(tmp_path):
     assert table[("bob", "decide")]["points"] == 0.0
     assert 0 <= table[("carol", "decide")]["points"] < 3.0
     frank = table[("frank", "decide")]
-    assert frank["points"] == 0 and "stopped after 15 s" in frank["note"], frank
+    assert frank["points"] == 0 and "stopped after 30 s" in frank["note"], frank
     assert "not a readable notebook" in table[("broken", "")]["note"]
     assert "not one of this workbench's exercises" in table[("foreign", "")]["note"]
     assert len(rows) == 8  # one row each: 5 students' question, dan's, and the two bad files
