@@ -28,9 +28,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["AnswerTookTooLong", "within"]
+__all__ = ["CHECK_MEMORY", "AnswerTookTooLong", "address_space", "threads_left", "within"]
 
 MIB = 1 << 20
+#: The memory a check gives an answer beyond what the process holds when it starts.
+CHECK_MEMORY = 1024 * MIB
 
 
 class AnswerTookTooLong(BaseException):
@@ -39,7 +41,7 @@ class AnswerTookTooLong(BaseException):
 
 
 @contextmanager
-def within(seconds: float = 2.0, memory: int | None = 1024 * MIB) -> Iterator[None]:
+def within(seconds: float = 2.0, memory: int | None = CHECK_MEMORY) -> Iterator[None]:
     """Fail the enclosing check, with a message a learner can act on, if the block runs longer
     than ``seconds``, allocates more than ``memory`` bytes, or leaves a thread running."""
     if seconds <= 0:
@@ -57,8 +59,13 @@ def within(seconds: float = 2.0, memory: int | None = 1024 * MIB) -> Iterator[No
         raise AssertionError(f"the answer needed {limit}: is something growing without end?") from None
     left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
     if left:
-        raise AssertionError(f"the answer left {len(left)} thread(s) running ({', '.join(left)}); "
-                             "an answer must finish its work before it returns")
+        raise AssertionError(threads_left(left))
+
+
+def threads_left(names: list[str]) -> str:
+    """What a check says of an answer that returned with threads of its own still running."""
+    return (f"the answer left {len(names)} thread(s) running ({', '.join(names)}); "
+            "an answer must finish its work before it returns")
 
 
 @contextmanager
@@ -115,7 +122,7 @@ def _memory_cap(memory: int | None) -> Iterator[None]:
         yield
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = _address_space() + memory
+    cap = address_space() + memory
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
@@ -125,7 +132,7 @@ def _memory_cap(memory: int | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _address_space() -> int:
+def address_space() -> int:
     """Return the bytes of address space this process holds now (``VmSize``)."""
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[0])
