@@ -112,7 +112,7 @@ def _cap_memory(extra: int) -> None:
     """From now on this process may hold at most what it holds now plus ``extra`` bytes."""
     from lessons.answer_limits import address_space
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     cap = address_space() + extra
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

@@ -62,7 +62,7 @@ def limit_resources() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe() -> str:
     """Return why notebooks cannot be sandboxed here, or "" when they can."""
     bwrap = shutil.which("bwrap")
@@ -103,7 +103,8 @@ class Sandbox:
         if os.geteuid() == 0:
             command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
             uid = str(FIRST_UID + slot)
-            argv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--inh-caps=-all", "--", *argv]
+            argv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--inh-caps=-all",
+                    "--", *argv]
         else:
             command += ["--unshare-user"]
         for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt"):
@@ -130,15 +131,15 @@ class Sandbox:
     def answers(self, argv: list[str]) -> list[str]:
         """``argv`` in the answers' sandbox, to be started from inside the grading sandbox."""
         return ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
-                "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp", "--setenv", "PYTHONPATH", answers_path(self.project),
-                "--", *argv]
+                "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
+                "--setenv", "PYTHONPATH", answers_path(self.project), "--", *argv]
 
     def environment(self) -> dict[str, str]:
         """The whole environment of the sandbox's programs (nothing of the grader's own)."""
-        return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-                "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
-                "XDG_CACHE_HOME": "/tmp/cache", "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2",
-                "PYTHONPATH": str(self.project)}
+        return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp",
+                "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib",
+                "IPYTHONDIR": "/tmp/ipython", "XDG_CACHE_HOME": "/tmp/cache", "PYTHONDONTWRITEBYTECODE": "1",
+                "MALLOC_ARENA_MAX": "2", "PYTHONPATH": str(self.project)}
 
     def _code_paths(self) -> list[Path]:
         """The project and the Python it runs on, read-only (outside /usr, which is bound whole)."""

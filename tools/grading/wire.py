@@ -23,6 +23,7 @@ with ``persistent_id`` for handles and an unpickler that refuses every global.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import itertools
 import pickle
@@ -97,7 +98,7 @@ class Remote:
     """A handle to an object on the other side. Attribute reads and the operators below go there;
     a comparison compares the plain value the other side reports (``value``) with ours."""
 
-    __slots__ = ("_peer", "_id", "__weakref__")
+    __slots__ = ("__weakref__", "_id", "_peer")
 
     def __init__(self, peer: Peer, ident: int):
         object.__setattr__(self, "_peer", peer)
@@ -262,10 +263,8 @@ class Peer:
         if not self._closed.is_set():
             self.why_closed = why
             self._closed.set()
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._sock.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -338,7 +337,7 @@ class Peer:
         try:
             result = self._handler(op, target, *args)
             reply = ("ok", number, lower(result))
-        except BaseException as error:  # noqa: BLE001 - whatever it was, the asker hears of it
+        except BaseException as error:  # whatever it was, the asker hears of it
             reply = ("err", number, type(error).__name__, _message_of(error))
         try:
             self._send(reply)
@@ -357,7 +356,7 @@ def _message_of(error: BaseException) -> str:
 
 
 def _exception_from(fields: tuple) -> Exception:
-    name, message = (fields + ("", ""))[:2]
+    name, message = (*fields, "", "")[:2]
     name = name if type(name) is str else "?"
     message = message if type(message) is str else "?"
     if name in PASSED_THROUGH:
