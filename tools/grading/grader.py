@@ -112,7 +112,7 @@ def grade_many(submissions: list[tuple[Path, dict[str, str]]], time_limit: float
                 if job.process.poll() is None and not timed_out:
                     continue
                 running.remove(job)
-                _end(job)
+                _end(job, sandboxed=not why)
                 notebook, _ = submissions[job.number]
                 results[job.number] = _result(job, notebook, limits[job.number], timed_out, why)
             time.sleep(POLL)
@@ -159,12 +159,14 @@ def _plain_preexec() -> None:
     limit_resources()
 
 
-def _end(job: _Running) -> None:
+def _end(job: _Running, sandboxed: bool) -> None:
     """End the job's process and all it started."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(job.process.pid, signal.SIGKILL)  # the sandbox: its PID namespace goes with it
     job.process.wait()
-    for process in psutil.process_iter():  # unsandboxed: whatever still carries the job's mark
+    if sandboxed:
+        return
+    for process in psutil.process_iter():  # whatever still carries the job's mark
         with contextlib.suppress(psutil.Error):
             if process.environ().get("GRADING_MARK") == job.mark:
                 process.kill()

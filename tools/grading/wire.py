@@ -27,10 +27,11 @@ import contextlib
 import io
 import itertools
 import pickle
+import queue
 import socket
 import struct
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["MAX_FRAME", "AnswersGone", "LearnerCodeError", "Peer", "Remote", "RemoteCallable", "is_data",
@@ -221,8 +222,12 @@ class Peer:
         self._export_ids: dict[int, int] = {}  # id(obj) -> handle number
         self._exports_lock = threading.Lock()
         self._handler = handler or serve_callbacks
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="grading-wire")
+        # Workers started now, not on demand: a check counting the threads an answer left running
+        # must not count these.
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = threading.Event()
+        for number in range(workers):
+            threading.Thread(target=self._work_loop, name=f"grading-wire-{number}", daemon=True).start()
         self.why_closed = ""
         self._reader = threading.Thread(target=self._read, name="grading-wire-reader", daemon=True)
         self._reader.start()
@@ -266,7 +271,6 @@ class Peer:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def closed(self) -> bool:
@@ -320,7 +324,7 @@ class Peer:
             raise ValueError("not a message")
         kind = message[0]
         if kind == "req" and len(message) == 5 and type(message[1]) is int and type(message[4]) is tuple:
-            self._pool.submit(self._serve, *message[1:])
+            self._work.put(message[1:])
             return
         if kind in ("ok", "err") and len(message) >= 3 and type(message[1]) is int:
             future = self._pending.pop(message[1], None)
@@ -332,6 +336,14 @@ class Peer:
                 future.set_exception(_exception_from(message[2:]))
             return
         raise ValueError(f"an unknown message kind {kind!r}")
+
+    def _work_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                request = self._work.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._serve(*request)
 
     def _serve(self, number: int, op: str, target: Any, args: tuple) -> None:
         try:
