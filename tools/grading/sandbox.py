@@ -99,7 +99,8 @@ class Sandbox:
         are made in a user namespace of the grader's own user."""
         command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                    "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-                   "--hostname", "grading", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+                   "--hostname", "grading", "--proc", "/proc", "--dev", "/dev",
+                   "--perms", "1777", "--tmpfs", "/tmp"]
         if os.geteuid() == 0:
             command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
             uid = str(FIRST_UID + slot)
