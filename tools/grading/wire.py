@@ -31,7 +31,6 @@ import queue
 import socket
 import struct
 import threading
-from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["MAX_FRAME", "AnswersGone", "LearnerCodeError", "Peer", "Remote", "RemoteCallable", "is_data",
@@ -175,6 +174,38 @@ class RemoteCallable(Remote):
         return self._peer.request("call", self, args, kwargs)
 
 
+class _Reply:
+    """A reply on its way: a lock held until it comes (the cheapest wake-up between threads; the
+    wait is interruptible, so a check's time limit still ends it)."""
+
+    __slots__ = ("_arrived", "_error", "_value")
+
+    def __init__(self):
+        self._arrived = threading.Lock()
+        self._arrived.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def give(self, value: Any) -> None:
+        self._value = value
+        self._release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(RuntimeError):  # given twice: the first one stands
+            self._arrived.release()
+
+    def wait(self) -> Any:
+        self._arrived.acquire()
+        self._arrived.release()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class _Encoder(pickle.Pickler):
     def __init__(self, file, peer: Peer):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -216,7 +247,7 @@ class Peer:
     def __init__(self, sock: socket.socket, handler=None, workers: int = 16):
         self._sock = sock
         self._send_lock = threading.Lock()
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, _Reply] = {}
         self._ids = itertools.count(1)
         self._exports: dict[int, Any] = {}
         self._export_ids: dict[int, int] = {}  # id(obj) -> handle number
@@ -226,6 +257,7 @@ class Peer:
         # must not count these.
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._workers = workers
         for number in range(workers):
             threading.Thread(target=self._work_loop, name=f"grading-wire-{number}", daemon=True).start()
         self.why_closed = ""
@@ -252,17 +284,16 @@ class Peer:
     def request(self, op: str, target: Any, *args: Any) -> Any:
         """Send a request and wait for its reply; raise what the other side raised."""
         number = next(self._ids)
-        future: Future = Future()
-        self._pending[number] = future
+        reply = _Reply()
+        self._pending[number] = reply
         try:
             self._send(("req", number, op, target, lower(args)))
         except OSError:
             self._pending.pop(number, None)
             raise AnswersGone(self.why_closed or "the channel is closed") from None
-        if self._closed.is_set() and not future.done():
-            self._pending.pop(number, None)
-            raise AnswersGone(self.why_closed or "the channel is closed")
-        return future.result()
+        if self._closed.is_set():
+            self._fail_pending()
+        return reply.wait()
 
     def close(self, why: str = "closed") -> None:
         if not self._closed.is_set():
@@ -315,9 +346,15 @@ class Peer:
             why = f"the other side sent something that is not a message: {type(error).__name__}: {error}"
         self.why_closed = self.why_closed or why
         self._closed.set()
-        for future in list(self._pending.values()):
-            if not future.done():
-                future.set_exception(AnswersGone(self.why_closed))
+        self._fail_pending()
+        for _ in range(self._workers):
+            self._work.put(None)  # each worker ends on one
+
+    def _fail_pending(self) -> None:
+        for number in list(self._pending):
+            reply = self._pending.pop(number, None)
+            if reply is not None:
+                reply.fail(AnswersGone(self.why_closed or "the channel is closed"))
 
     def _dispatch(self, message: Any) -> None:
         if type(message) is not tuple or not message:
@@ -327,22 +364,18 @@ class Peer:
             self._work.put(message[1:])
             return
         if kind in ("ok", "err") and len(message) >= 3 and type(message[1]) is int:
-            future = self._pending.pop(message[1], None)
-            if future is None or future.done():
+            reply = self._pending.pop(message[1], None)
+            if reply is None:
                 return
             if kind == "ok":
-                future.set_result(message[2])
+                reply.give(message[2])
             else:
-                future.set_exception(_exception_from(message[2:]))
+                reply.fail(_exception_from(message[2:]))
             return
         raise ValueError(f"an unknown message kind {kind!r}")
 
     def _work_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                request = self._work.get(timeout=0.5)
-            except queue.Empty:
-                continue
+        while (request := self._work.get()) is not None:
             self._serve(*request)
 
     def _serve(self, number: int, op: str, target: Any, args: tuple) -> None:
