@@ -7,7 +7,7 @@ JUPYTER_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint protos exercises grade grade-class mutations lock bench clean
+.PHONY: setup lab test lint protos exercises autograder grade grade-class mutations lock bench clean
 
 # Re-installs only when the project's requirements change, so repeated runs are fast.
 $(STAMP): pyproject.toml requirements.lock
@@ -39,6 +39,11 @@ protos: setup
 # Rebuild notebooks/exercises from the masters in exercises/ (the result is committed).
 exercises: setup
 	$(BIN)/python -m tools.exercises build
+
+# Write otter's autograder zip of every exercise to autograder/ (for Gradescope, or `otter grade`
+# in Docker on a course's own machines).
+autograder: setup
+	$(BIN)/python -m tools.exercises autograder autograder
 
 # Grade a filled-in exercise with every test, hidden ones too: make grade NB=notebooks/exercises/ex01-...
 grade: setup

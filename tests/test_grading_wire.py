@@ -4,10 +4,12 @@ win a comparison by itself; callbacks work both ways; a dead or lying peer ends 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import socket
 import struct
+import threading
 from collections import Counter
 
 import pytest
@@ -37,6 +39,7 @@ def answers():
 
         namespace = {
             "plain": {"a": [1, 2.5, "x", b"y", None, (True,), frozenset({3})]},
+            "mixed": {"f": len, "n": 1},
             "add": lambda x, y: x + y,
             "rigged": AlwaysEqual(),
             "charges": charges, "handler": handler,
@@ -60,6 +63,41 @@ def test_plain_data_crosses_as_itself(answers):
     assert value == {"a": [1, 2.5, "x", b"y", None, (True,), frozenset({3})]}
     assert type(value) is dict and type(value["a"][5]) is tuple
     assert answers.request("get", "missing") is None  # as otter passes a name the notebook lacks
+
+
+def test_a_container_holding_anything_but_data_is_a_handle_whole(answers):
+    mixed = answers.request("get", "mixed")
+    assert isinstance(mixed, Remote) and mixed["n"] == 1 and mixed["f"]("abc") == 3 and len(mixed) == 2
+
+
+def test_a_frame_with_a_handle_as_a_key_is_read_without_asking_the_other_side():
+    """Building a received set or dict hashes its keys on the thread that reads the channel: a
+    handle's hash must not be a question to the other side (it would wait for itself)."""
+    ours, theirs = socket.socketpair()
+    peer = Peer(ours, serve_callbacks)
+
+    class Handles(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("mine", 7, False) if obj == "handle" else None
+
+    buffer = io.BytesIO()
+    Handles(buffer, protocol=5).dump(("ok", 1, {"handle", "other"}))
+    frame = buffer.getvalue()
+    result = {}
+
+    def ask():
+        result["value"] = peer.request("get", "x")
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    theirs.recv(1 << 16)  # the request
+    theirs.sendall(struct.pack("!I", len(frame)) + frame)
+    asker.join(5)
+    assert not asker.is_alive(), "the reader waited on the other side to hash a handle"
+    (handle,) = [item for item in result["value"] if isinstance(item, Remote)]
+    assert handle is peer.handle(7, False)  # one stand-in per handle
+    theirs.close()
+    peer.close()
 
 
 def test_functions_are_handles_that_call_across(answers):

@@ -2,12 +2,17 @@
 
 ``python -m tools.class_grades DIR`` (``make grade-class DIR=...``) finds every ``.ipynb`` under
 ``DIR``, works out whose it is and which exercise it answers, grades them all with every test,
-hidden ones included (``tools.exercises.grade_many``: one fresh kernel per notebook, a time limit
-each, two at a time), and writes
+hidden ones included (``tools.exercises.grade_many``: each notebook in a sandbox of its own that
+cannot see ``DIR``, its answers checked in a process it never ran in, a time limit each, two at
+a time), and then, after every sandbox has ended, writes
 
-- ``DIR/grades.csv``: a row per student, exercise and question — ``points``, ``possible`` and a
-  ``note`` saying why a notebook could not be graded (too slow, its kernel died) — and a row per
-  file that is not a gradable exercise (not a notebook, another course's), with the reason;
+- ``DIR/grades.csv``: a row per student, exercise and question — ``points``, ``possible``, the
+  ``sha256`` of the notebook's bytes as graded, and a ``note``: why a notebook could not be graded
+  (too slow, its kernel died), what the sandbox stopped it doing (writing outside its scratch
+  space, a network connection, too many processes), and, on every row, that grading ran
+  UNSANDBOXED when it had to — and a row per file that is not a gradable exercise (not a
+  notebook, another course's), with the reason. Written to a temporary file and renamed, so the
+  file is whole or absent;
 - ``DIR/grades.png``: the share of points per question over the class, and each student's total.
 
 Whose: the first folder under ``DIR`` (``DIR/ada/ex01-....ipynb``), or for a file directly in
@@ -19,6 +24,7 @@ is still found; else an exercise's name in the file's name. A bad file is report
 from __future__ import annotations
 
 import csv
+import os
 import re
 import sys
 import tempfile
@@ -32,7 +38,7 @@ from .exercises import TIME_LIMIT, assign_many, grade_many, masters
 
 __all__ = ["Submission", "find_submissions", "grade_class", "plot_class"]
 
-COLUMNS = ["student", "exercise", "question", "points", "possible", "note"]
+COLUMNS = ["student", "exercise", "question", "points", "possible", "sha256", "note"]
 INIT = re.compile(r"""otter\.Notebook\(\s*["']([^"']+)\.ipynb["']""")
 
 
@@ -81,33 +87,51 @@ def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = T
     """Grade every submission under ``folder``; write and return the rows of ``grades.csv``."""
     by_name = {m.stem: m for m in masters()}
     submissions = find_submissions(folder, list(by_name))
-    rows = [{"student": s.student, "exercise": "", "question": "", "points": "", "possible": "",
+    rows = [{"student": s.student, "exercise": "", "question": "", "points": "", "possible": "", "sha256": "",
              "note": f"{s.path.relative_to(folder)}: {s.problem}"} for s in submissions if s.problem]
     gradable = [s for s in submissions if not s.problem]
     needed = sorted({s.exercise for s in gradable})
+    out_csv = out_csv or folder / "grades.csv"
+    unsandboxed = ""
     with tempfile.TemporaryDirectory() as work:
         assigned = dict(zip(needed, assign_many([by_name[e] for e in needed], Path(work)), strict=True))
         questions = {}
-        graded = grade_many([(s.path, assigned[s.exercise].autograder) for s in gradable], time_limit)
+        graded = grade_many([(s.path, assigned[s.exercise].autograder) for s in gradable], time_limit,
+                            hidden=(folder, out_csv.parent))
         for submission, result in zip(gradable, graded, strict=True):
             if result.scores:
                 questions[submission.exercise] = [(q.question, q.possible) for q in result.scores]
         for submission, result in zip(gradable, graded, strict=True):
-            base = {"student": submission.student, "exercise": submission.exercise}
+            unsandboxed = unsandboxed or result.unsandboxed
+            base = {"student": submission.student, "exercise": submission.exercise, "sha256": result.checksum}
+            notes = "; ".join(result.notes)
             if result.error:
                 known = questions.get(submission.exercise) or [("", "")]
                 rows += [{**base, "question": q, "points": 0 if q else "", "possible": possible,
-                          "note": result.error} for q, possible in known]
+                          "note": "; ".join(filter(None, [result.error, notes]))} for q, possible in known]
                 continue
-            rows += [{**base, "question": s.question, "points": s.points, "possible": s.possible, "note": ""}
-                     for s in result.scores]
+            rows += [{**base, "question": s.question, "points": s.points, "possible": s.possible,
+                      "note": notes} for s in result.scores]
+    if unsandboxed:
+        for row in rows:
+            row["note"] = "; ".join(filter(None, [f"UNSANDBOXED ({unsandboxed})", row["note"]]))
     rows.sort(key=lambda r: (r["student"], r["exercise"], r["question"]))
-    out_csv = out_csv or folder / "grades.csv"
-    with out_csv.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_atomically(out_csv, rows)
     return rows
+
+
+def _write_atomically(path: Path, rows: list[dict]) -> None:
+    """Write the CSV to a temporary file beside ``path`` and rename it over ``path``."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def plot_class(rows: list[dict], out_png: Path):
@@ -156,6 +180,9 @@ def main(argv: list[str]) -> int:
     students = sorted({r["student"] for r in rows})
     print(f"{len(students)} students, {sum(1 for r in rows if r['question'])} graded questions; "
           f"wrote {folder / 'grades.csv'} and {folder / 'grades.png'}")
+    if any(r["note"].startswith("UNSANDBOXED") for r in rows):
+        print("WARNING: graded WITHOUT a sandbox: the notebooks' code ran with your powers "
+              "(see the note on every row of grades.csv)", file=sys.stderr)
     for student, exercise, note in problems:
         print(f"  {student}: {exercise}: {note}")
     return 0

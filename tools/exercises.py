@@ -5,7 +5,9 @@ reference solutions, public and hidden tests). ``python -m tools.exercises build
 ``otter assign`` on each and writes the learner's notebook to ``notebooks/exercises/`` (solutions
 replaced by ``...``; ``grader.check("q")`` cells run the public tests in the notebook).
 ``python -m tools.exercises grade notebooks/exercises/<name>.ipynb`` grades a filled-in notebook
-with every test, hidden ones included, as ``otter run`` does, and prints the score.
+with every test, hidden ones included, and prints the score: the notebook runs in a sandbox and
+its answers are checked in a process it never touched (``tools.grading``), with the test files
+of otter's autograder zip, scored as ``otter run`` scores them.
 Test cells are otter's exception-based tests (``tests: ok_format: false``: each cell is one function
 whose parameters name what it checks), so a failing check shows the assertion's message — "varint(0)
 should be b'\\x00', got None" — instead of doctest's transcript.
@@ -16,10 +18,12 @@ reference solutions score full marks, and that the committed learner notebooks a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -28,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "exercises"
 STUDENT_DIR = ROOT / "notebooks" / "exercises"
 
-__all__ = ["Assigned", "Graded", "Score", "assign", "assign_many", "build", "grade", "grade_many", "masters"]
+__all__ = ["Assigned", "Graded", "Score", "assign", "assign_many", "autograders", "build", "grade",
+           "grade_many", "masters", "otter_run", "tests_of"]
 
 #: Seconds a notebook may take to be graded (run, then tested) before it is stopped and failed.
 TIME_LIMIT = 120.0
@@ -52,6 +57,9 @@ class Graded:
     scores: list[Score]
     error: str = ""
     seconds: float = 0.0  # how long grading it took
+    checksum: str = ""  # SHA-256 of the notebook's bytes as graded
+    notes: list[str] = field(default_factory=list)  # what the sandbox stopped it doing
+    unsandboxed: str = ""  # why it was graded without a sandbox ("" when it was in one)
 
 
 @dataclass(frozen=True)
@@ -92,34 +100,43 @@ def assign_many(sources: list[Path], out_root: Path, names: list[str] | None = N
     return assigned
 
 
-def grade(notebook: Path, autograder: Path, time_limit: float = TIME_LIMIT) -> list[Score]:
-    """Grade ``notebook`` with every test of ``autograder`` (run in a fresh kernel)."""
+def grade(notebook: Path, autograder: Path, time_limit: float = TIME_LIMIT) -> Graded:
+    """Grade ``notebook`` with every test of ``autograder`` (in a sandbox, when there can be one)."""
     graded = grade_many([(notebook, autograder)], time_limit)[0]
     if graded.error:
         raise RuntimeError(f"{notebook.name} could not be graded: {graded.error}")
-    return graded.scores
+    return graded
 
 
 def grade_many(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LIMIT,
-               parallel: int = 2, time_limits: list[float] | None = None) -> list[Graded]:
-    """Grade each ``(notebook, autograder)`` pair in a fresh kernel, ``time_limit`` seconds at most
-    each (or its own of ``time_limits``); a notebook that cannot be graded (too slow, kernel died,
-    not this exercise) comes back with its ``error`` and no scores, and the others are graded all
-    the same."""
-    limits = time_limits or [time_limit] * len(submissions)
-    jobs = [{"grade": [str(nb.resolve()), str(ag.resolve())], "time_limit": limit}
-            for (nb, ag), limit in zip(submissions, limits, strict=True)]
+               parallel: int = 2, time_limits: list[float] | None = None,
+               hidden: tuple[Path, ...] = ()) -> list[Graded]:
+    """Grade each ``(notebook, autograder zip)`` pair, each in a sandbox of its own,
+    ``time_limit`` seconds at most each (or its own of ``time_limits``); a notebook that cannot be
+    graded (too slow, kernel died, not this exercise) comes back with its ``error`` and no scores,
+    and the others are graded all the same. ``hidden`` are folders the notebooks must not see."""
+    from tools.grading import grade_many as grade_in_sandboxes
+
+    tests = {zip_path: tests_of(zip_path) for zip_path in {ag for _, ag in submissions}}
+    results = grade_in_sandboxes([(nb, tests[ag]) for nb, ag in submissions], time_limit, parallel,
+                                 time_limits, hidden)
     graded = []
-    results = _run(jobs, max(limits, default=time_limit), parallel)
-    for (notebook, _), result in zip(submissions, results, strict=True):
-        seconds = result.get("seconds", 0.0)
-        if not result["ok"]:
-            graded.append(Graded(notebook, [], result["error"], seconds))
+    for result in results:
+        common = {"seconds": result.seconds, "checksum": result.checksum, "notes": result.notes,
+                  "unsandboxed": result.why_unsandboxed}
+        if result.error:
+            graded.append(Graded(result.notebook, [], result.error, **common))
             continue
-        graded.append(Graded(notebook, [Score(t["name"], float(t["score"]), float(t["max_score"]),
-                                              t.get("output", ""))
-                                        for t in result["tests"] if "max_score" in t], seconds=seconds))
+        graded.append(Graded(result.notebook, [Score(t["name"], float(t["score"]), float(t["max_score"]),
+                                                     t.get("output", "")) for t in result.tests], **common))
     return graded
+
+
+def tests_of(autograder: Path) -> dict[str, str]:
+    """The test files in otter's autograder zip: ``{file name: source}``."""
+    with zipfile.ZipFile(autograder) as archive:
+        return {Path(name).name: archive.read(name).decode()
+                for name in archive.namelist() if name.startswith("tests/") and name.endswith(".py")}
 
 
 def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[Path]:
@@ -140,6 +157,35 @@ def build(source_dir: Path = SOURCES, student_dir: Path = STUDENT_DIR) -> list[P
     return written
 
 
+def autograders(out_dir: Path, sources: list[Path] | None = None) -> list[Path]:
+    """Write otter's autograder zip of every master (or of ``sources``) to ``out_dir/<exercise>.zip``:
+    the format ``otter run``, ``otter grade`` (in Docker) and Gradescope take. Return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    sources = sources or masters()
+    with tempfile.TemporaryDirectory() as work:
+        for master, assigned in zip(sources, assign_many(sources, Path(work)), strict=True):
+            target = out_dir / f"{master.stem}.zip"
+            shutil.copyfile(assigned.autograder, target)
+            written.append(target)
+    return written
+
+
+def otter_run(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LIMIT) -> list[Graded]:
+    """Grade each ``(notebook, autograder zip)`` with otter's own ``otter run`` (no sandbox: the
+    notebook runs where the tests do). For checking the zips a course takes elsewhere."""
+    jobs = [{"grade": [str(nb.resolve()), str(ag.resolve())]} for nb, ag in submissions]
+    graded = []
+    for (notebook, _), result in zip(submissions, _run(jobs, time_limit), strict=True):
+        if not result["ok"]:
+            graded.append(Graded(notebook, [], result["error"], result.get("seconds", 0.0)))
+            continue
+        scores = [Score(t["name"], float(t["score"]), float(t["max_score"]), t.get("output", ""))
+                  for t in result["tests"] if "max_score" in t]
+        graded.append(Graded(notebook, scores, seconds=result.get("seconds", 0.0)))
+    return graded
+
+
 def _run(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dict]:
     """Run otter jobs in one worker process (``tools.otter_worker``), which imports otter once."""
     request = json.dumps({"jobs": jobs, "time_limit": time_limit, "parallel": parallel})
@@ -155,6 +201,10 @@ def main(argv: list[str]) -> int:
         for path in build():
             print(path.relative_to(ROOT))
         return 0
+    if len(argv) == 2 and argv[0] == "autograder":
+        for path in autograders(Path(argv[1])):
+            print(path)
+        return 0
     if len(argv) == 2 and argv[0] == "grade":
         notebook = Path(argv[1]).resolve()
         master = SOURCES / notebook.name
@@ -162,13 +212,17 @@ def main(argv: list[str]) -> int:
             print(f"no exercise {notebook.name}; exercises: {[m.name for m in masters()]}")
             return 2
         with tempfile.TemporaryDirectory() as work:
-            scores = grade(notebook, assign(master, Path(work) / "assigned").autograder)
+            graded = grade(notebook, assign(master, Path(work) / "assigned").autograder)
+        if graded.unsandboxed:
+            print(f"WARNING: graded WITHOUT a sandbox ({graded.unsandboxed}): the notebook's code ran "
+                  "with your powers", file=sys.stderr)
+        scores = graded.scores
         for score in scores:
             print(f"{score.question:30s} {score.points:g} / {score.possible:g}")
         total, possible = sum(s.points for s in scores), sum(s.possible for s in scores)
         print(f"{'total':30s} {total:g} / {possible:g}")
         return 0
-    print("usage: python -m tools.exercises build | grade <notebook>")
+    print("usage: python -m tools.exercises build | autograder <folder> | grade <notebook>")
     return 2
 
 

@@ -72,7 +72,7 @@ def serve_answers(namespace: dict[str, Any]):
 def _operate(target: Any, name: str, args: tuple) -> Any:
     if name == "value":
         return _as_data(target)
-    simple = {"len": len, "iter": iter, "next": next, "bool": bool, "repr": repr, "str": str, "hash": hash}
+    simple = {"len": len, "iter": iter, "next": next, "bool": bool, "repr": repr, "str": str}
     if name in simple:
         return simple[name](target)
     if name == "getitem":

@@ -54,7 +54,7 @@ PASSED_THROUGH = frozenset({
 })
 #: Operators a handle forwards (the answers side runs the built-in of the same name on its object).
 OPERATORS = frozenset({"len", "iter", "next", "getitem", "setitem", "delitem", "contains", "bool",
-                       "repr", "str", "value", "hash"})
+                       "repr", "str", "value"})
 _MESSAGE_CAP = 4000
 
 
@@ -66,21 +66,49 @@ class AnswersGone(ConnectionError):
     """The other side of the channel ended (the learner's code exited, crashed or was killed)."""
 
 
+class _Export:
+    """Marks a value :func:`lower` found not to be plain data: it goes as a handle."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 def lower(value: Any, depth: int = 0) -> Any:
-    """``value`` with every NumPy scalar in it made the Python number it holds (a learner's
-    ``np.percentile`` is a ``float`` on the other side, not a handle), containers rebuilt."""
+    """``value`` made ready to send: plain data as itself, every NumPy scalar as the Python number
+    it holds (a learner's ``np.percentile`` is a ``float`` on the other side), a handle of ours
+    as itself, and anything else — a container holding anything else too — marked to go as a
+    handle. So a container that arrives holds only data and handles, and building it (hashing
+    its keys) never needs to ask the other side anything."""
     kind = type(value)
-    if kind in ATOMS or depth > 100:
+    if kind in ATOMS or isinstance(value, Remote):
         return value
-    if kind is dict:
-        return {lower(k, depth + 1): lower(v, depth + 1) for k, v in value.items()}
-    if kind in CONTAINERS:
-        return kind(lower(item, depth + 1) for item in value)
+    if kind in CONTAINERS and depth <= 100:
+        pairs = value.items() if kind is dict else ((item, None) for item in value)
+        lowered = [(lower(a, depth + 1), lower(b, depth + 1)) for a, b in pairs]
+        if any(isinstance(a, _Export) or isinstance(b, _Export) for a, b in lowered):
+            return _Export(value)
+        return dict(lowered) if kind is dict else kind(a for a, _ in lowered)
     if getattr(kind, "__module__", "") == "numpy" and callable(getattr(value, "item", None)) \
             and getattr(value, "ndim", None) == 0:
         item = value.item()
-        return item if type(item) in ATOMS else value
-    return value
+        if type(item) in ATOMS:
+            return item
+    return _Export(value)
+
+
+def _lower_arguments(args: tuple) -> tuple:
+    """A request's arguments lowered item by item, their own tuples and dicts kept as they are
+    (a call's positional and keyword arguments; an operator's)."""
+    def one(value):
+        if type(value) is tuple:
+            return tuple(lower(item) for item in value)
+        if type(value) is dict:
+            return {key: lower(item) for key, item in value.items()}
+        return lower(value)
+
+    return tuple(one(value) for value in args)
 
 
 def is_data(value: Any, depth: int = 0) -> bool:
@@ -141,10 +169,15 @@ class Remote:
         return self._peer.request("op", self, "bool", ())
 
     def __hash__(self) -> int:
-        return self._peer.request("op", self, "hash", ())
+        # Local, never a question to the other side: a handle may be a key of a dict being built
+        # by the thread that reads the channel.
+        return hash((id(self._peer), self._id))
 
     def _value(self):
-        return self._peer.request("op", self, "value", ())
+        value = self._peer.request("op", self, "value", ())
+        if not is_data(value):
+            raise TypeError("the other side gave no plain value to compare")
+        return value
 
     def __eq__(self, other):
         return self._value() == other
@@ -212,10 +245,12 @@ class _Encoder(pickle.Pickler):
         self._peer = peer
 
     def persistent_id(self, obj):
-        if type(obj) in ATOMS or type(obj) in CONTAINERS:
-            return None  # plain data: pickled as itself (its items come back here one by one)
+        if isinstance(obj, _Export):
+            return ("mine", self._peer.export(obj.value), callable(obj.value))
         if isinstance(obj, Remote) and object.__getattribute__(obj, "_peer") is self._peer:
             return ("yours", object.__getattribute__(obj, "_id"))
+        if type(obj) in ATOMS or type(obj) in CONTAINERS:
+            return None  # plain data (lowered): pickled as itself, its items come back here one by one
         return ("mine", self._peer.export(obj), callable(obj))
 
 
@@ -232,7 +267,7 @@ class _Decoder(pickle.Unpickler):
             return self._peer.local(pid[1])
         if type(pid) is tuple and len(pid) == 3 and pid[0] == "mine" and type(pid[1]) is int \
                 and type(pid[2]) is bool:
-            return (RemoteCallable if pid[2] else Remote)(self._peer, pid[1])
+            return self._peer.handle(pid[1], pid[2])
         raise pickle.UnpicklingError("a malformed handle")
 
 
@@ -252,6 +287,7 @@ class Peer:
         self._exports: dict[int, Any] = {}
         self._export_ids: dict[int, int] = {}  # id(obj) -> handle number
         self._exports_lock = threading.Lock()
+        self._handles: dict[int, Remote] = {}
         self._handler = handler or serve_callbacks
         # Workers started now, not on demand: a check counting the threads an answer left running
         # must not count these.
@@ -274,6 +310,15 @@ class Peer:
                 self._export_ids[id(obj)] = number
             return number
 
+    def handle(self, number: int, is_callable: bool) -> Remote:
+        """The one stand-in for the other side's object ``number`` (the same each time, so a
+        handle met twice is the same object here)."""
+        with self._exports_lock:
+            found = self._handles.get(number)
+            if found is None:
+                found = self._handles[number] = (RemoteCallable if is_callable else Remote)(self, number)
+            return found
+
     def local(self, number: int) -> Any:
         with self._exports_lock:
             if number not in self._exports:
@@ -287,7 +332,7 @@ class Peer:
         reply = _Reply()
         self._pending[number] = reply
         try:
-            self._send(("req", number, op, target, lower(args)))
+            self._send(("req", number, op, target, _lower_arguments(args)))
         except OSError:
             self._pending.pop(number, None)
             raise AnswersGone(self.why_closed or "the channel is closed") from None
