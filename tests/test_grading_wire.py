@@ -15,7 +15,8 @@ from collections import Counter
 import pytest
 
 from tools.grading.answers import serve_answers
-from tools.grading.wire import AnswersGone, LearnerCodeError, Peer, Remote, RemoteCallable, serve_callbacks
+from tools.grading.values import Remote, RemoteCallable
+from tools.grading.wire import AnswersGone, LearnerCodeError, Peer, serve_callbacks
 
 
 class AlwaysEqual:

@@ -2,10 +2,13 @@
 
 The notebook runs in a sandbox (``sandbox``) as the *answers* (``answers``); the tests run in a
 process it never touched, the *checker* (``checker``), and reach the answers only through a channel
-of plain data and handles (``wire``); ``grader`` runs many of them and reads back the scores.
+(``wire``) of plain data and handles (``values``); ``grader`` runs many of them and reads back the scores.
 """
 
 from .grader import Result, grade_many
 from .sandbox import Sandbox, probe
+from .values import Remote, RemoteCallable
+from .wire import AnswersGone, LearnerCodeError, Peer
 
-__all__ = ["Result", "Sandbox", "grade_many", "probe"]
+__all__ = ["AnswersGone", "LearnerCodeError", "Peer", "Remote", "RemoteCallable", "Result", "Sandbox",
+           "grade_many", "probe"]

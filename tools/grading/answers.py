@@ -44,6 +44,7 @@ def run_notebook(cells: list[str]) -> dict[str, Any]:
 def serve_answers(namespace: dict[str, Any]):
     """Return the handler for the checker's requests on the notebook's ``namespace``."""
     from lessons.answer_limits import threads_left
+    from tools.grading.values import operate
 
     def handle(op: str, target: Any, *args: Any) -> Any:
         if op == "get":
@@ -63,49 +64,10 @@ def serve_answers(namespace: dict[str, Any]):
             setattr(target, args[0], args[1])
             return None
         if op == "op":
-            return _operate(target, *args)
+            return operate(target, *args)
         raise ValueError(f"no such request: {op!r}")
 
     return handle
-
-
-def _operate(target: Any, name: str, args: tuple) -> Any:
-    if name == "value":
-        return _as_data(target)
-    simple = {"len": len, "iter": iter, "next": next, "bool": bool, "repr": repr, "str": str}
-    if name in simple:
-        return simple[name](target)
-    if name == "getitem":
-        return target[args[0]]
-    if name == "setitem":
-        target[args[0]] = args[1]
-        return None
-    if name == "delitem":
-        del target[args[0]]
-        return None
-    if name == "contains":
-        return args[0] in target
-    raise ValueError(f"no such operator: {name!r}")
-
-
-def _as_data(value: Any, depth: int = 0) -> Any:
-    """The plain value of ``value`` (a ``Counter`` as a ``dict``, a named tuple as a ``tuple``), for
-    the checker to compare; a ``TypeError`` when it has none."""
-    if depth > 100:
-        raise TypeError("nested too deep to compare")
-    for base in (bool, int, float, str, bytes):
-        if isinstance(value, base):
-            return base(value)
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return {_as_data(k, depth + 1): _as_data(v, depth + 1) for k, v in value.items()}
-    for base in (list, tuple, set, frozenset):
-        if isinstance(value, base):
-            return base(_as_data(item, depth + 1) for item in value)
-    if getattr(type(value), "__module__", "") == "numpy" and callable(getattr(value, "tolist", None)):
-        return _as_data(value.tolist(), depth + 1)
-    raise TypeError(f"a {type(value).__name__} has no plain value to compare")
 
 
 def _cap_memory(extra: int) -> None:

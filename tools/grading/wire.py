@@ -33,15 +33,22 @@ import struct
 import threading
 from typing import Any
 
-__all__ = ["MAX_FRAME", "AnswersGone", "LearnerCodeError", "Peer", "Remote", "RemoteCallable", "is_data",
-           "lower", "serve_callbacks"]
+from .values import (
+    ATOMS,
+    CONTAINERS,
+    Export,
+    Remote,
+    RemoteCallable,
+    lower,
+    lower_arguments,
+    operate,
+)
+
+__all__ = ["MAX_FRAME", "AnswersGone", "LearnerCodeError", "Peer", "serve_callbacks"]
 
 #: The largest message either side accepts (a value bigger than this is an error, not a hang).
 MAX_FRAME = 32 << 20
 _HEADER = struct.Struct("!I")
-ATOMS = (type(None), bool, int, float, str, bytes)
-CONTAINERS = (list, tuple, dict, set, frozenset)
-
 #: Exceptions raised by the answers that the checker raises as themselves (so a test's
 #: ``pytest.raises(ValueError)`` or ``within``'s handling of ``MemoryError`` works); any other is a
 #: :class:`LearnerCodeError` naming it. Never a ``BaseException`` that is not an ``Exception``.
@@ -52,9 +59,6 @@ PASSED_THROUGH = frozenset({
     "RecursionError", "RuntimeError", "StopIteration", "TimeoutError", "TypeError", "UnboundLocalError",
     "UnicodeError", "ValueError", "ZeroDivisionError",
 })
-#: Operators a handle forwards (the answers side runs the built-in of the same name on its object).
-OPERATORS = frozenset({"len", "iter", "next", "getitem", "setitem", "delitem", "contains", "bool",
-                       "repr", "str", "value"})
 _MESSAGE_CAP = 4000
 
 
@@ -64,147 +68,6 @@ class LearnerCodeError(Exception):
 
 class AnswersGone(ConnectionError):
     """The other side of the channel ended (the learner's code exited, crashed or was killed)."""
-
-
-class _Export:
-    """Marks a value :func:`lower` found not to be plain data: it goes as a handle."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any):
-        self.value = value
-
-
-def lower(value: Any, depth: int = 0) -> Any:
-    """``value`` made ready to send: plain data as itself, every NumPy scalar as the Python number
-    it holds (a learner's ``np.percentile`` is a ``float`` on the other side), a handle of ours
-    as itself, and anything else — a container holding anything else too — marked to go as a
-    handle. So a container that arrives holds only data and handles, and building it (hashing
-    its keys) never needs to ask the other side anything."""
-    kind = type(value)
-    if kind in ATOMS or isinstance(value, Remote):
-        return value
-    if kind in CONTAINERS and depth <= 100:
-        pairs = value.items() if kind is dict else ((item, None) for item in value)
-        lowered = [(lower(a, depth + 1), lower(b, depth + 1)) for a, b in pairs]
-        if any(isinstance(a, _Export) or isinstance(b, _Export) for a, b in lowered):
-            return _Export(value)
-        return dict(lowered) if kind is dict else kind(a for a, _ in lowered)
-    if getattr(kind, "__module__", "") == "numpy" and callable(getattr(value, "item", None)) \
-            and getattr(value, "ndim", None) == 0:
-        item = value.item()
-        if type(item) in ATOMS:
-            return item
-    return _Export(value)
-
-
-def _lower_arguments(args: tuple) -> tuple:
-    """A request's arguments lowered item by item, their own tuples and dicts kept as they are
-    (a call's positional and keyword arguments; an operator's)."""
-    def one(value):
-        if type(value) is tuple:
-            return tuple(lower(item) for item in value)
-        if type(value) is dict:
-            return {key: lower(item) for key, item in value.items()}
-        return lower(value)
-
-    return tuple(one(value) for value in args)
-
-
-def is_data(value: Any, depth: int = 0) -> bool:
-    """Whether ``value`` is plain data of the exact built-in types, all the way down."""
-    kind = type(value)
-    if kind in ATOMS:
-        return True
-    if kind not in CONTAINERS or depth > 100:
-        return False
-    items = itertools.chain.from_iterable(value.items()) if kind is dict else value
-    return all(is_data(item, depth + 1) for item in items)
-
-
-class Remote:
-    """A handle to an object on the other side. Attribute reads and the operators below go there;
-    a comparison compares the plain value the other side reports (``value``) with ours."""
-
-    __slots__ = ("__weakref__", "_id", "_peer")
-
-    def __init__(self, peer: Peer, ident: int):
-        object.__setattr__(self, "_peer", peer)
-        object.__setattr__(self, "_id", ident)
-
-    def __getattr__(self, name: str):
-        return self._peer.request("getattr", self, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._peer.request("setattr", self, name, value)
-
-    def __repr__(self) -> str:
-        return self._peer.request("op", self, "repr", ())
-
-    def __str__(self) -> str:
-        return self._peer.request("op", self, "str", ())
-
-    def __len__(self) -> int:
-        return self._peer.request("op", self, "len", ())
-
-    def __iter__(self):
-        return self._peer.request("op", self, "iter", ())
-
-    def __next__(self):
-        return self._peer.request("op", self, "next", ())
-
-    def __getitem__(self, key):
-        return self._peer.request("op", self, "getitem", (key,))
-
-    def __setitem__(self, key, value) -> None:
-        self._peer.request("op", self, "setitem", (key, value))
-
-    def __delitem__(self, key) -> None:
-        self._peer.request("op", self, "delitem", (key,))
-
-    def __contains__(self, item) -> bool:
-        return self._peer.request("op", self, "contains", (item,))
-
-    def __bool__(self) -> bool:
-        return self._peer.request("op", self, "bool", ())
-
-    def __hash__(self) -> int:
-        # Local, never a question to the other side: a handle may be a key of a dict being built
-        # by the thread that reads the channel.
-        return hash((id(self._peer), self._id))
-
-    def _value(self):
-        value = self._peer.request("op", self, "value", ())
-        if not is_data(value):
-            raise TypeError("the other side gave no plain value to compare")
-        return value
-
-    def __eq__(self, other):
-        return self._value() == other
-
-    def __ne__(self, other):
-        return self._value() != other
-
-    def __lt__(self, other):
-        return self._value() < other
-
-    def __le__(self, other):
-        return self._value() <= other
-
-    def __gt__(self, other):
-        return self._value() > other
-
-    def __ge__(self, other):
-        return self._value() >= other
-
-
-class RemoteCallable(Remote):
-    """A handle to a function, class or other callable on the other side."""
-
-    __slots__ = ()
-
-    def __call__(self, *args, **kwargs):
-        return self._peer.request("call", self, args, kwargs)
 
 
 class _Reply:
@@ -245,7 +108,7 @@ class _Encoder(pickle.Pickler):
         self._peer = peer
 
     def persistent_id(self, obj):
-        if isinstance(obj, _Export):
+        if isinstance(obj, Export):
             return ("mine", self._peer.export(obj.value), callable(obj.value))
         if isinstance(obj, Remote) and object.__getattribute__(obj, "_peer") is self._peer:
             return ("yours", object.__getattribute__(obj, "_id"))
@@ -332,7 +195,7 @@ class Peer:
         reply = _Reply()
         self._pending[number] = reply
         try:
-            self._send(("req", number, op, target, _lower_arguments(args)))
+            self._send(("req", number, op, target, lower_arguments(args)))
         except OSError:
             self._pending.pop(number, None)
             raise AnswersGone(self.why_closed or "the channel is closed") from None
@@ -451,14 +314,19 @@ def _exception_from(fields: tuple) -> Exception:
     message = message if type(message) is str else "?"
     if name in PASSED_THROUGH:
         return getattr(builtins, name)(message)
+    if name == "LearnerCodeError":  # passed on from the other side: named once
+        return LearnerCodeError(message)
     return LearnerCodeError(f"{name}: {message}" if message else name)
 
 
 def serve_callbacks(op: str, target: Any, *args: Any) -> Any:
-    """What the checker lets the answers do with its objects: call them, read public attributes."""
+    """What the checker lets the answers do with its objects: call them, read public attributes,
+    and the operators of :data:`OPERATORS` (iterate a list of its nodes, say); nothing else."""
+    if op == "op" and len(args) == 2 and type(args[1]) is tuple:
+        return operate(target, *args)
     if op == "call":
         call_args, call_kwargs = args
         return target(*call_args, **call_kwargs)
     if op == "getattr" and type(args[0]) is str and not args[0].startswith("_"):
         return getattr(target, args[0])
-    raise PermissionError(f"the tests' objects allow calls and public attributes, not {op}")
+    raise PermissionError(f"the tests' objects allow calls, public attributes and operators, not {op}")
