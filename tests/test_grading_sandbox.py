@@ -71,7 +71,8 @@ def test_a_notebook_in_the_sandbox_sees_and_keeps_nothing_of_the_machine(tmp_pat
     prelude = f"CLASS = {str(class_folder)!r}\nPROJECT = {project!r}\nMASTERS = {project + '/exercises'!r}\n"
     notebook = _notebook(tmp_path, prelude + LOOK_AROUND)
     expected = {"class folder": False, "masters": [], "wrote project": "OSError",
-                "wrote class": "FileNotFoundError", "scratch": "scratch", "network": "OSError", "pid 1 is": "bwrap"}
+                "wrote class": "FileNotFoundError", "scratch": "scratch", "network": "OSError",
+                "pid 1 is": "bwrap"}
     tests = {"seen.py": SEEN_TEST.replace("EXPECTED", json.dumps(expected).replace("false", "False"))}
     (result,) = grade_many([(notebook, tests)], time_limit=60, hidden=(class_folder,))
     assert result.sandboxed and not result.error, (result.error, result.log)
