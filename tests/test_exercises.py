@@ -1,16 +1,16 @@
-"""Graded exercises (otter-grader), graded as CI grades them: for every exercise the blank notebook
-a learner gets scores 0 (each failure saying what was wrong in the test's own words), the reference
-solutions score full marks with the hidden tests too, every plausible wrong answer listed in
-``WRONG_ANSWERS`` loses points on its own question while the questions given no wrong answer keep
-theirs (wrong answers to different questions of one exercise are graded in one notebook), and the
-committed learner notebook is what ``make exercises`` (``tools.exercises build``) makes of its
-master.
+"""Graded exercises (otter-grader's test files), graded as a teacher grades them: for every exercise
+the blank notebook a learner gets scores 0 (each failure saying what was wrong in the test's own
+words), the reference solutions score full marks with the hidden tests too, every plausible wrong
+answer listed in ``WRONG_ANSWERS`` loses points on its own question while the questions given no
+wrong answer keep theirs (wrong answers to different questions of one exercise are graded in one
+notebook), and the committed learner notebook is what ``make exercises`` (``tools.exercises build``)
+makes of its master.
 
 Runaway answers (an endless loop, a huge allocation, a thread left running, a failing import, an
 endless cell, a kernel that exits) are failures reported in time, not a stuck grader.
 
-Every notebook is graded in one worker (``tools.otter_worker``, three at a time), once, by the
-module's fixture; the tests read its results.
+Every notebook is graded in a sandbox of its own, its answers checked in a process it never ran in
+(``tools.grading``, three at a time), once, by the module's fixture; the tests read its results.
 """
 
 from __future__ import annotations
