@@ -5,6 +5,7 @@ grading still runs and says so."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import nbformat
 import psutil
@@ -95,3 +96,33 @@ def test_without_a_sandbox_grading_still_runs_and_says_so(tmp_path, monkeypatch)
     finally:
         for process in _sleepers():
             process.kill()
+
+
+def test_a_class_graded_without_a_sandbox_says_so_on_every_row(tmp_path, monkeypatch):
+    from tools.class_grades import grade_class
+    from tools.exercises import STUDENT_DIR
+
+    monkeypatch.setattr(grader_module, "probe", lambda: "no bubblewrap in this test")
+    folder = tmp_path / "class"
+    (folder / "ada").mkdir(parents=True)
+    shutil.copy(STUDENT_DIR / "ex02-protobuf-encoding.ipynb", folder / "ada")
+    (folder / "notes.ipynb").write_text("not a notebook")
+    rows = grade_class(folder, time_limit=60)
+    assert rows and all(r["note"].startswith("UNSANDBOXED (no bubblewrap in this test)") for r in rows), rows
+
+
+def test_the_grades_file_is_whole_or_as_it_was(tmp_path, monkeypatch):
+    """The CSV goes to a temporary file renamed over the old one: a failure while writing leaves
+    the old file, and no temporary file, behind."""
+    from tools import class_grades
+
+    out = tmp_path / "grades.csv"
+    out.write_text("the old grades\n")
+
+    def broken(self, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(class_grades.csv.DictWriter, "writerows", broken)
+    with pytest.raises(OSError, match="disk full"):
+        class_grades._write_atomically(out, [{"student": "ada"}])
+    assert out.read_text() == "the old grades\n" and [p.name for p in tmp_path.iterdir()] == ["grades.csv"]

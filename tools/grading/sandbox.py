@@ -130,10 +130,18 @@ class Sandbox:
         return [*command, "--", *argv]
 
     def answers(self, argv: list[str]) -> list[str]:
-        """``argv`` in the answers' sandbox, to be started from inside the grading sandbox."""
-        return ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
-                "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
-                "--setenv", "PYTHONPATH", answers_path(self.project), "--", *argv]
+        """``argv`` in the answers' sandbox, to be started from inside the grading sandbox. Its own
+        ``/tmp`` comes first, then the code again on top (a project may live under ``/tmp``)."""
+        command = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
+                   "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in self._code_paths():
+            if path.is_relative_to("/tmp"):
+                command += ["--ro-bind", str(path), str(path)]
+        for path in self._hidden_paths():
+            if path.is_relative_to("/tmp"):
+                command += ["--tmpfs", str(path)]
+        command += ["--chdir", "/tmp", "--setenv", "PYTHONPATH", answers_path(self.project)]
+        return [*command, "--", *argv]
 
     def environment(self) -> dict[str, str]:
         """The whole environment of the sandbox's programs (nothing of the grader's own)."""
