@@ -27,7 +27,7 @@ BOTH_MODES = pytest.mark.parametrize("mode", MODES)
 #: whole files in collection order (the Makefile turns its reordering by test count off), so the
 #: two longest start at once and the short files fill in around them, instead of one long file
 #: starting last while the other worker idles.
-SLOWEST_FIRST = ("test_browser.py", "test_exercises.py", "test_browser_lessons.py", "test_process_mode.py",
+SLOWEST_FIRST = ("test_exercises.py", "test_browser.py", "test_process_mode.py",
                  "test_resilience_mesh.py", "test_live_workbench.py", "test_sim_validation.py")
 
 

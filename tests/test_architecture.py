@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -73,17 +74,24 @@ def test_every_advantage_and_cost_of_the_chapter_has_a_lesson():
 
 
 def _at_once(calls):
+    start = threading.Barrier(len(calls))  # all leave together, however busy the machine
+
+    def when_all_ready(call):
+        start.wait()
+        return call()
+
     with ThreadPoolExecutor(len(calls)) as pool:
-        return [f.exception() for f in [pool.submit(call) for call in calls]]
+        return [f.exception() for f in [pool.submit(when_all_ready, call) for call in calls]]
 
 
 def test_a_limited_service_serves_its_workers_and_a_call_gives_up_at_its_deadline():
     with Monolith() as monolith:
-        monolith.limit("inventory", workers=1, service_time=0.25)
+        monolith.limit("inventory", workers=1, service_time=0.5)
         stock = monolith.client("inventory").Stock
-        failures = _at_once([lambda: stock(shop_pb2.StockRequest(sku="fig"), timeout=0.4)] * 4)
-        # first: 0-0.25 s; second: 0.25-0.5 s (it had its worker before its deadline); the last two
-        # would get one only at 0.5 s, past their 0.4 s deadline: they give up instead of queueing on
+        failures = _at_once([lambda: stock(shop_pb2.StockRequest(sku="fig"), timeout=0.7)] * 4)
+        # first: 0-0.5 s; second: 0.5-1.0 s (it had its worker before its deadline); the last two
+        # would get one only at 1.0 s, past their 0.7 s deadline: they give up instead of queueing on
+        # (the margins allow the calls to set off up to 0.2 s apart on a busy machine)
         assert monolith.gave_up == {"inventory": 2}
         assert sum(f is None for f in failures) == 1  # the second one's caller had stopped waiting
         monolith.gave_up.clear()
@@ -91,8 +99,8 @@ def test_a_limited_service_serves_its_workers_and_a_call_gives_up_at_its_deadlin
         reply = monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=5)
         assert len(reply.products) == 3 and not reply.degraded and not monolith.gave_up
         with pytest.raises(grpc.RpcError):
-            monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=0.4)
-        time.sleep(0.4)
+            monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=0.7)
+        time.sleep(0.6)
         assert monolith.gave_up == {"inventory": 1}  # the third stock call, in a fan-out thread
         monolith.limit("inventory", workers=0, service_time=0)
         reply = monolith.client().Home(shop_pb2.HomeRequest(user="ada", count=3), timeout=0.4)

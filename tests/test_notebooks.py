@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .browser import CHROMIUM
+from .test_browser import CHROMIUM
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 SKIP: set[str] = set()  # notebooks that cannot run headless, each with its reason in a comment
@@ -23,7 +23,7 @@ def test_notebook_executes(path: Path, request):
     in_browser = {marker.args[0] for item in request.session.items
                   for marker in item.iter_markers("lesson")}
     if CHROMIUM is not None and path.name in in_browser:
-        pytest.skip("run whole in Chromium in this session (tests/test_browser*.py)")
+        pytest.skip("run whole in Chromium in this session (tests/test_browser.py)")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
