@@ -10,7 +10,7 @@ Runaway answers (an endless loop, a huge allocation, a thread left running, a fa
 endless cell, a kernel that exits) are failures reported in time, not a stuck grader.
 
 Every notebook is graded in a sandbox of its own, its answers checked in a process it never ran in
-(``tools.grading``, three at a time), once, by the module's fixture; the tests read its results.
+(``tools.grading``, two at a time), once, by the module's fixture; the tests read its results.
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def grading(tmp_path_factory) -> Grading:
         if variant.startswith("runaway: endless cell"):
             limits[(exercise, variant)] = 20.0
     keys = list(submissions)
-    # Three at a time on two cores: the graded runs on a mesh spend much of their time waiting.
+    # Two at a time, as a class is graded: more would starve the other test worker's timing tests.
     graded = grade_many([(submissions[k], assigned[k[0]].autograder) for k in keys],
-                        time_limits=[limits.get(k, 180.0) for k in keys], parallel=3)
+                        time_limits=[limits.get(k, 180.0) for k in keys], parallel=2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # where CI's grading time goes, slowest first
     (ARTIFACTS / "grading-times.txt").write_text("".join(
         f"{g.seconds:7.1f} s  {exercise}: {variant}\n"
