@@ -83,8 +83,10 @@ def _exercise_of(path: Path, exercises: list[str]) -> tuple[str, str]:
     return "", "not one of this workbench's exercises (no otter.Notebook line, no exercise in its name)"
 
 
-def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = TIME_LIMIT) -> list[dict]:
-    """Grade every submission under ``folder``; write and return the rows of ``grades.csv``."""
+def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = TIME_LIMIT,
+                parallel: int = 2) -> list[dict]:
+    """Grade every submission under ``folder``, ``parallel`` at a time; write and return the rows of
+    ``grades.csv``."""
     by_name = {m.stem: m for m in masters()}
     submissions = find_submissions(folder, list(by_name))
     rows = [{"student": s.student, "exercise": "", "question": "", "points": "", "possible": "", "sha256": "",
@@ -97,7 +99,7 @@ def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = T
         assigned = dict(zip(needed, assign_many([by_name[e] for e in needed], Path(work)), strict=True))
         questions = {}
         graded = grade_many([(s.path, assigned[s.exercise].autograder) for s in gradable], time_limit,
-                            hidden=(folder, out_csv.parent))
+                            parallel=parallel, hidden=(folder, out_csv.parent))
         for submission, result in zip(gradable, graded, strict=True):
             if result.scores:
                 questions[submission.exercise] = [(q.question, q.possible) for q in result.scores]
@@ -170,11 +172,15 @@ def plot_class(rows: list[dict], out_png: Path):
 
 
 def main(argv: list[str]) -> int:
+    parallel = 2
+    if argv[:1] == ["--one-at-a-time"]:
+        parallel, argv = 1, argv[1:]
     if len(argv) != 1 or not Path(argv[0]).is_dir():
-        print("usage: python -m tools.class_grades DIR   (a folder of submitted exercise notebooks)")
+        print("usage: python -m tools.class_grades [--one-at-a-time] DIR   (a folder of submitted exercise "
+              "notebooks; two are graded at a time unless told)")
         return 2
     folder = Path(argv[0]).resolve()
-    rows = grade_class(folder)
+    rows = grade_class(folder, parallel=parallel)
     plot_class(rows, folder / "grades.png")
     problems = sorted({(r["student"], r["exercise"] or "-", r["note"]) for r in rows if r["note"]})
     students = sorted({r["student"] for r in rows})
