@@ -31,6 +31,8 @@ from pathlib import Path
 
 import psutil
 
+from tools.grading.checker import DIED, stopped_after
+
 __all__ = ["run_jobs"]
 
 POLL = 0.05
@@ -70,9 +72,8 @@ def run_jobs(jobs: list[dict], time_limit: float, parallel: int = 2) -> list[dic
                     os.waitpid(pid, 0)
                     del running[pid]
                     limit = jobs[number].get("time_limit", time_limit)
-                    results[number] = {"ok": False, "seconds": round(now - started[number], 2), "error": (
-                        f"stopped after {limit:g} s: the notebook did not finish (an endless loop, "
-                        "or a wait that never ends, in one of its cells?)")}
+                    results[number] = {"ok": False, "seconds": round(now - started[number], 2),
+                                       "error": stopped_after(limit)}
             time.sleep(POLL)
     return results
 
@@ -124,8 +125,7 @@ def _result(job: dict, work: Path, exit_code: int) -> dict:
     if exit_code == 0 and "assign" in job:
         return {"ok": True}
     if "DeadKernelError" in log:
-        return {"ok": False,
-                "error": "the notebook's kernel died while it ran (a crash, or an exit, in a cell)"}
+        return {"ok": False, "error": DIED}
     last = [line for line in log.splitlines() if line.strip()][-1:] or [f"exit code {exit_code}"]
     return {"ok": False, "error": f"otter could not run it: {last[0]}", "log": log[-4000:]}
 
