@@ -103,7 +103,7 @@ def _names_asked(tests: dict[str, str]) -> list[str]:
 
 def grade(job: dict) -> dict:
     """Start the answers' process on the job's notebook, wait for it, run the tests."""
-    from tools.grading.wire import Peer, serve_callbacks
+    from tools.grading.wire import AnswersGone, Peer, serve_callbacks
 
     ready = threading.Event()
 
@@ -132,7 +132,10 @@ def grade(job: dict) -> dict:
                 return {"ok": False, "error": DIED, "log": log.text()}
             if time.monotonic() > deadline:
                 return {"ok": False, "error": stopped_after(float(job["run_limit"])), "log": log.text()}
-        environment = {name: peer.request("get", name) for name in _names_asked(job["tests"])}
+        try:
+            environment = {name: peer.request("get", name) for name in _names_asked(job["tests"])}
+        except AnswersGone:
+            return {"ok": False, "error": DIED, "log": log.text()}
         return {"ok": True, "tests": run_tests(job["tests"], environment), "log": log.text()}
     finally:
         peer.close("grading is over")

@@ -148,7 +148,7 @@ def _start(number, notebook: Path, tests: dict[str, str], limit: float, sandbox:
         process = subprocess.Popen(command, stdin=stdin, stdout=out, stderr=err, env=environment,
                                    cwd=scratch if why else None,
                                    preexec_fn=_plain_preexec if why else sandbox.preexec)
-    job_file.unlink()  # the tests are on a pipe now, not on disk
+    job_file.unlink()  # the job, hidden tests and all, lives on only as the checker's open stdin
     started = time.monotonic()
     return _Running(number, process, started + 2 * limit + 30, started, out, err, mark,
                     hashlib.sha256(data).hexdigest(), slot)
