@@ -334,8 +334,13 @@ def test_a_kill_in_the_console_shows_up_as_failed_traces(notebook):
               ".some(s => s.selectedIndex >= 0 && /^frontend[.]Checkout\\s.*UNAVAILABLE\\s[(]failed/"
               ".test(s.options[s.selectedIndex].text))",
           lambda: "no failed checkout offered by the trace explorer after fraud-1 was killed", timeout=30_000)
+    # the summary follows the selection at the explorer's next refresh, a moment later
     summary = nb.page.locator(".widget-html", has_text="spans,").last
-    assert summary.inner_text().startswith("frontend:"), summary.inner_text()
+    _wait(nb, "() => { const s = [...document.querySelectorAll('.widget-html')]"
+              ".filter(h => h.textContent.includes('spans,')); return s.length"
+              " && s[s.length - 1].textContent.trim().startsWith('frontend:'); }",
+          lambda: f"the trace explorer's summary shows {summary.inner_text()!r}, not the whole checkout",
+          timeout=10_000)
     summary.scroll_into_view_if_needed()
     nb.screenshot("failed-trace")
     nb.check_clean()
