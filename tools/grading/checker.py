@@ -31,7 +31,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_tests"]
+__all__ = ["load_tests", "main", "run_tests"]
 
 PR_SET_DUMPABLE = 4  # prctl(2)
 LOG_TAIL = 8000  # characters of the answers' output kept for a notebook that could not be graded
@@ -79,24 +79,27 @@ class _Tail:
         return "".join(self._chunks)[-LOG_TAIL:]
 
 
-def run_tests(tests: dict[str, str], environment: dict[str, Any]) -> list[dict]:
-    """Run otter test files (``{file name: source}``) against ``environment``; a result per file,
-    in otter's words (``name``, ``score``, ``max_score``, ``output``)."""
+def load_tests(tests: dict[str, str]) -> list:
+    """otter's test files (``{file name: source}``), loaded once, in file-name order."""
     exception_test_file = _exception_test_file()
+    return [exception_test_file.from_string(tests[name], path=name) for name in sorted(tests)]
+
+
+def run_tests(test_files: list, environment: dict[str, Any]) -> list[dict]:
+    """Run loaded test files against ``environment``; a result per file, in otter's words
+    (``name``, ``score``, ``max_score``, ``output``)."""
     results = []
-    for file_name in sorted(tests):
-        test_file = exception_test_file.from_string(tests[file_name], path=file_name)
+    for test_file in test_files:
         test_file.run(environment)
         results.append({"name": test_file.name, "score": test_file.score, "max_score": test_file.possible,
                         "output": test_file.summary()})
     return results
 
 
-def _names_asked(tests: dict[str, str]) -> list[str]:
-    exception_test_file = _exception_test_file()
+def _names_asked(test_files: list) -> list[str]:
     names: set[str] = set()
-    for file_name, source in tests.items():
-        for case in exception_test_file.from_string(source, path=file_name).test_cases:
+    for test_file in test_files:
+        for case in test_file.test_cases:
             names |= set(inspect.signature(case.body.test_func).parameters) - {"env"}
     return sorted(names)
 
@@ -132,11 +135,12 @@ def grade(job: dict) -> dict:
                 return {"ok": False, "error": DIED, "log": log.text()}
             if time.monotonic() > deadline:
                 return {"ok": False, "error": stopped_after(float(job["run_limit"])), "log": log.text()}
+        test_files = load_tests(job["tests"])
         try:
-            environment = {name: peer.request("get", name) for name in _names_asked(job["tests"])}
+            environment = {name: peer.request("get", name) for name in _names_asked(test_files)}
         except AnswersGone:
             return {"ok": False, "error": DIED, "log": log.text()}
-        return {"ok": True, "tests": run_tests(job["tests"], environment), "log": log.text()}
+        return {"ok": True, "tests": run_tests(test_files, environment), "log": log.text()}
     finally:
         peer.close("grading is over")
         try:
