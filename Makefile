@@ -9,13 +9,17 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup lab test lint protos exercises autograder grade grade-class mutations lock bench clean
 
-# Re-installs only when the project's requirements change, so repeated runs are fast.
+# Re-installs only when the project's requirements change, so repeated runs are fast. uv installs
+# the locked set in a third of pip's time; bytecode is compiled up front as pip does, since the
+# grading sandbox sees the environment read-only and would otherwise compile every import on every
+# notebook. pip is the fallback where uv cannot be had.
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "Python 3.10 or newer is needed; found $$($(PYTHON) --version)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	{ $(BIN)/python -m pip install --quiet --disable-pip-version-check uv && \
+		$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c requirements.lock -e '.[dev]'; } || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -65,7 +69,7 @@ mutations: setup
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup
-	$(BIN)/python -m pip install --quiet uv
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 \
 		--no-header --quiet -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \

@@ -1,0 +1,87 @@
+"""The ACL system's records: policies, roles, tokens and what they link, and the error a refused
+request raises (Consul's status and words)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+ANONYMOUS_ID = "00000000-0000-0000-0000-000000000002"
+ANONYMOUS_SECRET = "anonymous"
+NOT_FOUND = "ACL not found"
+
+
+class ACLError(Exception):
+    """A refused ACL request: ``status`` and Consul's message."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Policy:
+    id: str
+    name: str
+    description: str = ""
+    rules: str = ""
+    datacenters: list[str] = field(default_factory=list)
+    create_index: int = 0
+    modify_index: int = 0
+
+    def as_json(self, stub: bool = False) -> dict[str, Any]:
+        out = {"ID": self.id, "Name": self.name, "Description": self.description,
+               "Datacenters": self.datacenters or None,
+               "Hash": content_hash(self.name, self.rules, self.datacenters),
+               "CreateIndex": self.create_index, "ModifyIndex": self.modify_index}
+        if not stub:
+            out["Rules"] = self.rules
+        return out
+
+
+@dataclass
+class Grants:
+    """What a token or a role links: policies and roles by ID, identities, templated policies."""
+
+    policies: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    service_identities: list[dict[str, Any]] = field(default_factory=list)
+    node_identities: list[dict[str, Any]] = field(default_factory=list)
+    templated: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Role:
+    id: str
+    name: str
+    description: str
+    grants: Grants
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class Token:
+    accessor_id: str
+    secret_id: str
+    description: str
+    grants: Grants
+    local: bool = False
+    expires_at: float | None = None  # on the store's clock
+    expiration_time: str = ""        # the same moment as Consul writes it
+    create_time: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+
+
+def content_hash(*parts: Any) -> str:
+    digest = hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=32)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
