@@ -2,7 +2,8 @@
 
 Start it in-process with ``Registry()`` (a context manager), or standalone with
 ``python -m mesh.registry --http-port 8500 --dns-port 8600``, which runs until interrupted like
-``consul agent -dev``.
+``consul agent -dev``. With ``Registry(acl=ACLConfig(...))`` (or ``--acl-default-policy deny
+--acl-management-token TOKEN``) it enforces Consul's ACL system (:mod:`mesh.registry.acl`).
 """
 
 from ._catalog import CRITICAL, MAINTENANCE, PASSING, WARNING
@@ -11,6 +12,7 @@ from ._filter import FilterError, compile_filter
 from ._index import Indexes
 from ._kv import MAX_VALUE, TOMBSTONE_TTL, KVError, KVStore
 from ._server import Registry
+from .acl import ACLConfig
 
 __all__ = [
     "CRITICAL",
@@ -19,6 +21,7 @@ __all__ = [
     "PASSING",
     "TOMBSTONE_TTL",
     "WARNING",
+    "ACLConfig",
     "DecodeError",
     "FilterError",
     "Indexes",

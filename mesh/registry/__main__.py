@@ -8,6 +8,7 @@ import sys
 import threading
 
 from ._server import Registry
+from .acl import ALLOW_ALL, DENY_ALL, ACLConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--node", default="workbench", help="node name (default workbench)")
     parser.add_argument("--datacenter", default="dc1", help="datacenter name (default dc1)")
+    parser.add_argument("--acl-default-policy", choices=(ALLOW_ALL, DENY_ALL),
+                        help="turn Consul's ACL system on; what no rule names is allowed or denied")
+    parser.add_argument("--acl-management-token", metavar="TOKEN",
+                        help="turn ACLs on with this initial management token (its SecretID)")
     args = parser.parse_args(argv)
+    acl = None
+    if args.acl_default_policy or args.acl_management_token:
+        try:
+            acl = ACLConfig(args.acl_default_policy or DENY_ALL, args.acl_management_token)
+        except ValueError as exc:
+            parser.error(str(exc))
     registry = Registry(http_port=args.http_port, host=args.host, node_name=args.node,
-                        datacenter=args.datacenter, dns_port=None if args.dns_port < 0 else args.dns_port)
+                        datacenter=args.datacenter, dns_port=None if args.dns_port < 0 else args.dns_port,
+                        acl=acl)
     try:
         registry.start()
     except OSError as exc:
@@ -32,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"registry: HTTP API on {registry.url} (export CONSUL_HTTP_ADDR={registry.http_address})",
           flush=True)
+    if acl is not None:
+        bootstrap = ("with the management token given" if acl.management_token
+                     else "bootstrap once: PUT /v1/acl/bootstrap")
+        print(f"registry: ACLs on, default policy {acl.default_policy}; {bootstrap}", flush=True)
     if registry.dns_port is not None:
         print(f"registry: DNS on {registry.host}:{registry.dns_port} (UDP), "
               f"e.g. dig @{registry.host} -p {registry.dns_port} consul.service.consul", flush=True)

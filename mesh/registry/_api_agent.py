@@ -21,8 +21,9 @@ from ._catalog import (
     Service,
 )
 from ._checks import check_type
-from ._context import Context, flag, text
+from ._context import Context, check_owner, flag, text
 from ._decode import DecodeError, decode_check, decode_service, parse_json
+from .acl import READ, WRITE
 
 MAINT_DEFAULT_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. "
                         "This is a default message.")
@@ -116,6 +117,7 @@ class AgentAPI:
 
     async def self_(self, request: web.Request) -> web.Response:
         node = self.ctx.catalog.node
+        self.ctx.require(request, "agent", READ, node.name)
         checks, index = self._local_checks(), str(self.ctx.indexes.index)
         return self.ctx.json({
             "Config": {
@@ -138,8 +140,9 @@ class AgentAPI:
                           },
                 "build": {"prerelease": "", "revision": "mesh.registry", "version": CONSUL_VERSION,
                           "version_metadata": ""},
-                "consul": {"acl": "disabled", "bootstrap": "true", "known_datacenters": "1", "leader": "true",
-                           "leader_addr": self.ctx.leader, "server": "true"},
+                "consul": {"acl": "enabled" if self.ctx.acl else "disabled", "bootstrap": "true",
+                           "known_datacenters": "1", "leader": "true", "leader_addr": self.ctx.leader,
+                           "server": "true"},
                 "raft": {"applied_index": index, "commit_index": index, "last_log_index": index,
                          "num_peers": "0", "state": "Leader"},
                 "runtime": {"arch": platform.machine(), "os": sys.platform,
@@ -152,12 +155,13 @@ class AgentAPI:
         })
 
     async def members(self, request: web.Request) -> web.Response:
-        return self.ctx.json([self._member()])
+        return self.ctx.json(self.ctx.visible(request, "node", [self._member()], lambda m: m["Name"]))
 
     # -- services ----------------------------------------------------------------------------
     async def services(self, request: web.Request) -> web.Response:
         dc = self.ctx.catalog.datacenter
-        items = {s.id: s.to_agent_json(dc) for s in self.ctx.catalog.local_services()}
+        services = self.ctx.visible(request, "service", self.ctx.catalog.local_services(), lambda s: s.name)
+        items = {s.id: s.to_agent_json(dc) for s in services}
         keep = {s["ID"] for s in self.ctx.filtered(request, list(items.values()))}
         return self.ctx.json({k: v for k, v in items.items() if k in keep})
 
@@ -167,6 +171,7 @@ class AgentAPI:
         service = self.ctx.catalog.local_service(request.match_info["service_id"])
         if service is None:
             return text(404, f"unknown service ID: {request.match_info['service_id']}")
+        self.ctx.require(request, "service", READ, service.name)
         out = service.to_agent_json(self.ctx.catalog.datacenter)
         out["ContentHash"] = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()[:16]
         return self.ctx.json(out)
@@ -178,6 +183,12 @@ class AgentAPI:
         except DecodeError as exc:
             return text(exc.status, str(exc))
         catalog = self.ctx.catalog
+        self.ctx.require(request, "service", WRITE, service.name)
+        held = catalog.local_service(service.id)
+        if held is not None:  # re-registering an ID takes it from its present name too
+            self.ctx.require(request, "service", WRITE, held.name)
+        for check in checks:  # a check ID already held by another service is that service's
+            self._may_write_check(request, catalog.checks.get((catalog.local, check.check_id)))
         replace = flag(request, "replace-existing-checks")
         for old in catalog.service_checks(catalog.local, service.id):
             if replace or old.check_id in {c.check_id for c in checks}:
@@ -190,8 +201,10 @@ class AgentAPI:
     async def service_deregister(self, request: web.Request) -> web.Response:
         service_id = request.match_info["service_id"]
         catalog = self.ctx.catalog
-        if catalog.local_service(service_id) is None:
+        service = catalog.local_service(service_id)
+        if service is None:
             return _unknown_service(service_id)
+        self.ctx.require(request, "service", WRITE, service.name)
         for check in catalog.service_checks(catalog.local, service_id):
             self.ctx.runner.stop(check.check_id)
         catalog.remove_service(catalog.local, service_id)
@@ -204,6 +217,7 @@ class AgentAPI:
         service = catalog.local_service(service_id)
         if service is None:
             return _unknown_service(service_id)
+        self.ctx.require(request, "service", WRITE, service.name)
         check_id = SERVICE_MAINT_PREFIX + service_id
         if enable:
             reason = request.query.get("reason") or MAINT_DEFAULT_REASON
@@ -217,6 +231,7 @@ class AgentAPI:
     async def node_maintenance(self, request: web.Request) -> web.Response:
         enable = _enable_flag(request)
         catalog = self.ctx.catalog
+        self.ctx.require(request, "node", WRITE, catalog.local)
         if enable:
             reason = request.query.get("reason") or NODE_MAINT_DEFAULT_REASON
             catalog.upsert_check(Check(catalog.local, NODE_MAINT_ID, "Node Maintenance Mode", CRITICAL,
@@ -230,8 +245,15 @@ class AgentAPI:
         catalog = self.ctx.catalog
         return [c for c in catalog.checks.values() if c.node == catalog.local and c.check_id != "serfHealth"]
 
+    def _may_write_check(self, request: web.Request, check: Check | None) -> None:
+        """A service's check is the service's to change; a node's check, the node's."""
+        if check is not None:
+            resource, name = check_owner(check)
+            self.ctx.require(request, resource, WRITE, name)
+
     async def checks(self, request: web.Request) -> web.Response:
-        items = {c.check_id: self.ctx.catalog.check_json(c) for c in self._local_checks()}
+        readable = self.ctx.visible_checks(request, self._local_checks())
+        items = {c.check_id: self.ctx.catalog.check_json(c) for c in readable}
         keep = {c["CheckID"] for c in self.ctx.filtered(request, list(items.values()))}
         return self.ctx.json({k: v for k, v in items.items() if k in keep})
 
@@ -249,6 +271,8 @@ class AgentAPI:
             check = build_check(self.ctx, definition, definition["Name"], definition["Name"], service)
         except DecodeError as exc:
             return text(exc.status, str(exc))
+        self._may_write_check(request, check)
+        self._may_write_check(request, catalog.checks.get((catalog.local, check.check_id)))
         self.ctx.runner.stop(check.check_id)
         catalog.upsert_check(check)
         self.ctx.runner.start(check)
@@ -259,28 +283,32 @@ class AgentAPI:
         catalog = self.ctx.catalog
         if (catalog.local, check_id) not in catalog.checks or check_id == "serfHealth":
             return _unknown_check(check_id)
+        self._may_write_check(request, catalog.checks[(catalog.local, check_id)])
         self.ctx.runner.stop(check_id)
         catalog.remove_check(catalog.local, check_id)
         return text(200, "")
 
-    async def _ttl_update(self, check_id: str, status: str, output: str) -> web.Response:
+    async def _ttl_update(self, request: web.Request, status: str, output: str | None = None) -> web.Response:
+        check_id = request.match_info["check_id"]
+        output = request.query.get("note", "") if output is None else output
         catalog = self.ctx.catalog
         check = catalog.checks.get((catalog.local, check_id))
         if check is None:
             return _unknown_check(check_id)
+        self._may_write_check(request, check)
         if check.type != "ttl":
             return text(500, f'CheckID "{check_id}" does not have associated TTL')
         self.ctx.runner.touch_ttl(check, status, output)
         return text(200, "")
 
     async def check_pass(self, request: web.Request) -> web.Response:
-        return await self._ttl_update(request.match_info["check_id"], PASSING, request.query.get("note", ""))
+        return await self._ttl_update(request, PASSING)
 
     async def check_warn(self, request: web.Request) -> web.Response:
-        return await self._ttl_update(request.match_info["check_id"], WARNING, request.query.get("note", ""))
+        return await self._ttl_update(request, WARNING)
 
     async def check_fail(self, request: web.Request) -> web.Response:
-        return await self._ttl_update(request.match_info["check_id"], CRITICAL, request.query.get("note", ""))
+        return await self._ttl_update(request, CRITICAL)
 
     async def check_update(self, request: web.Request) -> web.Response:
         try:
@@ -295,7 +323,7 @@ class AgentAPI:
         output = body.get("Output") or body.get("output") or ""
         if not isinstance(output, str):
             return text(400, "Request decode failed: Output: expected string")
-        return await self._ttl_update(request.match_info["check_id"], status, output)
+        return await self._ttl_update(request, status, output)
 
     def routes(self) -> list[web.RouteDef]:
         return [

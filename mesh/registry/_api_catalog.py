@@ -8,8 +8,9 @@ from aiohttp import web
 
 from ._api_agent import build_service
 from ._catalog import CRITICAL, PASSING, WARNING, Check
-from ._context import Context, flag, text
+from ._context import Context, check_owner, flag, text
 from ._decode import DecodeError, _canonical, _index, decode_check, decode_service, parse_json
+from .acl import READ, WRITE
 
 _REGISTER = _index(["ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "Service",
                     "Check", "Checks", "SkipNodeUpdate"])
@@ -34,6 +35,15 @@ class CatalogAPI:
     def catalog(self):
         return self.ctx.catalog
 
+    def _readable(self, request: web.Request, instances: list) -> list:
+        """The service instances the token may read: their service, and the node each is on."""
+        authz = self.ctx.authz(request)
+        kept = [s for s in instances
+                if authz.allows("service", READ, s.name) and authz.allows("node", READ, s.node)]
+        if len(kept) < len(instances):
+            request["acl_filtered"] = True
+        return kept
+
     def _tables(self, name: str) -> int:
         return self.ctx.indexes.table(f"service.{name}", "nodes")
 
@@ -57,7 +67,7 @@ class CatalogAPI:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("services"))
         on_node = self._on_nodes(request)
         names: dict[str, list[str]] = {}
-        for service in self.catalog.services.values():
+        for service in self._readable(request, list(self.catalog.services.values())):
             if not on_node(service.node):
                 continue
             tags = names.setdefault(service.name, [])
@@ -69,7 +79,8 @@ class CatalogAPI:
         index = await self.ctx.block(request, lambda: self._tables(name))
         tags = request.query.getall("tag", [])
         on_node = self._on_nodes(request)
-        rows = [s.to_catalog_json(self.catalog.nodes[s.node]) for s in self.catalog.instances(name)
+        rows = [s.to_catalog_json(self.catalog.nodes[s.node])
+                for s in self._readable(request, self.catalog.instances(name))
                 if all(t in s.tags for t in tags) and on_node(s.node)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
@@ -79,16 +90,17 @@ class CatalogAPI:
     async def nodes(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes"))
         on_node = self._on_nodes(request)
-        rows = [n.to_json() for name, n in sorted(self.catalog.nodes.items()) if on_node(name)]
+        names = self.ctx.visible(request, "node", sorted(self.catalog.nodes), str)
+        rows = [self.catalog.nodes[name].to_json() for name in names if on_node(name)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
     async def node(self, request: web.Request) -> web.Response:
         name = request.match_info["node"]
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes", "services"))
         node = self.catalog.nodes.get(name)
-        if node is None:
+        if node is None or not self.ctx.visible(request, "node", [name], str):
             return self.ctx.json(None, index)
-        services = {s.id: s.to_json() for s in self.catalog.node_services(name)}
+        services = {s.id: s.to_json() for s in self._readable(request, self.catalog.node_services(name))}
         return self.ctx.json({"Node": node.to_json(), "Services": services}, index)
 
     async def register(self, request: web.Request) -> web.Response:
@@ -111,6 +123,12 @@ class CatalogAPI:
                     raise DecodeError("Missing check name")
         except DecodeError as exc:
             return text(exc.status, str(exc))
+        self.ctx.require(request, "node", WRITE, node_name)
+        if service is not None:
+            self.ctx.require(request, "service", WRITE, service.name)
+            held = self.catalog.services.get((node_name, service.id))
+            if held is not None:
+                self.ctx.require(request, "service", WRITE, held.name)
         self.catalog.ensure_node(node_name, address, body.get("ID"), body.get("NodeMeta"),
                                  body.get("TaggedAddresses"))
         if service is not None:
@@ -136,10 +154,17 @@ class CatalogAPI:
             return text(400, "cannot deregister the agent's own node through the catalog; "
                              "use /v1/agent/service/deregister")
         if body.get("ServiceID"):
+            held = self.catalog.services.get((node, body["ServiceID"]))
+            if held is not None:
+                self.ctx.require(request, "service", WRITE, held.name)
             self.catalog.remove_service(node, body["ServiceID"])
         elif body.get("CheckID"):
+            check = self.catalog.checks.get((node, body["CheckID"]))
+            if check is not None:
+                self.ctx.require(request, check_owner(check)[0], WRITE, check_owner(check)[1])
             self.catalog.remove_check(node, body["CheckID"])
         else:
+            self.ctx.require(request, "node", WRITE, node)
             self.catalog.remove_node(node)
         return self.ctx.json(True)
 
@@ -151,13 +176,14 @@ class CatalogAPI:
         passing = flag(request, "passing")
         on_node = self._on_nodes(request)
         entries = [
-            self.catalog.health_entry(s) for s in self.catalog.instances(name)
+            self.catalog.health_entry(s) for s in self._readable(request, self.catalog.instances(name))
             if all(t in s.tags for t in tags) and on_node(s.node)
             and (not passing or self.catalog.aggregate_status(s) == PASSING)
         ]
         return self.ctx.json(self.ctx.filtered(request, entries), index)
 
     def _checks_json(self, request: web.Request, checks: list[Check]) -> list[dict[str, Any]]:
+        checks = self.ctx.visible_checks(request, checks)
         rows = [self.catalog.check_json(c) for c in sorted(checks, key=lambda c: (c.node, c.check_id))]
         return self.ctx.filtered(request, rows)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from ._context import Context, flag, text
 from ._decode import DecodeError, _canonical, _index, parse_duration, parse_json
 from ._kv import MAX_VALUE, KVError
+from .acl import READ, WRITE, permission_denied
 
 _SESSION = _index(["Name", "Node", "LockDelay", "Behavior", "TTL", "Checks", "NodeChecks",
                    "ServiceChecks"])
@@ -39,30 +40,46 @@ class KVAPI:
         key = request.match_info["key"]
         keys_only = flag(request, "keys")
         recurse = flag(request, "recurse") or keys_only
+        authz = self.ctx.authz(request)
+        if not recurse:
+            self.ctx.require(request, "key", READ, key)
         index = await self.ctx.block(request, lambda: self.kv.index_for(key, recurse), table="kvs")
         raw = flag(request, "raw") and not keys_only
         separator = request.query.get("separator") or None
-        # Watchers of one prefix woken by one write get the same answer: render it once.
+        # Watchers of one prefix woken by one write get the same answer: render it once (each a
+        # token may read only some of: for it alone).
         asked = (self.kv.version, key, recurse, keys_only, separator, raw)
-        status, body = self._answers.get(asked) or self._render(asked)
+        if recurse and not authz.management:
+            status, body = self._render(asked, request)
+        else:
+            status, body = self._answers.get(asked) or self._render(asked)
         if raw and status == 200:
             return web.Response(body=body, content_type="application/octet-stream",
                                 headers={"X-Consul-Index": str(index)})
         return self.ctx.json_bytes(body, index, status)
 
-    def _render(self, asked: tuple) -> tuple[int, bytes]:
+    def _render(self, asked: tuple, filtered_for: web.Request | None = None) -> tuple[int, bytes]:
+        """Render a GET's answer; for ``filtered_for`` a request, only what its token may read."""
         _, key, recurse, keys_only, separator, raw = asked
         if keys_only:
             listing = self.kv.keys(key, separator)
+            if filtered_for is not None:
+                listing = self.ctx.visible(filtered_for, "key", listing, str)
             answer = (200, json.dumps(listing).encode()) if listing else (404, b"null")
         else:
             entries = self.kv.matching(key, recurse)
+            if filtered_for is not None:
+                entries = self.ctx.visible(filtered_for, "key", entries, lambda e: e.key)
+                if not entries:
+                    return 404, b""
             if not entries:
                 answer = (404, b"")
             elif raw:
                 answer = (200, entries[0].value or b"")
             else:
                 answer = (200, json.dumps([e.to_json() for e in entries]).encode())
+        if filtered_for is not None:
+            return answer
         if len(self._answers) >= 64:
             self._answers.pop(next(iter(self._answers)))
         self._answers[asked] = answer
@@ -70,6 +87,7 @@ class KVAPI:
 
     async def put(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
+        self.ctx.require(request, "key", WRITE, key)
         if request.content_length is not None and request.content_length > MAX_VALUE:
             return text(413, f"Request body(>{MAX_VALUE} bytes) too large, max size: {MAX_VALUE} bytes.")
         body = await request.read()
@@ -84,6 +102,11 @@ class KVAPI:
 
     async def delete(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
+        if flag(request, "recurse"):
+            if not self.ctx.authz(request).may_write_every_key_under(key):
+                raise permission_denied(self.ctx.token(request).accessor_id, "key", WRITE, key)
+        else:
+            self.ctx.require(request, "key", WRITE, key)
         try:
             ok = self.kv.delete(key, recurse=flag(request, "recurse"), cas=_int_param(request, "cas"))
         except KVError as exc:
@@ -99,6 +122,7 @@ class KVAPI:
                 if body.get(field) is not None and not isinstance(body[field], str):
                     raise DecodeError(f"Request decode failed: Session.{field}: expected string")
             node = body.get("Node") or self.ctx.catalog.local
+            self.ctx.require(request, "session", WRITE, node)
             if node not in self.ctx.catalog.nodes:
                 raise KVError(f"Missing node registration: {node!r}", status=500)
             lock_delay = 15.0
@@ -121,25 +145,37 @@ class KVAPI:
             return text(exc.status, str(exc))
         return self.ctx.json({"ID": session.id})
 
+    def _may_write_session(self, request: web.Request) -> None:
+        session = self.kv.sessions.get(request.match_info["session"])
+        if session is not None:
+            self.ctx.require(request, "session", WRITE, session.node)
+
+    def _readable(self, request: web.Request, sessions) -> list:
+        return [s.to_json() for s in self.ctx.visible(request, "session", list(sessions), lambda s: s.node)]
+
     async def session_destroy(self, request: web.Request) -> web.Response:
+        self._may_write_session(request)
         self.kv.destroy_session(request.match_info["session"])
         return self.ctx.json(True)
 
     async def session_info(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
         session = self.kv.sessions.get(request.match_info["session"])
-        return self.ctx.json([session.to_json()] if session else None, index)
+        found = self._readable(request, [session] if session else [])
+        return self.ctx.json(found or None, index)
 
     async def session_list(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
-        return self.ctx.json([s.to_json() for s in self.kv.sessions.values()], index)
+        return self.ctx.json(self._readable(request, self.kv.sessions.values()), index)
 
     async def session_node(self, request: web.Request) -> web.Response:
         node = request.match_info["node"]
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
-        return self.ctx.json([s.to_json() for s in self.kv.sessions.values() if s.node == node], index)
+        on_node = [s for s in self.kv.sessions.values() if s.node == node]
+        return self.ctx.json(self._readable(request, on_node), index)
 
     async def session_renew(self, request: web.Request) -> web.Response:
+        self._may_write_session(request)
         try:
             session = self.kv.renew_session(request.match_info["session"])
         except KVError as exc:
@@ -176,6 +212,7 @@ class MiscAPI:
         name = request.match_info["name"]
         if not name:
             return text(400, "Missing name")
+        self.ctx.require(request, "event", WRITE, name)
         payload = await request.read()
         if len(payload) > 100 * 1024:
             return text(413, "Event payload too large: user event exceeds limit of 100 KB")
@@ -185,7 +222,8 @@ class MiscAPI:
 
     async def event_list(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("events"))
-        return self.ctx.json(self.ctx.events.list(request.query.get("name", "")), index)
+        events = self.ctx.events.list(request.query.get("name", ""))
+        return self.ctx.json(self.ctx.visible(request, "event", events, lambda e: e["Name"]), index)
 
     def routes(self) -> list[web.RouteDef]:
         return [

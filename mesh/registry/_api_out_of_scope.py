@@ -1,7 +1,6 @@
 """The parts of Consul's API the workbench does not teach — Connect (the service mesh's mTLS and
-intentions), cluster peering and ACLs — answered as a Consul agent with Connect and ACLs disabled
-and no peers answers them, so that a client sees Consul's shapes and words (py-consul raises
-``ACLDisabled`` for the ACL API, as against such an agent), not a bare 404."""
+intentions) and cluster peering — answered as a Consul agent with Connect disabled and no peers
+answers them, so that a client sees Consul's shapes and words, not a bare 404."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from aiohttp import web
 from ._context import Context, text
 
 CONNECT_DISABLED = "Connect must be enabled in order to use this endpoint"
-ACL_DISABLED = "ACL support disabled"
 
 
 class OutOfScopeAPI:
@@ -29,9 +27,6 @@ class OutOfScopeAPI:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table(f"service.{name}", "nodes"))
         return self.ctx.json([], index)
 
-    async def acl_disabled(self, request: web.Request) -> web.Response:
-        return text(401, ACL_DISABLED)
-
     async def peerings(self, request: web.Request) -> web.Response:
         return self.ctx.json([], self.ctx.indexes.table("peerings"))
 
@@ -47,5 +42,4 @@ class OutOfScopeAPI:
             web.get("/v1/health/connect/{service}", self.no_connect_instances),
             web.get("/v1/peerings", self.peerings),
             web.get("/v1/peering/{name}", self.peering),
-            web.route("*", "/v1/acl/{tail:.*}", self.acl_disabled),
         ]

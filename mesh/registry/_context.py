@@ -16,7 +16,10 @@ from ._events import EventLog
 from ._filter import FilterError, apply_filter
 from ._index import Indexes
 from ._kv import KVStore
+from .acl import ALLOW_ALL, ACLConfig, ACLStore, Authorizer, Token, permission_denied
 
+#: What a request may do when the registry runs without ACLs: everything, as Consul without ACLs.
+UNCHECKED = Authorizer(management=True)
 DEFAULT_WAIT = 300.0  # Consul's default blocking wait: 5 minutes
 MAX_WAIT = 600.0      # and its maximum: 10 minutes
 
@@ -32,11 +35,16 @@ def flag(request: web.Request, name: str) -> bool:
     return request.query[name].lower() not in ("false", "0")
 
 
+def check_owner(check: Check) -> tuple[str, str]:
+    """What a check belongs to, for the ACL system: its service's, or else its node's."""
+    return ("service", check.service_name) if check.service_id else ("node", check.node)
+
+
 class Context:
     """The registry's state and the helpers handlers use to read, write and answer."""
 
     def __init__(self, node_name: str, address: str, datacenter: str, rng: random.Random,
-                 clock: Callable[[], float], reap_min: float):
+                 clock: Callable[[], float], reap_min: float, acl: ACLConfig | None = None):
         self.closing = False
         self._changed: dict[str, asyncio.Event] = {}  # table -> the event its next write sets; "" any
         self.indexes = Indexes(on_change=self.notify)
@@ -48,6 +56,55 @@ class Context:
         self.events = EventLog(self.indexes, rng)
         self.leader = f"{address}:8300"
         self.runner = None  # set by the server: the CheckRunner
+        # None: ACLs off, every request may do everything
+        self.acl = None if acl is None else ACLStore(
+            lambda: self.indexes.write("acl"), acl.default_policy, acl.management_token, clock)
+
+    # -- who is asking -------------------------------------------------------------------------------
+    @staticmethod
+    def secret_of(request: web.Request) -> str:
+        """The token a request carries, where Consul looks for it: ``?token``, then the
+        ``X-Consul-Token`` header, then ``Authorization: Bearer``."""
+        bearer = request.headers.get("Authorization", "")
+        return (request.query.get("token") or request.headers.get("X-Consul-Token")
+                or (bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""))
+
+    def token(self, request: web.Request) -> Token | None:
+        """The request's token (None with ACLs off); an unknown one is refused, 403 "ACL not found"."""
+        if self.acl is None:
+            return None
+        if "acl_token" not in request:
+            request["acl_token"] = self.acl.resolve(self.secret_of(request))
+        return request["acl_token"]
+
+    def authz(self, request: web.Request) -> Authorizer:
+        """What the request's token may do (everything with ACLs off)."""
+        token = self.token(request)
+        if token is None:
+            return UNCHECKED
+        if "acl_authz" not in request:
+            request["acl_authz"] = self.acl.authorizer(token)
+        return request["acl_authz"]
+
+    def anonymous_authz(self) -> Authorizer:
+        """What a request with no token may do (the DNS interface's rights)."""
+        return UNCHECKED if self.acl is None else self.acl.authorizer(self.acl.resolve(None))
+
+    def require(self, request: web.Request, resource: str, access: str, name: str | None = None) -> None:
+        """Refuse the request (Consul's 403 and words) unless its token has ``access`` to ``resource``."""
+        if not self.authz(request).allows(resource, access, name or ""):
+            raise permission_denied(self.token(request).accessor_id, resource, access, name)
+
+    def visible(self, request: web.Request, resource: str, items: list,
+                name_of: Callable[[Any], str]) -> list:
+        """Return the ``items`` the request's token may read (``name_of(item)`` names each)."""
+        authz = self.authz(request)
+        if authz.management:
+            return items
+        kept = [item for item in items if authz.allows(resource, "read", name_of(item))]
+        if len(kept) < len(items):
+            request["acl_filtered"] = True
+        return kept
 
     # -- change notification for blocking queries ----------------------------------------------
     def notify(self, tables: tuple[str, ...] = ()) -> None:
@@ -93,14 +150,21 @@ class Context:
                 break
         return index_of()
 
+    def visible_checks(self, request: web.Request, checks: list[Check]) -> list[Check]:
+        """Return the ``checks`` the request's token may read (see :func:`check_owner`)."""
+        authz = self.authz(request)
+        kept = [c for c in checks if authz.allows(check_owner(c)[0], "read", check_owner(c)[1])]
+        if len(kept) < len(checks):
+            request["acl_filtered"] = True
+        return kept
+
     # -- responses ------------------------------------------------------------------------------
     def json(self, data: Any, index: int | None = None, status: int = 200) -> web.Response:
         return self.json_bytes(json.dumps(data).encode(), index, status)
 
-    @staticmethod
-    def json_bytes(body: bytes, index: int | None = None, status: int = 200) -> web.Response:
+    def json_bytes(self, body: bytes, index: int | None = None, status: int = 200) -> web.Response:
         """Answer an already encoded JSON ``body`` with Consul's headers."""
-        headers = {"X-Consul-Default-Acl-Policy": "allow"}
+        headers = {"X-Consul-Default-Acl-Policy": self.acl.default_policy if self.acl else ALLOW_ALL}
         if index is not None:
             headers.update({
                 "X-Consul-Index": str(index), "X-Consul-Knownleader": "true",

@@ -31,6 +31,7 @@ import dns.rrset
 
 from ._catalog import CRITICAL, MAINTENANCE, PASSING, Service
 from ._context import Context
+from .acl import READ
 
 DOMAIN = dns.name.from_text("consul.")
 UDP_ANSWER_LIMIT = 3
@@ -107,11 +108,13 @@ class DNSProtocol(asyncio.DatagramProtocol):
         return response
 
     def _lookup(self, labels: list[str]) -> tuple[str, list] | None:
-        """Return ("service", instances) or ("node", [address]), or None for NXDOMAIN."""
+        """Return ("service", instances) or ("node", [address]), or None for NXDOMAIN. With ACLs on,
+        DNS answers as the anonymous token may read (Consul's agent uses its default token)."""
         catalog = self.ctx.catalog
+        readable = self.ctx.anonymous_authz().allows
         if len(labels) == 2 and labels[1] == "node":
             node = catalog.nodes.get(labels[0])
-            return ("node", [node.address]) if node else None
+            return ("node", [node.address]) if node and readable("node", READ, node.name) else None
         if len(labels) < 2 or labels[-1] != "service" or len(labels) > 3:
             return None
         parts = labels[:-1]
@@ -123,7 +126,8 @@ class DNSProtocol(asyncio.DatagramProtocol):
         else:
             tag, name = "", parts[0]
         healthy = [s for s in catalog.instances(name)
-                   if (not tag or tag in [t.lower() for t in s.tags]) and self._healthy(s)]
+                   if (not tag or tag in [t.lower() for t in s.tags]) and self._healthy(s)
+                   and readable("service", READ, s.name) and readable("node", READ, s.node)]
         if not healthy:
             return None
         self.ctx.rng.shuffle(healthy)

@@ -11,11 +11,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ._api_acl import ACLAPI
 from ._api_agent import AgentAPI
 from ._api_catalog import CatalogAPI
 from ._api_kv import KVAPI, MiscAPI
 from ._api_out_of_scope import OutOfScopeAPI
 from ._context import Context, text
+from ._txn import TxnAPI
+from .acl import ACLError
 
 MAX_BODY = 1 << 20    # bodies above 1 MiB are answered 413
 #: Where Consul forwards a request to the datacenter its ``?dc`` names (the agent API is local).
@@ -29,7 +32,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def _consul_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer routing, size and bad-request errors with Consul's plain-text bodies."""
     try:
-        return await handler(request)
+        response = await handler(request)
+    except ACLError as exc:  # refused by the ACL system: Consul's status and words
+        return text(exc.status, str(exc))
     except web.HTTPMethodNotAllowed:
         return text(405, f"method {request.method} not allowed")
     except web.HTTPRequestEntityTooLarge:
@@ -42,6 +47,9 @@ async def _consul_errors(request: web.Request, handler: Handler) -> web.StreamRe
         # The client went away while sending its body (a process killed mid-request): nobody to
         # answer, nothing written, and nothing for the registry's log either.
         return text(400, "client closed the connection before its request was read")
+    if request.get("acl_filtered"):
+        response.headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
+    return response
 
 
 def _consistency(ctx: Context):
@@ -72,6 +80,7 @@ def _consistency(ctx: Context):
 
 def application(ctx: Context) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_consul_errors, _consistency(ctx)])
-    for api in (AgentAPI(ctx), CatalogAPI(ctx), KVAPI(ctx), MiscAPI(ctx), OutOfScopeAPI(ctx)):
+    for api in (AgentAPI(ctx), CatalogAPI(ctx), KVAPI(ctx), TxnAPI(ctx), MiscAPI(ctx), ACLAPI(ctx),
+                OutOfScopeAPI(ctx)):
         app.add_routes(api.routes())
     return app

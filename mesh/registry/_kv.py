@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -57,6 +58,11 @@ class SortedKeys:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def copy(self) -> SortedKeys:
+        twin = SortedKeys()
+        twin._keys = list(self._keys)
+        return twin
 
 
 class KVError(ValueError):
@@ -133,6 +139,17 @@ class KVStore:
     def _touched(self) -> None:
         self.version += 1
         self._index_memo.clear()
+
+    def trial(self) -> KVStore:
+        """Return a copy to try writes on (a transaction's first pass): its own entries, keys and
+        counters, so nothing it does reaches this store or wakes a watcher."""
+        copy = KVStore(Indexes(), self.clock, self.tombstone_ttl)
+        copy.indexes.index = self.indexes.index
+        copy.entries = {k: dataclasses.replace(e) for k, e in self.entries.items()}
+        copy.tombstones, copy._tombstone_times = dict(self.tombstones), dict(self._tombstone_times)
+        copy._keys, copy._dead_keys = self._keys.copy(), self._dead_keys.copy()
+        copy.sessions, copy.lock_delays = self.sessions, dict(self.lock_delays)  # sessions: read only
+        return copy
 
     # -- reads -------------------------------------------------------------------------------
     def matching(self, key: str, recurse: bool) -> list[Entry]:

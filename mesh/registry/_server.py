@@ -21,6 +21,7 @@ from ._checks import CheckRunner
 from ._context import Context
 from ._dns import DNSProtocol
 from ._http import application
+from .acl import ACLConfig
 
 MAINTENANCE_PERIOD = 0.25  # seconds between checks for expired sessions and services to reap
 HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request header (and may idle between requests)
@@ -41,12 +42,14 @@ class Registry:
     ``dns_only_passing`` answers DNS with passing instances only (Consul's ``only_passing``).
     ``header_timeout`` closes a connection that has not sent a whole request header that many
     seconds after it opened or after its previous answer (a slow client cannot hold a socket).
+    ``acl`` turns on Consul's ACL system (:class:`~mesh.registry.acl.ACLConfig`); without it every
+    request may do everything, as on a Consul agent with ACLs disabled.
     """
 
     def __init__(self, http_port: int = 0, host: str = "127.0.0.1", node_name: str = "workbench",
                  datacenter: str = "dc1", seed: int | None = None, dns_port: int | None = 0,
                  reap_min: float = 60.0, dns_only_passing: bool = True,
-                 header_timeout: float = HEADER_TIMEOUT):
+                 header_timeout: float = HEADER_TIMEOUT, acl: ACLConfig | None = None):
         self.host = host
         self.http_port = http_port
         self.dns_port = dns_port
@@ -55,6 +58,7 @@ class Registry:
         self.reap_min = reap_min
         self.dns_only_passing = dns_only_passing
         self.header_timeout = header_timeout
+        self.acl = acl
         self._rng = random.Random(seed)
         self._thread = LoopThread(self._serve, f"registry-{node_name}")
 
@@ -89,9 +93,9 @@ class Registry:
     def url(self) -> str:
         return f"http://{self.http_address}"
 
-    def client(self) -> consul.Consul:
-        """Return a py-consul client bound to this registry."""
-        return consul.Consul(host=self.host, port=self.http_port)
+    def client(self, token: str | None = None) -> consul.Consul:
+        """Return a py-consul client bound to this registry (sending ``token`` with each request)."""
+        return consul.Consul(host=self.host, port=self.http_port, token=token)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -101,7 +105,8 @@ class Registry:
     # -- the loop thread ----------------------------------------------------------------------------
     async def _serve(self, ready: Callable[[], None], stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        ctx = Context(self.node_name, self.host, self.datacenter, self._rng, loop.time, self.reap_min)
+        ctx = Context(self.node_name, self.host, self.datacenter, self._rng, loop.time, self.reap_min,
+                      self.acl)
         runner = CheckRunner(ctx.record_check,
                              lambda c: ctx.catalog.checks.get((c.node, c.check_id)) is c, self._rng)
         ctx.runner = runner

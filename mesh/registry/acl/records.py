@@ -85,3 +85,14 @@ def content_hash(*parts: Any) -> str:
 
 def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def permission_denied(accessor_id: str, resource: str, access: str, name: str | None = None) -> ACLError:
+    """Consul's refusal, in its words: which token lacks which permission on what (403)."""
+    who = "anonymous token" if accessor_id == ANONYMOUS_ID else f"token with AccessorID '{accessor_id}'"
+    message = f"Permission denied: {who} lacks permission '{resource}:{access}'"
+    if name is not None:
+        message += f" on {json.dumps(name)}"
+    if accessor_id == ANONYMOUS_ID:
+        message += ". The anonymous token is used implicitly when a request does not specify a token."
+    return ACLError(message, 403)

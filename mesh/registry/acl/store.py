@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from .._decode import DecodeError, parse_duration
@@ -43,6 +44,25 @@ _NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+@dataclass(frozen=True)
+class ACLConfig:
+    """How the registry's ACL system starts: ``default_policy`` (``deny``, as Consul advises for
+    production, or ``allow``) answers what no rule names; ``management_token``, if given, is the
+    SecretID of the initial management token (Consul's ``acl.tokens.initial_management``), which
+    also counts as the system's bootstrap. Without one, ``PUT /v1/acl/bootstrap`` makes it once."""
+
+    default_policy: str = DENY_ALL
+    management_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.default_policy not in (ALLOW_ALL, DENY_ALL):
+            raise ValueError(f"the ACL default policy is 'allow' or 'deny', got {self.default_policy!r}")
+        secret = self.management_token
+        if secret is not None and (not isinstance(secret, str) or not secret or secret != secret.strip()
+                                   or secret == ANONYMOUS_SECRET):
+            raise ValueError("the management token must be a non-empty string without surrounding spaces")
+
+
 class ACLStore:
     """Tokens, policies and roles; ``default_policy`` answers what no rule names."""
 
@@ -50,11 +70,7 @@ class ACLStore:
                  management_secret: str | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
-        if default_policy not in (ALLOW_ALL, DENY_ALL):
-            raise ValueError(f"the ACL default policy is 'allow' or 'deny', got {default_policy!r}")
-        if management_secret is not None and (not management_secret
-                                              or management_secret != management_secret.strip()):
-            raise ValueError("the management token must be a non-empty string without surrounding spaces")
+        ACLConfig(default_policy, management_secret)  # refuses what it would refuse
         self.default_policy = default_policy
         self._next_index = next_index
         self._clock, self._wall_clock, self._new_id = clock, wall_clock, new_id
