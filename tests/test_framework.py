@@ -144,14 +144,14 @@ def test_only_the_allowed_callers_reach_a_service_and_a_header_proves_nothing(sh
         assert "client may not call fraud (allowed: payments)" in denied.value.details()
         with grpc.insecure_channel(fraud.address) as channel:  # straight to the instance, past the mesh
             stub = fraud.kind.stub(channel)
-            forged = Identities("framework-test").token("payments")  # signed with another secret
+            forged = Identities("framework-test").token("payments", "fraud")  # signed with another secret
             for metadata, expected in (((("x-caller", "payments"),), "no identity"),
                                        ((("x-identity", forged),), "the identity is not valid")):
                 with pytest.raises(grpc.RpcError) as refused:
                     stub.Score(score, timeout=3, metadata=metadata)
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert expected in refused.value.details()
-            genuine = shop.identities.token("payments")
+            genuine = shop.identities.token("payments", "fraud")
             assert stub.Score(score, timeout=3, metadata=(("x-identity", genuine),)).risk == 0.001
     finally:
         shop.allow_callers("fraud", None)
@@ -163,16 +163,16 @@ def test_an_identity_expires_and_is_renewed_before_it_does():
 
     now = [1000.0]
     identities = Identities("m", secret="s" * 32, ttl=100, clock=lambda: now[0])
-    first = identities.token("payments")
-    assert identities.verify(first) == "payments"
+    first = identities.token("payments", "fraud")
+    assert identities.verify(first, "fraud") == "payments"
     now[0] = 1079.0
-    assert identities.token("payments") == first  # most of its life left: the same token
+    assert identities.token("payments", "fraud") == first  # most of its life left: the same token
     now[0] = 1080.0
-    renewed = identities.token("payments")
-    assert renewed != first and identities.verify(renewed) == "payments"
+    renewed = identities.token("payments", "fraud")
+    assert renewed != first and identities.verify(renewed, "fraud") == "payments"
     now[0] = 1100.0
     with pytest.raises(IdentityError, match="expired"):
-        identities.verify(first)  # exactly at exp it is no longer valid
+        identities.verify(first, "fraud")  # exactly at exp it is no longer valid
     other_mesh = Identities("other", secret="s" * 32, clock=lambda: now[0])
-    with pytest.raises(IdentityError, match="not valid"):
-        identities.verify(other_mesh.token("payments"))  # another mesh's audience
+    with pytest.raises(IdentityError, match="not issued for calls to fraud in this mesh"):
+        identities.verify(other_mesh.token("payments", "fraud"), "fraud")  # another mesh's audience

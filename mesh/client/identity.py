@@ -2,12 +2,18 @@
 
 ``x-caller`` names the calling service, but any code can write any header: it is a claim, not a
 proof. Here every caller also sends ``x-identity``, a token the mesh signed for it (HS256 JWT,
-PyJWT: ``sub`` the service, ``aud`` the mesh, a short ``exp``); a service that has an access rule
-(``mesh.allow_callers("fraud", ["payments"])``) checks the token on every call
-(:class:`mesh.interceptors.ServerIdentity`) and refuses a call without a valid one
-(``UNAUTHENTICATED``) or from a service not in its rule (``PERMISSION_DENIED``). Services without
-a rule accept every caller, and callers send no token while no rule exists anywhere (a token costs
-each call its bytes and a signature check).
+PyJWT: ``sub`` the service, ``aud`` the mesh *and the service called*, a short ``exp``); a service
+that has an access rule (``mesh.allow_callers("fraud", ["payments"])``) checks the token on every
+call of every kind — unary and streaming alike (:class:`mesh.interceptors.ServerIdentity`) — and
+refuses a call without a valid one (``UNAUTHENTICATED``) or from a service not in its rule
+(``PERMISSION_DENIED``). Because the audience names the callee, a token is good for one callee
+only: a service that receives a caller's token cannot replay it against another service. Services
+without a rule accept every caller, and callers send no token while no rule exists anywhere (a
+token costs each call its bytes and a signature check).
+
+The mesh's operator (the notebook that started it) has an identity too, :data:`OPERATOR`: it is
+the only caller a service with an access rule lets read its admin interface (its settings,
+breakers and recent errors).
 
 This is what a production mesh does with mutual TLS and SPIFFE identities (a certificate per
 workload, issued by the mesh's authority, checked at every connection); a signed token shows the
@@ -25,9 +31,11 @@ from collections.abc import Callable, Iterable
 import grpc
 import jwt
 
-__all__ = ["Identities", "IdentityError"]
+__all__ = ["OPERATOR", "Identities", "IdentityError"]
 
 ALGORITHM = "HS256"
+#: The subject of the operator's identity: the kernel that started the mesh.
+OPERATOR = "mesh-operator"
 
 
 class IdentityError(Exception):
@@ -41,10 +49,10 @@ class Identities:
 
     def __init__(self, mesh: str, secret: str | None = None, ttl: float = 600.0,
                  clock: Callable[[], float] = time.time):
-        self._audience, self._ttl, self._clock = f"mesh:{mesh}", ttl, clock
+        self._mesh, self._ttl, self._clock = mesh, ttl, clock
         self._secret = secret or secrets.token_hex(32)
         self._lock = threading.Lock()
-        self._tokens: dict[str, tuple[float, str]] = {}  # service -> (when to renew, token)
+        self._tokens: dict[tuple[str, str], tuple[float, str]] = {}  # (caller, callee) -> (renew at, token)
         self._rules: dict[str, frozenset[str]] = {}
 
     @property
@@ -73,26 +81,38 @@ class Identities:
         """The signing key, for the processes of the same mesh (which must verify its tokens)."""
         return self._secret
 
-    def token(self, service: str) -> str:
-        """Return ``service``'s identity token, signed anew when most of its life has passed."""
+    def audience(self, callee: str) -> str:
+        """The audience of a token for calls to ``callee``: this mesh and that service."""
+        return f"mesh:{self._mesh}/{callee}"
+
+    def token(self, service: str, callee: str) -> str:
+        """Return ``service``'s identity for calls to ``callee``, signed anew when most of its life
+        has passed."""
         now = self._clock()
         with self._lock:
-            renew, token = self._tokens.get(service, (0.0, ""))
+            renew, token = self._tokens.get((service, callee), (0.0, ""))
             if now >= renew:
-                claims = {"sub": service, "aud": self._audience, "iat": int(now),
+                claims = {"sub": service, "aud": self.audience(callee), "iat": int(now),
                           "exp": int(now + self._ttl)}
                 token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
-                self._tokens[service] = (now + 0.8 * self._ttl, token)
+                if len(self._tokens) >= 4096:
+                    self._tokens.clear()
+                self._tokens[(service, callee)] = (now + 0.8 * self._ttl, token)
         return token
 
-    def verify(self, token: str) -> str:
-        """Return the service a token proves, or raise :class:`IdentityError` saying why not."""
+    def verify(self, token: str, callee: str) -> str:
+        """Return the service a token proves to ``callee``, or raise :class:`IdentityError` saying
+        why not (a token issued for calls to another service is refused: a replay)."""
         if not token:
             raise IdentityError(grpc.StatusCode.UNAUTHENTICATED,
                                 "no identity: the call carries no x-identity token")
         try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=self._audience,
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=self.audience(callee),
                                 options={"require": ["sub", "exp", "aud"], "verify_exp": False})
+        except jwt.InvalidAudienceError:
+            raise IdentityError(grpc.StatusCode.UNAUTHENTICATED,
+                                f"the identity was not issued for calls to {callee} in this mesh (a token "
+                                "is good only for the service it was sent to: a replay?)") from None
         except jwt.InvalidTokenError as exc:
             raise IdentityError(grpc.StatusCode.UNAUTHENTICATED,
                                 f"the identity is not valid: {exc}") from None

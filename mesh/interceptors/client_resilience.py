@@ -121,7 +121,7 @@ class ResilienceInterceptor(grpc.UnaryUnaryClientInterceptor):
         metadata = [*(details.metadata or ()), self._caller_metadata]
         identities = self._identities
         if identities is not None and identities.active:
-            metadata.append((IDENTITY, identities.token(self._stack.caller)))
+            metadata.append((IDENTITY, identities.token(self._stack.caller, self._stack.callee)))
         if step.number > 1:
             metadata.append((ATTEMPT, str(step.number)))
         attempt = CallDetails(details.method, step.timeout, metadata, details.credentials,

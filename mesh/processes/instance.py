@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from ..client.headers import IDENTITY
+from ..client.identity import OPERATOR, Identities
 from ..control.shared_state import SECRET_VARIABLE
 from ..pb import admin_pb2, admin_pb2_grpc
 from ..policies.names import instance_id, parse_breaker_name
@@ -95,6 +97,8 @@ class ProcessInstance:
         self._admin_channel: grpc.Channel | None = None
         self._admin = None
         self._admin_lock = threading.Lock()  # panels and recorders ask from their own threads
+        # The operator's identity: a service with an access rule shows its admin interface to it alone.
+        self._operator = Identities(spec.mesh, secret=spec.secret)
         self.starts = 0
 
     @property
@@ -116,7 +120,9 @@ class ProcessInstance:
                 self._admin = admin_pb2_grpc.AdminStub(self._admin_channel)
             admin = self._admin
         try:
-            return admin.Status(admin_pb2.StatusRequest(recent_errors=recent_errors), timeout=timeout)
+            identity = ((IDENTITY, self._operator.token(OPERATOR, self.kind.name)),)
+            return admin.Status(admin_pb2.StatusRequest(recent_errors=recent_errors), timeout=timeout,
+                                metadata=identity)
         except grpc.RpcError:
             return None
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ._api_agent import build_service
 from ._catalog import CRITICAL, PASSING, WARNING, Check
-from ._context import Context, check_owner, flag, text
+from ._context import ACL_FILTERED, Context, check_owner, flag, text
 from ._decode import DecodeError, _canonical, _index, decode_check, decode_service, parse_json
 from .acl import READ, WRITE
 
@@ -41,7 +41,7 @@ class CatalogAPI:
         kept = [s for s in instances
                 if authz.allows("service", READ, s.name) and authz.allows("node", READ, s.node)]
         if len(kept) < len(instances):
-            request["acl_filtered"] = True
+            request[ACL_FILTERED] = True
         return kept
 
     def _tables(self, name: str) -> int:

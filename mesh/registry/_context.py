@@ -18,6 +18,11 @@ from ._index import Indexes
 from ._kv import KVStore
 from .acl import ALLOW_ALL, ACLConfig, ACLStore, Authorizer, Token, permission_denied
 
+#: What a request carries once asked: its token, what that token may do, and whether a listing
+#: left something out for it (the response then says so).
+ACL_TOKEN = web.RequestKey("acl_token", Token)
+ACL_AUTHZ = web.RequestKey("acl_authz", Authorizer)
+ACL_FILTERED = web.RequestKey("acl_filtered", bool)
 #: What a request may do when the registry runs without ACLs: everything, as Consul without ACLs.
 UNCHECKED = Authorizer(management=True)
 DEFAULT_WAIT = 300.0  # Consul's default blocking wait: 5 minutes
@@ -73,18 +78,18 @@ class Context:
         """The request's token (None with ACLs off); an unknown one is refused, 403 "ACL not found"."""
         if self.acl is None:
             return None
-        if "acl_token" not in request:
-            request["acl_token"] = self.acl.resolve(self.secret_of(request))
-        return request["acl_token"]
+        if ACL_TOKEN not in request:
+            request[ACL_TOKEN] = self.acl.resolve(self.secret_of(request))
+        return request[ACL_TOKEN]
 
     def authz(self, request: web.Request) -> Authorizer:
         """What the request's token may do (everything with ACLs off)."""
         token = self.token(request)
         if token is None:
             return UNCHECKED
-        if "acl_authz" not in request:
-            request["acl_authz"] = self.acl.authorizer(token)
-        return request["acl_authz"]
+        if ACL_AUTHZ not in request:
+            request[ACL_AUTHZ] = self.acl.authorizer(token)
+        return request[ACL_AUTHZ]
 
     def anonymous_authz(self) -> Authorizer:
         """What a request with no token may do (the DNS interface's rights)."""
@@ -103,7 +108,7 @@ class Context:
             return items
         kept = [item for item in items if authz.allows(resource, "read", name_of(item))]
         if len(kept) < len(items):
-            request["acl_filtered"] = True
+            request[ACL_FILTERED] = True
         return kept
 
     # -- change notification for blocking queries ----------------------------------------------
@@ -155,7 +160,7 @@ class Context:
         authz = self.authz(request)
         kept = [c for c in checks if authz.allows(check_owner(c)[0], "read", check_owner(c)[1])]
         if len(kept) < len(checks):
-            request["acl_filtered"] = True
+            request[ACL_FILTERED] = True
         return kept
 
     # -- responses ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ._api_agent import AgentAPI
 from ._api_catalog import CatalogAPI
 from ._api_kv import KVAPI, MiscAPI
 from ._api_out_of_scope import OutOfScopeAPI
-from ._context import Context, text
+from ._context import ACL_FILTERED, Context, text
 from ._txn import TxnAPI
 from .acl import ACLError
 
@@ -47,7 +47,7 @@ async def _consul_errors(request: web.Request, handler: Handler) -> web.StreamRe
         # The client went away while sending its body (a process killed mid-request): nobody to
         # answer, nothing written, and nothing for the registry's log either.
         return text(400, "client closed the connection before its request was read")
-    if request.get("acl_filtered"):
+    if request.get(ACL_FILTERED):
         response.headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
     return response
 
