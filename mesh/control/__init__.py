@@ -3,6 +3,7 @@ and what a mesh's kernel shares with its processes through the KV store."""
 
 from ._kv_watch import REGISTRY_ERRORS, BlockingWatch, kv_query
 from .backends import Backend, BackendUnavailable, consul_binary, parse_http_addr, start_backend
+from .classroom import LEARNER, SHARED_PREFIX, enroll, learner_rules
 from .config import ConfigCenter, ConfigError, ServiceConfig
 from .discovery import Discovery, Endpoint, ServiceWatch
 from .keys import (
@@ -33,8 +34,10 @@ __all__ = [
                    "CONFIG",
                    "FALLBACKS",
                    "FAULTS",
+                   "LEARNER",
                    "REGISTRY_ERRORS",
                    "SECRET_VARIABLE",
+                   "SHARED_PREFIX",
                    "SHARED_WITH_PROCESSES",
                    "Backend",
                    "BackendUnavailable",
@@ -55,7 +58,9 @@ __all__ = [
                    "decode_fallbacks",
                    "encode_access_rule",
                    "encode_fallback",
+                   "enroll",
                    "kv_query",
+                   "learner_rules",
                    "local_name",
                    "parse_http_addr",
                    "policy_config",

@@ -48,6 +48,9 @@ class Backend:
     process: subprocess.Popen | None = None
     owned: bool = True
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    #: the ACL token every client of this backend sends (None: py-consul's own default, which is
+    #: ``CONSUL_HTTP_TOKEN`` if set)
+    token: str | None = field(default=None, repr=False)
 
     @property
     def http_address(self) -> str:
@@ -55,6 +58,8 @@ class Backend:
 
     def client(self) -> consul.Consul:
         client = consul.Consul(host=self.host, port=self.http_port)
+        if self.token is not None:
+            client.token = self.token  # set after: py-consul lets CONSUL_HTTP_TOKEN override the argument
         # Every watch of a mesh (discovery, each config) holds a connection in a blocking query, and
         # a shop has dozens: with requests' default pool of ten, the rest are opened and thrown away
         # again, with a warning each time.
@@ -93,11 +98,15 @@ def consul_binary() -> str | None:
     return shutil.which("consul")
 
 
-def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) -> Backend:
-    """Start or attach to the registry ``choice`` names (see the module docstring).
+def start_backend(choice: str | Registry | None = "embedded", dns: bool = True, acl=None) -> Backend:
+    """Start or attach to the registry ``choice`` names (see the module docstring); ``acl`` (a
+    :class:`mesh.registry.ACLConfig`) turns ACLs on in an embedded registry started here.
 
     The embedded registry (aiohttp's server) is imported only when it is used: an instance's
     process, which reaches its registry by address, starts faster without it."""
+    if acl is not None and choice not in ("embedded", None):
+        raise ValueError("acl= configures an embedded registry the mesh starts; a registry started "
+                         "elsewhere has its own ACLs (give the mesh a token= for it)")
     if choice is not None and not isinstance(choice, str):
         from ..registry import Registry
 
@@ -114,7 +123,7 @@ def start_backend(choice: str | Registry | None = "embedded", dns: bool = True) 
     if choice == "embedded":
         from ..registry import Registry
 
-        registry = Registry(dns_port=0 if dns else None).start()
+        registry = Registry(dns_port=0 if dns else None, acl=acl).start()
         return Backend("embedded", registry.host, registry.http_port, registry.dns_port, registry=registry)
     if choice == "env":
         address = os.environ.get("CONSUL_HTTP_ADDR")

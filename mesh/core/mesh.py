@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -84,13 +86,19 @@ class Mesh(MeshObserving):
     run on hosts made of network namespaces, and the registry listens on the hosts' gateway
     address. ``identities`` signs the mesh's service identities (a process of a mesh is given its
     kernel's, so that each side verifies the other).
+
+    ``token`` is the ACL token the mesh sends the registry with every request, from the kernel and
+    from its processes alike (a learner's, on a class registry with ACLs: see
+    :mod:`mesh.control.classroom`). ``acl`` (a :class:`mesh.registry.ACLConfig`) turns Consul's ACL
+    system on in the embedded registry the mesh starts; the mesh then uses the management token
+    (one is made if the configuration names none).
     """
 
     def __init__(self, services: Mapping[str, int] | None = None, *,
                  registry: Registry | str | None = "embedded", name: str = "default",
                  check_interval: str = "1s", check_timeout: str = "1s", seed: int | None = None,
                  prefix: str = "", mode: str = "kernel", hosts: Hosts | None = None,
-                 identities: Identities | None = None):
+                 identities: Identities | None = None, token: str | None = None, acl=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if hosts is not None and (mode != "processes" or registry not in ("embedded", None)):
@@ -116,13 +124,18 @@ class Mesh(MeshObserving):
         self._stop_actions: list[Callable[[], None]] = []
         self._stopped = False
         self.hosts = hosts
+        if acl is not None and acl.management_token is None:
+            acl = dataclasses.replace(acl, management_token=str(uuid.uuid4()))
+        if acl is not None and token is None:
+            token = acl.management_token
         if hosts is not None:  # the registry where every host can reach it: the bridge's address
             from ..registry import Registry
 
-            found = Registry(host=hosts.gateway).start()
+            found = Registry(host=hosts.gateway, acl=acl).start()
             self.backend = Backend("embedded", found.host, found.http_port, found.dns_port, registry=found)
         else:
-            self.backend = start_backend(registry)
+            self.backend = start_backend(registry, acl=acl)
+        self.backend.token = token
         self.consul = self.backend.client()
         self.discovery = Discovery(self.consul, prefix=prefix)
         self.registration = Registration(self.consul, self.keys, name, check_interval, check_timeout)
@@ -146,7 +159,8 @@ class Mesh(MeshObserving):
         receiver = OtlpReceiver(self.tracing.store, self.metrics, logs=self.logs,
                                 host=hosts.gateway if hosts is not None else "127.0.0.1")
         spec = SpawnSpec(self.backend.http_address, self.name, self.identities.secret, self.prefix, self.seed,
-                         self.check_interval, self.check_timeout, otlp=receiver.address)
+                         self.check_interval, self.check_timeout, otlp=receiver.address,
+                         token=self.backend.token)
         return ProcessPlacement(spec, self.consul, self.keys, self.registration, self.roster, kernel,
                                 receiver, hosts, watch_settings=lambda k: k.settings and self.config(k))
 

@@ -37,6 +37,8 @@ from .remote_faults import RemoteFaults
 
 __all__ = ["ProcessInstance", "SpawnSpec"]
 
+#: Where py-consul (in every process) looks for the registry's ACL token.
+TOKEN_VARIABLE = "CONSUL_HTTP_TOKEN"
 #: How long a process may take to import the package, start its server and register.
 START_TIMEOUT = 30.0
 
@@ -53,6 +55,7 @@ class SpawnSpec:
     check_interval: str = "1s"
     check_timeout: str = "1s"
     otlp: str = ""  # host:port of the receiver of spans and log lines
+    token: str | None = None  # the registry's ACL token: in the environment too (CONSUL_HTTP_TOKEN)
 
     def command(self, kind: ServiceKind, number: int, port: int, version: str, max_workers: int,
                 advertise: str = "", host: str = "") -> list[str]:
@@ -164,6 +167,8 @@ class ProcessInstance:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open while the process runs; stop() closes it
         # The identity key goes in the environment: not in the KV store, not on the command line.
         environment = dict(os.environ, **{SECRET_VARIABLE: self._spec.secret})
+        if self._spec.token is not None:  # so is the registry's token, which py-consul reads there
+            environment[TOKEN_VARIABLE] = self._spec.token
         self._process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=self._stderr, env=environment)
         self.starts += 1
