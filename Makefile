@@ -7,7 +7,8 @@ JUPYTER_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint protos exercises autograder grade grade-class mutations lock bench clean
+.PHONY: setup lab test lint protos exercises autograder grade grade-class mutations lock bench clean \
+	pyconsul-suite
 
 # Re-installs only when the project's requirements change, so repeated runs are fast. uv installs
 # the locked set in a third of pip's time; bytecode is compiled up front as pip does, since the
@@ -66,6 +67,10 @@ mutations: setup
 	$(BIN)/python -m tools.plan_mutations
 	$(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 || { tail -20 mutants.log; exit 1; }
 	$(BIN)/python -m tools.mutation_score
+
+# py-consul's own test suite, unchanged, against the embedded registry (fetched from PyPI once).
+pyconsul-suite: setup
+	$(BIN)/python -m tools.pyconsul_suite
 
 # Re-resolve requirements.lock (and binder/requirements.txt) for every supported Python.
 lock: setup

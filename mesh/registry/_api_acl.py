@@ -17,6 +17,12 @@ from ._decode import DecodeError, parse_json
 from .acl import READ, TEMPLATES, WRITE, ACLError
 
 ACL_DISABLED = "ACL support disabled"
+#: The agent's tokens ``PUT /v1/agent/token/:type`` sets, by the names it takes (with Consul's
+#: older spellings).
+AGENT_TOKENS = {"default": "default", "agent": "agent", "agent_recovery": "agent_recovery",
+                "agent_master": "agent_recovery", "replication": "replication", "dns": "dns",
+                "config_file_service_registration": "config_file_service_registration",
+                "acl_token": "default", "acl_agent_token": "agent", "acl_replication_token": "replication"}
 NO_AUTH_METHODS = ("Auth methods, binding rules and login are not supported by the embedded registry; "
                    "create tokens with policies, roles or identities instead")
 #: Consul's fields of the ACL bodies, by their case-insensitive spelling (py-consul sends some
@@ -200,6 +206,22 @@ class ACLAPI:
         self._may(request, READ)
         return self.ctx.json(self.store.preview(request.match_info["name"], await _body(request)))
 
+    async def agent_token(self, request: web.Request) -> web.Response:
+        """``PUT /v1/agent/token/:type``: set one of the agent's own tokens (acl:write)."""
+        self._may(request, WRITE)
+        use = AGENT_TOKENS.get(request.match_info["use"])
+        if use is None:
+            raise ACLError(f"Token {request.match_info['use']!r} is not a valid token type", 404)
+        body = await _body(request)
+        secret = body.get("Token", body.get("token", ""))
+        if not isinstance(secret, str):
+            raise ACLError("Request decode failed: Token must be a string")
+        if secret:
+            self.store.agent_tokens[use] = secret
+        else:
+            self.store.agent_tokens.pop(use, None)
+        return text(200, "")
+
     async def not_kept(self, request: web.Request) -> web.Response:
         self.store  # noqa: B018 -- 401 first when ACLs are off
         return text(400, NO_AUTH_METHODS)
@@ -231,6 +253,7 @@ class ACLAPI:
             web.get(f"/v1/acl/templated-policy/name/{name}", self.templated_policy),
             web.post(f"/v1/acl/templated-policy/preview/{name}", self.templated_preview),
             web.route("*", "/v1/acl/{tail:.*}", self.not_kept),
+            web.put("/v1/agent/token/{use}", self.agent_token),
         ]
 
 

@@ -92,8 +92,9 @@ class Context:
         return request[ACL_AUTHZ]
 
     def anonymous_authz(self) -> Authorizer:
-        """What a request with no token may do (the DNS interface's rights)."""
-        return UNCHECKED if self.acl is None else self.acl.authorizer(self.acl.resolve(None))
+        """What a DNS query may do: the agent's dns (or default) token's rights, else the anonymous
+        token's."""
+        return UNCHECKED if self.acl is None else self.acl.authorizer(self.acl.resolve(None, use="dns"))
 
     def require(self, request: web.Request, resource: str, access: str, name: str | None = None) -> None:
         """Refuse the request (Consul's 403 and words) unless its token has ``access`` to ``resource``."""

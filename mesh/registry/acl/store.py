@@ -80,6 +80,9 @@ class ACLStore:
         self._by_secret: dict[str, str] = {}
         self._compiled: dict[tuple[str, str], Rules] = {}  # (policy id, its rules) -> parsed
         self.bootstrap_index = 0  # the index of the write that bootstrapped the system (0: not yet)
+        #: The agent's own tokens by use (Consul's ``acl.tokens``: default, agent, dns...), set
+        #: through ``PUT /v1/agent/token/:type``.
+        self.agent_tokens: dict[str, str] = {}
         index = self._next_index()
         self.policies[GLOBAL_MANAGEMENT_ID] = Policy(
             GLOBAL_MANAGEMENT_ID, "global-management", "Builtin Policy that grants unlimited access",
@@ -91,11 +94,15 @@ class ACLStore:
             self.bootstrap_index = index
 
     # -- resolving a request's token ----------------------------------------------------------------
-    def resolve(self, secret: str | None) -> Token:
-        """Return the token whose SecretID is ``secret`` (the anonymous token when none is given);
-        raise 403 "ACL not found" for an unknown or expired one."""
+    def resolve(self, secret: str | None, use: str = "default") -> Token:
+        """Return the token whose SecretID is ``secret``; raise 403 "ACL not found" for an unknown
+        or expired one. A request with none gets the agent's token for ``use`` (``default``, or
+        ``dns`` for DNS, which falls back to the default), as Consul's agent gives it, and the
+        anonymous token when that is not set."""
         if not secret:
-            return self.tokens[ANONYMOUS_ID]
+            secret = self.agent_tokens.get(use) or self.agent_tokens.get("default")
+            if not secret:
+                return self.tokens[ANONYMOUS_ID]
         accessor = self._by_secret.get(secret)
         token = self.tokens.get(accessor) if accessor else None
         if token is None or self._expired(token):
