@@ -39,6 +39,8 @@ def test_a_learners_mesh_works_with_their_token_and_a_classmate_cannot_touch_it(
         ada.set_policy("greeter", max_attempts=2)  # the config center: ada/config/...
         ada.config("greeter").set("age", 30)
         ada.allow_callers("greeter", ["client"])  # shared with the processes: ada/access/...
+        ada.inject("greeter-1", delay=0.01)  # a process acknowledges under ada/faults-applied/
+        ada.clear_faults()
         hello = ada.client("greeter").SayHello
         ada.wait_until(lambda: hello(HelloRequest(name="Ada"), timeout=5).age == 30, timeout=15)
         bob = registry.client(tokens["bob"])

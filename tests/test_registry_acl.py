@@ -113,6 +113,14 @@ def test_what_consul_refuses_to_change_is_refused(acl_registry, admin):
     assert len(admin.acl.token.list()) == 2 and len(admin.acl.policy.list()) == 1  # nothing half-made
 
 
+def test_a_token_expiry_is_a_duration_in_consuls_bounds(admin):
+    created = admin.acl.token.create(expiration_ttl="10m")
+    assert created["ExpirationTime"].endswith("Z")
+    for ttl, words in (("30s", "between 60s and 86400s"), ("soon", "is not a duration")):
+        with pytest.raises(consul.ConsulException, match=words):
+            admin.acl.token.create(expiration_ttl=ttl)
+
+
 def test_a_token_that_may_only_read_acls_sees_no_secret(acl_registry, admin):
     reader = token_for(admin, "acl-reader", {"acl": "read"})
     listed = acl_registry.client(reader).acl.token.list()

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ._context import Context, text
-from ._decode import DecodeError, parse_json
+from ._decode import DecodeError, parse_duration, parse_json
 from .acl import READ, TEMPLATES, WRITE, ACLError
 
 ACL_DISABLED = "ACL support disabled"
@@ -94,7 +94,14 @@ class ACLAPI:
 
     async def token_create(self, request: web.Request) -> web.Response:
         self._may(request, WRITE)
-        token = self.store.create_token(await _body(request))
+        body = await _body(request)
+        ttl = body.get("ExpirationTTL")
+        if ttl not in (None, ""):
+            try:
+                body["ExpirationTTL"] = parse_duration(ttl, "ExpirationTTL")
+            except (DecodeError, ValueError):
+                raise ACLError(f"Invalid Token: ExpirationTTL {ttl!r} is not a duration") from None
+        token = self.store.create_token(body)
         return self.ctx.json(self.store.token_json(token))
 
     async def token_read(self, request: web.Request) -> web.Response:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._decode import DecodeError, parse_duration
 from .authorizer import ALLOW_ALL, DENY_ALL, Authorizer
 from .decode import decode_grants, string, strings
 from .records import (
@@ -309,14 +308,10 @@ class ACLStore:
         self._by_secret[token.secret_id] = token.accessor_id
 
     def _expire(self, token: Token, body: dict[str, Any]) -> None:
-        ttl = body.get("ExpirationTTL")
-        if ttl in (None, "", 0):
+        seconds = body.get("ExpirationTTL")  # in seconds: the HTTP layer decodes Consul's "10m"
+        if seconds in (None, 0):
             return
-        try:
-            seconds = parse_duration(ttl, "ExpirationTTL")
-        except (DecodeError, ValueError):
-            raise ACLError(f"Invalid Token: ExpirationTTL {ttl!r} is not a duration") from None
-        if not MIN_TTL <= seconds <= MAX_TTL:
+        if type(seconds) not in (int, float) or not MIN_TTL <= seconds <= MAX_TTL:
             raise ACLError(f"Invalid Token: ExpirationTTL must be between {MIN_TTL:.0f}s and {MAX_TTL:.0f}s")
         token.expires_at = self._clock() + seconds
         token.expiration_time = rfc3339(self._wall_clock() + seconds)
