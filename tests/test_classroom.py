@@ -95,3 +95,17 @@ def test_the_instructors_one_command_prints_a_token_per_learner(classroom):
     refused = subprocess.run([*command, "--token", "not-the-instructor", "fay"], capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode == 1 and "the registry refused" in refused.stderr
+
+
+def test_a_mesh_can_start_its_own_registry_with_acls_on_and_uses_its_management_token():
+    with Mesh({"greeter": 1}, name="acl-own", acl=ACLConfig("deny"), seed=3) as mesh:
+        mesh.wait_until_passing()
+        assert mesh.client("greeter").SayHello(HelloRequest(name="Ada"), timeout=5).name == "Ada"
+        assert mesh.consul.acl.token.read_self()["Description"] == "Initial Management Token"
+        anonymous = consul.Consul(host=mesh.backend.host, port=mesh.backend.http_port)
+        anonymous.token = None
+        with pytest.raises(consul.ACLPermissionDenied, match="anonymous token lacks permission 'key:write'"):
+            anonymous.kv.put("config/greeter/age", "1")
+        assert anonymous.catalog.services()[1] == {}  # filtered to nothing
+    with pytest.raises(ValueError, match="acl= configures an embedded registry"):
+        Mesh({"greeter": 1}, name="acl-elsewhere", registry="127.0.0.1:1", acl=ACLConfig("deny"))
