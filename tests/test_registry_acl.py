@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 
 import consul
 import dns.message
@@ -263,3 +264,103 @@ def test_the_command_line_starts_it_with_acls_on():
     refused = subprocess.run([sys.executable, "-m", "mesh.registry", "--acl-default-policy", "maybe"],
                              capture_output=True, text=True, timeout=30)
     assert refused.returncode == 2 and "invalid choice: 'maybe'" in refused.stderr
+
+
+# -- what a hostile review found (each was a way in, or a way to stop the registry) ------------------
+def test_a_filter_regex_cannot_hold_the_registry(acl_registry, admin):
+    started = time.monotonic()
+    response = requests.get(f"{acl_registry.url}/v1/catalog/nodes", timeout=10,
+                            params={"filter": 'Node matches "(.*.*.*.*.*.*)*z"'})  # no token needed
+    assert response.status_code == 200 and time.monotonic() - started < 5  # RE2: linear time
+    deep = requests.get(f"{acl_registry.url}/v1/catalog/nodes", params={"filter": "(" * 1200 + "a == b"},
+                        headers={"X-Consul-Token": ROOT}, timeout=10)
+    assert deep.status_code == 400 and "nested too deep" in deep.text
+
+
+def test_a_classmate_cannot_squat_the_ids_a_learners_mesh_will_register(acl_registry, admin):
+    from mesh.control.classroom import enroll
+
+    tokens = enroll(admin, ["ada", "bob"])
+    ada, bob = acl_registry.client(tokens["ada"]), acl_registry.client(tokens["bob"])
+    with pytest.raises(consul.ACLPermissionDenied, match=r'service:write. on "ada-greeter-1"'):
+        bob.agent.service.register("bob-x", service_id="ada-greeter-1", port=1)
+    assert bob.agent.service.register("bob-x", service_id="bob-x", port=1)
+    with pytest.raises(consul.ACLPermissionDenied, match=r'service:write. on "ada-web"'):
+        bob.agent.check.register("squat", check=consul.Check.ttl("30s"), check_id="service:ada-web",
+                                 service_id="bob-x")
+    with pytest.raises(consul.ConsulException, match="the registry's own"):
+        bob.agent.service.register("bob-x", service_id="consul", port=1)
+    assert ada.agent.service.register("ada-greeter", service_id="ada-greeter-1", port=2,
+                                      check=consul.Check.ttl("30s"))
+    assert admin.catalog.service("consul")[1]  # the registry's own entry is untouched
+
+
+def test_a_check_set_through_the_catalog_is_its_services_to_set(acl_registry, admin):
+    admin.catalog.register("ext", "10.0.0.1", service={"Service": "ada-db", "ID": "ada-db"})
+    only_node = token_for(admin, "ext-writer", {"node": {"ext": {"policy": "write"}},
+                                                 "service": {"bob-x": {"policy": "write"}}})
+    response = requests.put(f"{acl_registry.url}/v1/catalog/register", headers={"X-Consul-Token": only_node},
+                            json={"Node": "ext", "Address": "10.0.0.1", "Check": {
+                                "CheckID": "x", "Name": "x", "ServiceID": "ada-db", "Status": "critical"}},
+                            timeout=5)
+    assert response.status_code == 403 and "service:write' on \"ada-db\"" in response.text
+    assert admin.health.checks("ada-db")[1] == []
+
+
+def test_identities_and_templated_policies_cannot_smuggle_rules_in(admin):
+    smuggled = 'x" { policy = "write" }\nkey_prefix "" { policy = "write" }\nnode "y'
+    for grants in ({"NodeIdentities": [{"NodeName": smuggled, "Datacenter": "dc1"}]},
+                   {"TemplatedPolicies": [{"TemplateName": "builtin/service",
+                                           "TemplateVariables": {"Name": 'a"b'}}]},
+                   {"TemplatedPolicies": [{"TemplateName": ["builtin/service"]}]},
+                   {"TemplatedPolicies": [{"TemplateName": "builtin/node", "TemplateVariables": "x"}]}):
+        response = requests.put(f"http://{admin.http.host}:{admin.http.port}/v1/acl/token", json=grants,
+                                headers={"X-Consul-Token": ROOT}, timeout=5)
+        assert response.status_code == 400, (grants, response.text)
+    elsewhere = admin.acl.token.create(node_identities=["web:dc9"])  # a node identity in another dc
+    refused = requests.put(f"http://{admin.http.host}:{admin.http.port}/v1/catalog/register", timeout=5,
+                           headers={"X-Consul-Token": elsewhere["SecretID"]},
+                           json={"Node": "web", "Address": "10.0.0.2"})
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("rules", [
+    'key "a" { policy = "deny" }\n"key" "a" { policy = "write" }',
+    'key { "a" { policy = "deny" } }\nkey = { a = { policy = "write" } }',
+    '{"key": {"a": {"policy": "deny"}}, "key": {"b": {"policy": "read"}}}',
+])
+def test_a_deny_cannot_be_lost_to_a_second_spelling_of_the_same_rule(admin, rules):
+    response = requests.put(f"http://{admin.http.host}:{admin.http.port}/v1/acl/policy", timeout=5,
+                            headers={"X-Consul-Token": ROOT}, json={"Name": "twice", "Rules": rules})
+    assert response.status_code == 400 and "given twice" in response.text
+
+
+def test_re_enrolling_a_learner_revokes_their_old_token_and_class_is_not_a_name(acl_registry, admin):
+    from mesh.control.classroom import enroll, learner_rules
+
+    first = enroll(admin, ["ada"])["ada"]
+    second = enroll(admin, ["ada"])["ada"]
+    assert acl_registry.client(second).kv.put("ada/x", "1")
+    with pytest.raises(consul.ACLPermissionDenied, match="ACL not found"):
+        acl_registry.client(first).kv.put("ada/x", "2")
+    with pytest.raises(ValueError, match="shared folder"):
+        learner_rules("class")
+    bad_ttl = requests.put(f"{acl_registry.url}/v1/acl/token", json={"ExpirationTTL": []},
+                           headers={"X-Consul-Token": ROOT}, timeout=5)
+    assert bad_ttl.status_code == 400 and "not a duration" in bad_ttl.text
+
+
+def test_the_management_token_can_come_from_a_file_not_the_command_line(tmp_path):
+    secret = tmp_path / "management-token"
+    secret.write_text(f"{ROOT}\n")
+    port = free_port()
+    command = [sys.executable, "-m", "mesh.registry", "--http-port", str(port), "--dns-port", "-1",
+               "--acl-default-policy", "deny", "--acl-management-token-file", str(secret)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert "registry: HTTP API on" in server.stdout.readline()
+            assert ROOT not in " ".join(command)
+            assert consul.Consul(port=port, token=ROOT).acl.token.read_self()["SecretID"] == ROOT
+        finally:
+            server.terminate()
+            server.wait(timeout=10)

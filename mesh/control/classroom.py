@@ -1,10 +1,11 @@
 """A class on one registry, safely: a token per learner that reaches only that learner's own mesh.
 
 The instructor starts a registry with ACLs on and default deny (``python -m mesh.registry
---acl-default-policy deny --acl-management-token T``, or a real Consul configured so), then enrolls
-the class with one command::
+--acl-default-policy deny --acl-management-token-file FILE``, or a real Consul configured so), then
+enrolls the class with one command (the token in the environment, where other users cannot read
+it as they can a command line)::
 
-    python -m mesh.control.classroom --registry 127.0.0.1:8500 --token T ada bob carol > tokens.csv
+    CONSUL_HTTP_TOKEN=$(cat FILE) python -m mesh.control.classroom --registry 127.0.0.1:8500 ada bob >t.csv
 
 Each learner gets a policy ``learner-<name>`` and a token holding it, and uses it as
 ``Mesh(registry="127.0.0.1:8500", prefix="ada", token="...")``. The policy lets the learner write
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -46,6 +48,8 @@ def learner_rules(name: str) -> dict:
     if not LEARNER.fullmatch(name):
         raise ValueError(f"a learner's name is 1 to 24 lowercase letters or digits, got {name!r} "
                          "(no dashes: 'ada-' would be a prefix of 'ada-b-')")
+    if f"{name}/" == SHARED_PREFIX:
+        raise ValueError(f"{name!r} is the class's shared folder ({SHARED_PREFIX}), not a learner's name")
     own_services = registry_name(name, "")  # "ada-": what Mesh(prefix="ada") registers
     return {
         "service_prefix": {own_services: {"policy": "write"}, "": {"policy": "read"}},
@@ -58,9 +62,10 @@ def learner_rules(name: str) -> dict:
 
 
 def enroll(client: consul.Consul, learners: Iterable[str]) -> dict[str, str]:
-    """Create (or renew) a policy and a token for each learner; return their tokens' SecretIDs,
-    by name. ``client`` must carry a token that may write ACLs. Every name is checked before
-    anything is written."""
+    """Create a policy and a token for each learner; return their tokens' SecretIDs, by name. A
+    learner enrolled again gets a new token, and the old ones are revoked (a lost or leaked token
+    is replaced this way). ``client`` must carry a token that may write ACLs. Every name is
+    checked before anything is written."""
     names = list(dict.fromkeys(learners))
     rules = {name: learner_rules(name) for name in names}  # raises before any write
     policies = {p["Name"]: p["ID"] for p in client.acl.policy.list()}
@@ -70,6 +75,8 @@ def enroll(client: consul.Consul, learners: Iterable[str]) -> dict[str, str]:
         if policy_name in policies:
             client.acl.policy.update(policies[policy_name], policy_name, rules=rules[name],
                                      description=f"{name}'s own mesh (prefix {name})")
+            for old in client.acl.token.list(policy=policies[policy_name]):
+                client.acl.token.delete(old["AccessorID"])
         else:
             policies[policy_name] = client.acl.policy.create(
                 policy_name, rules=rules[name], description=f"{name}'s own mesh (prefix {name})")["ID"]
@@ -85,9 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Give each learner a token for their own mesh on a "
                                                  "class registry; prints name,token lines (CSV).")
     parser.add_argument("--registry", default="127.0.0.1:8500", help="host:port of the registry's HTTP API")
-    parser.add_argument("--token", required=True, help="a token that may write ACLs (the management token)")
+    parser.add_argument("--token", default=os.environ.get("CONSUL_HTTP_TOKEN"),
+                        help="a token that may write ACLs (the management token; default: "
+                             "$CONSUL_HTTP_TOKEN, which other users of the machine cannot read, unlike a "
+                             "command line)")
     parser.add_argument("learners", nargs="+", help="learners' names: lowercase letters and digits")
     args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("give the management token: --token, or CONSUL_HTTP_TOKEN in the environment")
     host, _, port = args.registry.rpartition(":")
     client = consul.Consul(host=host or "127.0.0.1", port=int(port))
     client.token = args.token

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ._server import Registry
 from .acl import ALLOW_ALL, DENY_ALL, ACLConfig
@@ -25,12 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acl-default-policy", choices=(ALLOW_ALL, DENY_ALL),
                         help="turn Consul's ACL system on; what no rule names is allowed or denied")
     parser.add_argument("--acl-management-token", metavar="TOKEN",
-                        help="turn ACLs on with this initial management token (its SecretID)")
+                        help="turn ACLs on with this initial management token (its SecretID); other "
+                             "users of the machine can read a command line: prefer the -file form")
+    parser.add_argument("--acl-management-token-file", metavar="FILE", type=Path,
+                        help="the same, read from the first line of FILE")
     args = parser.parse_args(argv)
-    acl = None
-    if args.acl_default_policy or args.acl_management_token:
+    token = args.acl_management_token
+    if args.acl_management_token_file is not None:
         try:
-            acl = ACLConfig(args.acl_default_policy or DENY_ALL, args.acl_management_token)
+            token = args.acl_management_token_file.read_text().strip()
+        except OSError as exc:
+            parser.error(f"cannot read the management token: {exc}")
+    acl = None
+    if args.acl_default_policy or token is not None:
+        try:
+            acl = ACLConfig(args.acl_default_policy or DENY_ALL, token)
         except ValueError as exc:
             parser.error(str(exc))
     registry = Registry(http_port=args.http_port, host=args.host, node_name=args.node,

@@ -98,8 +98,10 @@ class ACLAPI:
         ttl = body.get("ExpirationTTL")
         if ttl not in (None, ""):
             try:
+                if not isinstance(ttl, str | int | float) or isinstance(ttl, bool):
+                    raise ValueError(ttl)
                 body["ExpirationTTL"] = parse_duration(ttl, "ExpirationTTL")
-            except (DecodeError, ValueError):
+            except (DecodeError, ValueError, TypeError):
                 raise ACLError(f"Invalid Token: ExpirationTTL {ttl!r} is not a duration") from None
         token = self.store.create_token(body)
         return self.ctx.json(self.store.token_json(token))

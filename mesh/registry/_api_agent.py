@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ._catalog import (
+    CONSUL_SERVICE,
     CONSUL_VERSION,
     CRITICAL,
     NODE_MAINT_ID,
@@ -83,6 +84,9 @@ def build_service(ctx: Context, d: dict[str, Any], node: str) -> tuple[Service, 
     port = d.get("Port") or 0
     if not 0 <= port <= 65535:
         raise DecodeError(f"Invalid service port {port}")
+    if CONSUL_SERVICE in (name, d.get("ID")) and node == ctx.catalog.local:
+        raise DecodeError(f'the service "{CONSUL_SERVICE}" is the registry\'s own: it cannot be registered '
+                          "or replaced")
     service = Service(
         id=d.get("ID") or name, name=name, node=node, address=d.get("Address") or "", port=port,
         tags=list(d.get("Tags") or []), meta=dict(d.get("Meta") or {}),
@@ -187,6 +191,7 @@ class AgentAPI:
         held = catalog.local_service(service.id)
         if held is not None:  # re-registering an ID takes it from its present name too
             self.ctx.require(request, "service", WRITE, held.name)
+        self._may_claim(request, service.id, [c.check_id for c in checks])
         for check in checks:  # a check ID already held by another service is that service's
             self._may_write_check(request, catalog.checks.get((catalog.local, check.check_id)))
         replace = flag(request, "replace-existing-checks")
@@ -245,6 +250,19 @@ class AgentAPI:
         catalog = self.ctx.catalog
         return [c for c in catalog.checks.values() if c.node == catalog.local and c.check_id != "serfHealth"]
 
+    def _may_claim(self, request: web.Request, service_id: str | None, check_ids: list[str]) -> None:
+        """With ACLs on, an ID names what it belongs to as a service name would: a service ID, and
+        a check ID ``service:<id>``, need ``service:write`` on that name. Beyond Consul (which checks
+        the service's name alone), so that a classmate cannot take the IDs a learner's mesh will
+        register under (``ada-greeter-1``, ``service:ada-greeter-1``) before it does."""
+        if self.ctx.acl is None:
+            return
+        if service_id is not None:
+            self.ctx.require(request, "service", WRITE, service_id)
+        for check_id in check_ids:
+            if check_id.startswith("service:"):
+                self.ctx.require(request, "service", WRITE, check_id.removeprefix("service:").split(":")[0])
+
     def _may_write_check(self, request: web.Request, check: Check | None) -> None:
         """A service's check is the service's to change; a node's check, the node's."""
         if check is not None:
@@ -273,6 +291,7 @@ class AgentAPI:
             return text(exc.status, str(exc))
         self._may_write_check(request, check)
         self._may_write_check(request, catalog.checks.get((catalog.local, check.check_id)))
+        self._may_claim(request, None, [check.check_id])
         self.ctx.runner.stop(check.check_id)
         catalog.upsert_check(check)
         self.ctx.runner.start(check)

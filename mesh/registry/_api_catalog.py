@@ -129,6 +129,13 @@ class CatalogAPI:
             held = self.catalog.services.get((node_name, service.id))
             if held is not None:
                 self.ctx.require(request, "service", WRITE, held.name)
+        for c in checks:  # a check is its service's to set (and an existing one, its owner's)
+            owner = self.catalog.services.get((node_name, c.get("ServiceID") or ""))
+            if owner is not None:
+                self.ctx.require(request, "service", WRITE, owner.name)
+            existing = self.catalog.checks.get((node_name, c.get("CheckID") or c.get("Name")))
+            if existing is not None:
+                self.ctx.require(request, check_owner(existing)[0], WRITE, check_owner(existing)[1])
         self.catalog.ensure_node(node_name, address, body.get("ID"), body.get("NodeMeta"),
                                  body.get("TaggedAddresses"))
         if service is not None:

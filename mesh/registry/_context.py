@@ -63,7 +63,8 @@ class Context:
         self.runner = None  # set by the server: the CheckRunner
         # None: ACLs off, every request may do everything
         self.acl = None if acl is None else ACLStore(
-            lambda: self.indexes.write("acl"), acl.default_policy, acl.management_token, clock)
+            lambda: self.indexes.write("acl"), acl.default_policy, acl.management_token, clock,
+            datacenter=datacenter)
 
     # -- who is asking -------------------------------------------------------------------------------
     @staticmethod

@@ -12,8 +12,8 @@ Supported, as Consul documents them::
 Selectors are dotted paths into the JSON that the endpoint returns (``Service.Tags``,
 ``Service.Meta.version``, ``Checks.Status``). A path through a list (``Checks.Status``) matches when
 any element matches; a negated operator is the negation of its positive form. Values may be quoted
-or bare (``Service.Port == 8080``). Written by hand because no maintained Python library parses
-this grammar.
+or bare (``Service.Port == 8080``); regexes are RE2's, as Go's are. Written by hand because no
+maintained Python library parses this grammar.
 """
 
 from __future__ import annotations
@@ -22,9 +22,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import re2
+
 _TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<op>==|!=|\(|\))|(?P<word>[^\s()"=!`]+))')
 _MISSING = object()
 _PREFIX = "Failed to create boolean expression evaluator: "
+#: ``matches`` uses RE2, as Consul does (Go's regexp): linear in the text whatever the pattern, so a
+#: query such as ``(.*.*.*)*z`` cannot hold the registry's loop (Python's ``re`` backtracks for
+#: minutes on it). Its complaints come back as the 400's words, not on stderr.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
 
 
 class FilterError(ValueError):
@@ -98,7 +105,7 @@ def _contains(actual: Any, wanted: str) -> bool:
     return False
 
 
-def _matches(actual: Any, pattern: re.Pattern) -> bool:
+def _matches(actual: Any, pattern: Any) -> bool:
     return isinstance(actual, str) and pattern.search(actual) is not None
 
 
@@ -201,9 +208,9 @@ class _Parser:
             return self._build(path, lambda vs: any(_contains(v, value) for v in vs), negate)
         if token == ("word", "matches"):
             try:
-                pattern = re.compile(self.value())
-            except re.error as exc:
-                raise FilterError(f"{_PREFIX}{exc}") from None
+                pattern = re2.compile(self.value(), _RE2_OPTIONS)
+            except re2.error as exc:
+                raise FilterError(f"{_PREFIX}{_re2_words(exc)}") from None
             return self._build(path, lambda vs: any(_matches(v, pattern) for v in vs), negate)
         raise FilterError(f"{_PREFIX}unknown operator {token[1]!r}")
 
@@ -218,7 +225,10 @@ def compile_filter(expression: str) -> Predicate:
     """Return a predicate on one response item, or raise :class:`FilterError`."""
     if not expression.strip():
         return lambda item: True
-    return _Parser(_tokens(expression)).parse()
+    try:
+        return _Parser(_tokens(expression)).parse()
+    except RecursionError:
+        raise FilterError(f"{_PREFIX}the expression is nested too deep") from None
 
 
 def apply_filter(expression: str | None, items: list[Any]) -> list[Any]:
@@ -226,4 +236,13 @@ def apply_filter(expression: str | None, items: list[Any]) -> list[Any]:
     if not expression:
         return items
     predicate = compile_filter(expression)
-    return [item for item in items if predicate(item)]
+    try:
+        return [item for item in items if predicate(item)]
+    except RecursionError:  # a chain of thousands of "or"s: each item is tested through all of them
+        raise FilterError(f"{_PREFIX}the expression is nested too deep") from None
+
+
+def _re2_words(error: Exception) -> str:
+    """RE2's message (it gives bytes), as text."""
+    message = error.args[0] if error.args else error
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)

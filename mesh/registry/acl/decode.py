@@ -36,16 +36,24 @@ def decode_grants(body: dict[str, Any], what: str, policies: Mapping[str, Policy
             {"ServiceName": name, "Datacenters": strings(identity.get("Datacenters"), "Datacenters")})
     for identity in _objects(body.get("NodeIdentities"), f"{what}.NodeIdentities"):
         name, datacenter = identity.get("NodeName"), identity.get("Datacenter")
-        if not isinstance(name, str) or not name or not isinstance(datacenter, str) or not datacenter:
-            raise ACLError(f"Invalid {what}: a node identity needs a NodeName and a Datacenter")
+        if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+            raise ACLError(f"Invalid {what}: Node identity has an invalid name: {name!r}")
+        if not isinstance(datacenter, str) or not datacenter:
+            raise ACLError(f"Invalid {what}: a node identity needs a Datacenter")
         grants.node_identities.append({"NodeName": name, "Datacenter": datacenter})
     for templated in _objects(body.get("TemplatedPolicies"), f"{what}.TemplatedPolicies"):
-        template = TEMPLATES.get(templated.get("TemplateName"))
+        name = templated.get("TemplateName")
+        template = TEMPLATES.get(name) if isinstance(name, str) else None
         if template is None:
-            raise ACLError(f"Invalid {what}: no such templated policy: {templated.get('TemplateName')!r}")
-        variables = {str(k).lower(): v for k, v in (templated.get("TemplateVariables") or {}).items()}
-        if template.needs_name and (not isinstance(variables.get("name"), str) or not variables["name"]):
-            raise ACLError(f"Invalid {what}: templated policy {template.name} needs a name")
+            raise ACLError(f"Invalid {what}: no such templated policy: {name!r}")
+        variables = templated.get("TemplateVariables") or {}
+        if not isinstance(variables, dict):
+            raise ACLError(f"Invalid {what}: TemplateVariables must be an object")
+        variables = {str(k).lower(): v for k, v in variables.items()}
+        if template.needs_name and (not isinstance(variables.get("name"), str)
+                                    or not _SERVICE_NAME.match(variables["name"])):
+            raise ACLError(f"Invalid {what}: templated policy {template.name} needs a valid name "
+                           "(lowercase letters, digits, '-' and '_')")
         entry: dict[str, Any] = {"TemplateName": template.name}
         if template.needs_name:
             entry["TemplateVariables"] = {"name": variables["name"]}

@@ -11,20 +11,23 @@ Named resources (``agent``, ``key``, ``node``, ``service``, ``session``, ``event
 as exact blocks and ``_prefix`` blocks; ``acl``, ``operator``, ``keyring``, ``mesh`` and
 ``peering`` are one word each. Access is ``read``, ``write`` or ``deny``; keys also take ``list``.
 
-Parsing uses pyhcl (HCL 1, the dialect Consul's rules are written in; it reads JSON too). Two
-refusals go beyond Consul, which would accept them silently: an unknown rule name (a misspelt
-``key_prefixes`` would grant nothing and say nothing) and the same block given twice (pyhcl keeps
-only the last, where Consul merges them; refusing keeps the meaning unambiguous).
+Parsing uses pyhcl's parser (HCL 1, the dialect Consul's rules are written in; JSON goes to the
+standard library). Two refusals go beyond Consul, which would accept them silently: an unknown rule
+name (a misspelt ``key_prefixes`` would grant nothing and say nothing) and the same block or field
+given twice, in any of HCL's spellings or in JSON (pyhcl and json keep only the last, where Consul
+merges them; refusing keeps a ``deny`` from being lost).
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import hcl
-from hcl.lexer import Lexer
+from hcl.api import isHcl
+from hcl.parser import HclParser
 
 DENY, READ, LIST, WRITE = "deny", "read", "list", "write"
 ACCESS = (DENY, READ, LIST, WRITE)
@@ -35,6 +38,7 @@ PRECEDENCE = {DENY: 3, WRITE: 2, LIST: 1, READ: 0}
 NAMED = ("agent", "key", "node", "service", "session", "event", "query")
 GLOBAL = ("acl", "operator", "keyring", "mesh", "peering")
 _BLOCK_FIELDS = {"policy", "intentions"}
+MAX_RULES = 128 * 1024  # characters: far beyond a class's policies, short of a parse that stalls
 
 
 class RulesError(ValueError):
@@ -69,13 +73,18 @@ def parse_rules(text: str) -> Rules:
     not store them (or if they are ambiguous, see the module's docstring)."""
     if not isinstance(text, str):
         raise RulesError("Failed to parse ACL rules: rules must be a string of HCL or JSON")
+    if len(text) > MAX_RULES:
+        raise RulesError(f"Failed to parse ACL rules: at most {MAX_RULES} characters, got {len(text)}")
     if not text.strip():
         return EMPTY
-    _refuse_repeated_blocks(text)
     try:
-        tree = hcl.loads(text)
+        tree = _parse_hcl(text) if isHcl(text) else json.loads(text, object_pairs_hook=_once_each)
+    except RulesError:
+        raise
     except (ValueError, TypeError) as exc:
         raise RulesError(f"Failed to parse ACL rules: {exc}") from None
+    except RecursionError:
+        raise RulesError("Failed to parse ACL rules: nested too deep") from None
     if not isinstance(tree, dict):
         raise RulesError("Failed to parse ACL rules: the rules must be an object")
     exact: dict[str, dict[str, str]] = {}
@@ -100,6 +109,43 @@ def parse_rules(text: str) -> Rules:
     return Rules(exact, prefix, globals_)
 
 
+class _StrictHcl(HclParser):
+    """pyhcl's parser, refusing what it would otherwise merge silently: a block label or a field
+    given twice at one level (``key "a"`` twice, whichever of HCL's spellings each uses)."""
+
+    def objectlist_flat(self, lt, replace):
+        seen: dict[str, set] = {}
+        for name, value in lt:
+            labels = set(value) if isinstance(value, dict) else None
+            if name in seen and (labels is None or seen[name] is None or labels & seen[name]):
+                twice = sorted(labels & seen[name])[0] if labels and seen[name] else None
+                said = f'{name} "{twice}"' if twice is not None else str(name)
+                raise RulesError(f"Failed to parse ACL rules: {said} is given twice; write each once")
+            seen[name] = labels if name not in seen else seen[name] | labels
+        return super().objectlist_flat(lt, replace)
+
+
+_parser: list[_StrictHcl] = []  # built once (its tables take 50 ms to load), used under the lock
+_parser_lock = threading.Lock()
+
+
+def _parse_hcl(text: str) -> dict:
+    with _parser_lock:
+        if not _parser:
+            _parser.append(_StrictHcl())
+        return _parser[0].parse(text)
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a name given twice (json keeps the last, silently)."""
+    found: dict = {}
+    for name, value in pairs:
+        if name in found:
+            raise RulesError(f"Failed to parse ACL rules: {name!r} is given twice; write each once")
+        found[name] = value
+    return found
+
+
 def _access(rule: str, label: str, block: object) -> str:
     allowed = (DENY, READ, LIST, WRITE) if rule.startswith("key") else (DENY, READ, WRITE)
     if not isinstance(block, dict) or not isinstance(block.get("policy"), str):
@@ -114,33 +160,6 @@ def _access(rule: str, label: str, block: object) -> str:
     if intentions is not None and (not rule.startswith("service") or intentions not in (DENY, READ, WRITE)):
         raise RulesError(f"Invalid {rule} intentions policy: {label!r} {{intentions = {intentions!r}}}")
     return block["policy"]
-
-
-def _refuse_repeated_blocks(text: str) -> None:
-    """Refuse ``key "a" {...}`` written twice at the top level (see the module's docstring)."""
-    if text.lstrip().startswith("{"):
-        return  # JSON: an object cannot hold one name twice in a way pyhcl would keep apart
-    lexer = Lexer()
-    lexer.input(text)
-    depth, seen, window = 0, set(), []
-    try:
-        for token in iter(lexer.token, None):
-            if token.type == "LEFTBRACE":
-                if depth == 0 and len(window) >= 2 and window[-2].type == "IDENTIFIER" \
-                        and window[-1].type == "STRING":
-                    block = (window[-2].value, window[-1].value)
-                    if block in seen:
-                        raise RulesError(f'Failed to parse ACL rules: {block[0]} "{block[1]}" is given '
-                                         "twice; write each block once")
-                    seen.add(block)
-                depth += 1
-            elif token.type == "RIGHTBRACE":
-                depth -= 1
-            window = [*window, token][-2:]
-    except RulesError:
-        raise
-    except (ValueError, TypeError):
-        return  # a lexing error: the parser reports it in its own words
 
 
 def merge(all_rules: Iterable[Rules]) -> Rules:

@@ -68,9 +68,10 @@ class ACLStore:
     def __init__(self, next_index: Callable[[], int], default_policy: str = DENY_ALL,
                  management_secret: str | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()), datacenter: str = "dc1"):
         ACLConfig(default_policy, management_secret)  # refuses what it would refuse
         self.default_policy = default_policy
+        self.datacenter = datacenter  # identities scoped to other datacenters grant nothing here
         self._next_index = next_index
         self._clock, self._wall_clock, self._new_id = clock, wall_clock, new_id
         self.policies: dict[str, Policy] = {}
@@ -117,10 +118,12 @@ class ACLStore:
             policy = self.policies.get(policy_id)
             if policy is not None:
                 yield self._compile(policy.id, policy.rules)
-        for identity in grants.service_identities:
-            yield self._compile("", TEMPLATES["builtin/service"].render(identity["ServiceName"]))
+        for identity in grants.service_identities:  # an identity scoped to other datacenters: not here
+            if not identity["Datacenters"] or self.datacenter in identity["Datacenters"]:
+                yield self._compile("", TEMPLATES["builtin/service"].render(identity["ServiceName"]))
         for identity in grants.node_identities:
-            yield self._compile("", TEMPLATES["builtin/node"].render(identity["NodeName"]))
+            if identity["Datacenter"] == self.datacenter:
+                yield self._compile("", TEMPLATES["builtin/node"].render(identity["NodeName"]))
         for templated in grants.templated:
             name = (templated.get("TemplateVariables") or {}).get("name", "")
             yield self._compile("", TEMPLATES[templated["TemplateName"]].render(name))
