@@ -40,7 +40,8 @@ __all__ = ["LEARNER", "SHARED_PREFIX", "enroll", "learner_rules", "main"]
 LEARNER = re.compile(r"[a-z0-9]{1,24}")
 #: The keys every learner may read (and only the instructor may write).
 SHARED_PREFIX = "class/"
-ANONYMOUS_ID = "00000000-0000-0000-0000-000000000002"
+#: The anonymous token's SecretID, as Consul publishes it (its AccessorID is read through it).
+ANONYMOUS_SECRET = "anonymous"
 
 
 def learner_rules(name: str) -> dict:
@@ -82,7 +83,8 @@ def enroll(client: consul.Consul, learners: Iterable[str]) -> dict[str, str]:
                 policy_name, rules=rules[name], description=f"{name}'s own mesh (prefix {name})")["ID"]
         token = client.acl.token.create(policies_id=[policies[policy_name]], description=f"learner {name}")
         secrets[name] = token["SecretID"]
-    client.acl.token.update(ANONYMOUS_ID, description="Anonymous Token",
+    anonymous = client.acl.token.read_self(token=ANONYMOUS_SECRET)["AccessorID"]
+    client.acl.token.update(anonymous, description="Anonymous Token",
                             templated_policies=[{"builtin/dns": {}}])
     return secrets
 
