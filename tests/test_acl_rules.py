@@ -126,7 +126,7 @@ def test_rules_consul_would_refuse_are_refused_in_its_words(rules, words):
 
 def test_a_token_holds_every_policy_role_and_identity_it_links():
     index = iter(range(1, 10_000))
-    store = ACLStore(lambda: next(index), DENY_ALL, "root")
+    store = ACLStore(lambda: next(index), ACLConfig(DENY_ALL, "root"))
     keys = store.put_policy({"Name": "ada-keys", "Rules": 'key_prefix "ada/" { policy = "write" }'})
     role = store.put_role({"Name": "readers", "Policies": [{"ID": store.put_policy(
         {"Name": "read-all", "Rules": 'service_prefix "" { policy = "read" }'}).id}]})
@@ -149,7 +149,8 @@ def test_a_token_holds_every_policy_role_and_identity_it_links():
 def test_a_token_expires_on_the_stores_clock_and_reads_as_not_found_after():
     now = [1000.0]
     index = iter(range(1, 10_000))
-    store = ACLStore(lambda: next(index), DENY_ALL, "root", clock=lambda: now[0], wall_clock=lambda: 0.0)
+    store = ACLStore(lambda: next(index), ACLConfig(DENY_ALL, "root"), clock=lambda: now[0],
+                     wall_clock=lambda: 0.0)
     token = store.create_token({"ExpirationTTL": 600})  # seconds: the HTTP layer decodes "10m"
     assert store.token_json(token)["ExpirationTime"] == "1970-01-01T00:10:00Z"
     now[0] += 599

@@ -62,9 +62,8 @@ class Context:
         self.leader = f"{address}:8300"
         self.runner = None  # set by the server: the CheckRunner
         # None: ACLs off, every request may do everything
-        self.acl = None if acl is None else ACLStore(
-            lambda: self.indexes.write("acl"), acl.default_policy, acl.management_token, clock,
-            datacenter=datacenter)
+        self.acl = None if acl is None else ACLStore(lambda: self.indexes.write("acl"), acl, clock,
+                                                     datacenter=datacenter)
 
     # -- who is asking -------------------------------------------------------------------------------
     @staticmethod

@@ -63,14 +63,13 @@ class ACLConfig:
 
 
 class ACLStore:
-    """Tokens, policies and roles; ``default_policy`` answers what no rule names."""
+    """Tokens, policies and roles, started as ``config`` says; ``next_index`` stamps each write."""
 
-    def __init__(self, next_index: Callable[[], int], default_policy: str = DENY_ALL,
-                 management_secret: str | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time,
+    def __init__(self, next_index: Callable[[], int], config: ACLConfig = ACLConfig(),
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()), datacenter: str = "dc1"):
-        ACLConfig(default_policy, management_secret)  # refuses what it would refuse
-        self.default_policy = default_policy
+        self.default_policy = config.default_policy
+        management_secret = config.management_token
         self.datacenter = datacenter  # identities scoped to other datacenters grant nothing here
         self._next_index = next_index
         self._clock, self._wall_clock, self._new_id = clock, wall_clock, new_id
