@@ -107,21 +107,56 @@ def test_json_rules_mean_what_the_same_hcl_means():
     assert parse_rules("") == parse_rules("   \n") == Rules()
 
 
-@pytest.mark.parametrize(("rules", "words"), [
-    ('key "a" { policy = "writ" }', "Invalid key policy"),
-    ('service "a" { policy = "list" }', "Invalid service policy"),  # list is for keys only
-    ('operator = "list"', "Invalid operator policy"),
-    ('keys "a" { policy = "read" }', "unknown rule 'keys'"),
-    ('key "a" { policy = "read" }\nkey "a" { policy = "deny" }', 'key "a" is given twice'),
-    ('key "a" { policy = "read" colour = "blue" }', "unknown field"),
-    ('key "a" { }', "has no policy"),
-    ('node "n" { policy = "read" intentions = "write" }', "intentions"),
-    ('key "a" { policy = ', "Failed to parse ACL rules"),
-    ("key = 3", "needs a label and a block"),
+KNOWN = ("agent, key, node, service, session, event, query, each also as <name>_prefix; acl, operator, "
+         "keyring, mesh, peering")
+PARSE = "Failed to parse ACL rules: "
+
+
+@pytest.mark.parametrize(("rules", "said"), [
+    ('key "a" { policy = "writ" }', "Invalid key policy: 'a' {policy = 'writ'}"),
+    ('service "a" { policy = "list" }', "Invalid service policy: 'a' {policy = 'list'}"),  # keys only
+    ('operator = "list"', "Invalid operator policy: 'list'"),
+    ('keys "a" { policy = "read" }', f"{PARSE}unknown rule 'keys' (known: {KNOWN})"),
+    ('key "a" { policy = "read" }\nkey "a" { policy = "deny" }',
+     f'{PARSE}key "a" is given twice; write each once'),
+    ('key "a" { policy = "read" }\nkey "b" { policy = "read" }\nkey "a" { policy = "deny" }',
+     f'{PARSE}key "a" is given twice; write each once'),
+    ('operator = "read"\noperator = "write"', f"{PARSE}operator is given twice; write each once"),
+    ('key "a" { policy = "read" }\nkey = "x"', f"{PARSE}key is given twice; write each once"),
+    ('key "a" { policy = "read" colour = "blue" }', f"{PARSE}key 'a' has unknown field(s) ['colour']"),
+    ('key "a" { }', "Invalid key policy: 'a' has no policy"),
+    ('node "n" { policy = "read" intentions = "write" }',
+     "Invalid node intentions policy: 'n' {intentions = 'write'}"),
+    ("key = 3", f'{PARSE}key needs a label and a block, e.g. key "x" {{ policy = "read" }}'),
+    ('{"a": ' * 3000, f"{PARSE}nested too deep"),
+    ('key "a" { policy = "read" }' * 6000, f"{PARSE}at most 131072 characters, got 162000"),
 ])
-def test_rules_consul_would_refuse_are_refused_in_its_words(rules, words):
-    with pytest.raises(RulesError, match=words):
+def test_rules_consul_would_refuse_are_refused_in_its_words(rules, said):
+    with pytest.raises(RulesError) as refused:
         parse_rules(rules)
+    assert str(refused.value) == said
+
+
+def test_rules_are_text_and_read_only_once_parsed():
+    with pytest.raises(RulesError, match=f"^{PARSE}rules must be a string of HCL or JSON$"):
+        parse_rules({"key": {}})
+    with pytest.raises(RulesError, match=f"^{PARSE}Unexpected end of file"):
+        parse_rules('key "a" { policy = ')
+    rules = parse_rules('operator = "read"\nkey "a" { policy = "read" }')
+    for table in (rules.globals, rules.exact, rules.exact["key"]):
+        with pytest.raises(TypeError):
+            table["x"] = "write"  # a token's rules cannot be widened after the fact
+    assert Rules(globals={"acl": "read"}) and Rules({"key": {"a": "read"}})
+    assert Rules(prefix={"node": {"": "read"}}) and not Rules()
+
+
+def test_an_exact_rule_for_the_empty_name_and_unknown_resources():
+    root_key = authorizer('key "" { policy = "write" }')
+    assert root_key.allows("key", WRITE) and root_key.rule_for("key") == WRITE  # "" is a name too
+    assert not root_key.allows("key", WRITE, "a")  # an exact rule is not a prefix
+    with pytest.raises(ValueError, match=r"^unknown ACL resource 'keys'$"):
+        root_key.allows("keys", READ, "a")
+    assert Authorizer(management=True).may_write_every_key_under("")
 
 
 def test_a_token_holds_every_policy_role_and_identity_it_links():

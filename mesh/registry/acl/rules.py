@@ -85,8 +85,6 @@ def parse_rules(text: str) -> Rules:
         raise RulesError(f"Failed to parse ACL rules: {exc}") from None
     except RecursionError:
         raise RulesError("Failed to parse ACL rules: nested too deep") from None
-    if not isinstance(tree, dict):
-        raise RulesError("Failed to parse ACL rules: the rules must be an object")
     exact: dict[str, dict[str, str]] = {}
     prefix: dict[str, dict[str, str]] = {}
     globals_: dict[str, str] = {}
