@@ -14,6 +14,7 @@ from mesh.registry.acl import (
     DENY,
     DENY_ALL,
     LIST,
+    MAX_RULES,
     READ,
     WRITE,
     ACLConfig,
@@ -119,8 +120,8 @@ PARSE = "Failed to parse ACL rules: "
     ('keys "a" { policy = "read" }', f"{PARSE}unknown rule 'keys' (known: {KNOWN})"),
     ('key "a" { policy = "read" }\nkey "a" { policy = "deny" }',
      f'{PARSE}key "a" is given twice; write each once'),
-    ('key "a" { policy = "read" }\nkey "b" { policy = "read" }\nkey "a" { policy = "deny" }',
-     f'{PARSE}key "a" is given twice; write each once'),
+    ('key "a" { policy = "read" }\nkey "b" { policy = "read" }\nkey "b" { policy = "deny" }',
+     f'{PARSE}key "b" is given twice; write each once'),
     ('operator = "read"\noperator = "write"', f"{PARSE}operator is given twice; write each once"),
     ('key "a" { policy = "read" }\nkey = "x"', f"{PARSE}key is given twice; write each once"),
     ('key "a" { policy = "read" colour = "blue" }', f"{PARSE}key 'a' has unknown field(s) ['colour']"),
@@ -148,6 +149,10 @@ def test_rules_are_text_and_read_only_once_parsed():
             table["x"] = "write"  # a token's rules cannot be widened after the fact
     assert Rules(globals={"acl": "read"}) and Rules({"key": {"a": "read"}})
     assert Rules(prefix={"node": {"": "read"}}) and not Rules()
+    rule = 'key "a" { policy = "read" }'
+    assert parse_rules(rule + " " * (MAX_RULES - len(rule))).exact["key"] == {"a": READ}  # the cap itself
+    with pytest.raises(RulesError, match="at most"):
+        parse_rules(rule + " " * (MAX_RULES - len(rule) + 1))
 
 
 def test_an_exact_rule_for_the_empty_name_and_unknown_resources():

@@ -14,13 +14,26 @@ from .records import (
     Token,
     permission_denied,
 )
-from .rules import ACCESS, DENY, GLOBAL, LIST, NAMED, READ, WRITE, Rules, RulesError, merge, parse_rules
+from .rules import (
+    ACCESS,
+    DENY,
+    GLOBAL,
+    LIST,
+    MAX_RULES,
+    NAMED,
+    READ,
+    WRITE,
+    Rules,
+    RulesError,
+    merge,
+    parse_rules,
+)
 from .store import HIDDEN, ACLConfig, ACLStore
 from .templates import GLOBAL_MANAGEMENT_ID, TEMPLATES, synthetic_policy
 
 __all__ = [
     "ACCESS", "ALLOW_ALL", "ANONYMOUS_ID", "ANONYMOUS_SECRET", "DENY", "DENY_ALL", "GLOBAL",
-    "GLOBAL_MANAGEMENT_ID", "HIDDEN", "LIST", "NAMED", "NOT_FOUND", "READ", "TEMPLATES", "WRITE",
+    "GLOBAL_MANAGEMENT_ID", "HIDDEN", "LIST", "MAX_RULES", "NAMED", "NOT_FOUND", "READ", "TEMPLATES", "WRITE",
     "ACLConfig", "ACLError", "ACLStore", "Authorizer", "Grants", "Policy", "Role", "Rules", "RulesError",
     "Token",
     "grants", "merge", "parse_rules", "permission_denied", "synthetic_policy",
