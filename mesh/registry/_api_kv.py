@@ -46,8 +46,8 @@ class KVAPI:
         index = await self.ctx.block(request, lambda: self.kv.index_for(key, recurse), table="kvs")
         raw = flag(request, "raw") and not keys_only
         separator = request.query.get("separator") or None
-        # Watchers of one prefix woken by one write get the same answer: render it once (each a
-        # token may read only some of: for it alone).
+        # Watchers of one prefix woken by one write get the same answer: render it once. A listing
+        # the ACLs filter for this request's token is rendered for it alone.
         asked = (self.kv.version, key, recurse, keys_only, separator, raw)
         if recurse and not authz.management:
             status, body = self._render(asked, request)

@@ -16,7 +16,7 @@ from ._events import EventLog
 from ._filter import FilterError, apply_filter
 from ._index import Indexes
 from ._kv import KVStore
-from .acl import ALLOW_ALL, ACLConfig, ACLStore, Authorizer, Token, permission_denied
+from .acl import ALLOW_ALL, READ, ACLConfig, ACLStore, Authorizer, Token, permission_denied
 
 #: What a request carries once asked: its token, what that token may do, and whether a listing
 #: left something out for it (the response then says so).
@@ -107,7 +107,7 @@ class Context:
         authz = self.authz(request)
         if authz.management:
             return items
-        kept = [item for item in items if authz.allows(resource, "read", name_of(item))]
+        kept = [item for item in items if authz.allows(resource, READ, name_of(item))]
         if len(kept) < len(items):
             request[ACL_FILTERED] = True
         return kept
@@ -159,7 +159,7 @@ class Context:
     def visible_checks(self, request: web.Request, checks: list[Check]) -> list[Check]:
         """Return the ``checks`` the request's token may read (see :func:`check_owner`)."""
         authz = self.authz(request)
-        kept = [c for c in checks if authz.allows(check_owner(c)[0], "read", check_owner(c)[1])]
+        kept = [c for c in checks if authz.allows(check_owner(c)[0], READ, check_owner(c)[1])]
         if len(kept) < len(checks):
             request[ACL_FILTERED] = True
         return kept
