@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from ._context import Context, text
-from ._decode import DecodeError, parse_duration, parse_json
-from .acl import READ, TEMPLATES, WRITE, ACLError
+from ._decode import DecodeError, _canonical, _index, parse_duration, parse_json
+from .acl import READ, TEMPLATES, WRITE, ACLError, is_uuid
 
 ACL_DISABLED = "ACL support disabled"
 #: The agent's tokens ``PUT /v1/agent/token/:type`` sets, by the names it takes (with Consul's
@@ -25,24 +25,28 @@ AGENT_TOKENS = {"default": "default", "agent": "agent", "agent_recovery": "agent
                 "acl_token": "default", "acl_agent_token": "agent", "acl_replication_token": "replication"}
 NO_AUTH_METHODS = ("Auth methods, binding rules and login are not supported by the embedded registry; "
                    "create tokens with policies, roles or identities instead")
-#: Consul's fields of the ACL bodies, by their case-insensitive spelling (py-consul sends some
-#: in lower case, e.g. ``{"name": ...}``).
-_FIELDS = {f.lower(): f for f in (
-    "ID", "Name", "Description", "Rules", "Datacenters", "AccessorID", "SecretID", "Policies", "Roles",
-    "ServiceIdentities", "NodeIdentities", "TemplatedPolicies", "Local", "ExpirationTTL",
-    "ExpirationTime", "BootstrapSecret")}
+#: Consul's fields of the ACL bodies and of what they link, spelt in any case (py-consul sends some
+#: in lower case, e.g. ``{"name": ...}``), as the registry decodes every body (:mod:`._decode`).
+_FIELDS = _index(["ID", "Name", "Description", "Rules", "Datacenters", "AccessorID", "SecretID", "Policies",
+                  "Roles", "ServiceIdentities", "NodeIdentities", "TemplatedPolicies", "Local",
+                  "ExpirationTTL", "ExpirationTime", "BootstrapSecret"])
+_LINKED = _index(["ID", "Name", "ServiceName", "Datacenters", "NodeName", "Datacenter", "TemplateName",
+                  "TemplateVariables"])
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's body with Consul's field names; a linked item that is not an object is left
+    as it is, for the store to refuse in its own words."""
     try:
         raw = parse_json(await request.read())
+        body = _canonical(raw if raw is not None else {}, _FIELDS, "ACL")
     except DecodeError as exc:
         raise ACLError(str(exc)) from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ACLError("Request decode failed: the body must be a JSON object")
-    return {_FIELDS.get(k.replace("_", "").lower(), k): v for k, v in raw.items()}
+    for field in ("Policies", "Roles", "ServiceIdentities", "NodeIdentities", "TemplatedPolicies"):
+        if isinstance(body.get(field), list):
+            body[field] = [_canonical(item, _LINKED, field) if isinstance(item, dict) else item
+                           for item in body[field]]
+    return body
 
 
 class ACLAPI:
@@ -269,7 +273,7 @@ class ACLAPI:
 def _uuid(request: web.Request, key: str, what: str) -> str:
     """A policy or role ID from the path; one that is not a UUID is a bad request, as in Consul."""
     value = request.match_info[key]
-    if len(value) != 36 or value.count("-") != 4:
+    if not is_uuid(value):
         raise ACLError(f"Invalid {what} ID: {value!r} is not a UUID")
     return value
 

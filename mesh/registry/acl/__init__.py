@@ -12,6 +12,7 @@ from .records import (
     Policy,
     Role,
     Token,
+    is_uuid,
     permission_denied,
 )
 from .rules import (
@@ -36,5 +37,5 @@ __all__ = [
     "GLOBAL_MANAGEMENT_ID", "HIDDEN", "LIST", "MAX_RULES", "NAMED", "NOT_FOUND", "READ", "TEMPLATES", "WRITE",
     "ACLConfig", "ACLError", "ACLStore", "Authorizer", "Grants", "Policy", "Role", "Rules", "RulesError",
     "Token",
-    "grants", "merge", "parse_rules", "permission_denied", "synthetic_policy",
+    "grants", "is_uuid", "merge", "parse_rules", "permission_denied", "synthetic_policy",
 ]

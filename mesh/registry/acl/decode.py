@@ -1,5 +1,5 @@
-"""Decode what a token or role links, from a request body, the way Consul does: field names in any
-case, and every link checked before anything is stored."""
+"""Check what a token or role links, from a request body whose field names the HTTP layer has
+already made Consul's: every link is checked before anything is stored."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _objects(value: Any, what: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ACLError(f"Request decode failed: {what} must be a list of objects")
-    return [{_field(k): v for k, v in item.items()} for item in value]
+    return list(value)
 
 
 def _links(value: Any, what: str) -> list[dict[str, Any]]:
@@ -98,12 +98,3 @@ def _links(value: Any, what: str) -> list[dict[str, Any]]:
                 or not (link.get("ID") or link.get("Name")):
             raise ACLError(f"Request decode failed: each of {what} needs an ID or a Name")
     return links
-
-
-_FIELDS = {f.lower(): f for f in ("ID", "Name", "ServiceName", "Datacenters", "NodeName", "Datacenter",
-                                    "TemplateName", "TemplateVariables")}
-
-
-def _field(name: str) -> str:
-    """Consul decodes JSON field names case-insensitively (and py-consul sends some in lower case)."""
-    return _FIELDS.get(str(name).replace("_", "").lower(), name)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ANONYMOUS_ID = "00000000-0000-0000-0000-000000000002"
 ANONYMOUS_SECRET = "anonymous"
 NOT_FOUND = "ACL not found"
@@ -85,6 +87,11 @@ def content_hash(*parts: Any) -> str:
 
 def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` is written as a UUID (as Consul requires of IDs it is given)."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
 def permission_denied(accessor_id: str, resource: str, access: str, name: str | None = None) -> ACLError:

@@ -31,6 +31,7 @@ from .records import (
     Role,
     Token,
     content_hash,
+    is_uuid,
     rfc3339,
 )
 from .rules import Rules, RulesError, merge, parse_rules
@@ -40,7 +41,6 @@ HIDDEN = "<hidden>"  # what a SecretID reads as to a token that may not write AC
 MIN_TTL, MAX_TTL = 60.0, 24 * 3600.0  # Consul's token_min/max_expiration_ttl defaults
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class ACLStore:
         if self.bootstrap_index:
             raise ACLError(f"Permission denied: ACL bootstrap no longer allowed (reset index: "
                            f"{self.bootstrap_index})", 403)
-        if secret is not None and not _UUID.match(secret):
+        if secret is not None and not is_uuid(secret):
             raise ACLError("Invalid bootstrap secret: not a UUID")
         token = Token(self._new_id(), secret or self._new_id(), "Bootstrap Token (Global Management)",
                       Grants(policies=[GLOBAL_MANAGEMENT_ID]))
@@ -255,7 +255,7 @@ class ACLStore:
         accessor = string(body.get("AccessorID"), "AccessorID") or self._new_id()
         secret = string(body.get("SecretID"), "SecretID") or self._new_id()
         for what, value in (("AccessorID", accessor), ("SecretID", secret)):
-            if not _UUID.match(value):
+            if not is_uuid(value):
                 raise ACLError(f"Invalid Token: {what} is not a valid UUID")
         if accessor in self.tokens or accessor == ANONYMOUS_ID:
             raise ACLError("Invalid Token: AccessorID is already in use")
