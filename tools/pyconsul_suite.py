@@ -41,8 +41,7 @@ import uuid
 
 import pytest
 
-from mesh.registry import ACLConfig, Registry
-from mesh.registry._catalog import CONSUL_VERSION
+from mesh.registry import CONSUL_VERSION, ACLConfig, Registry
 
 ConsulInstance = collections.namedtuple("ConsulInstance", ["container", "port", "version"])
 

@@ -6,7 +6,7 @@ Start it in-process with ``Registry()`` (a context manager), or standalone with
 --acl-management-token TOKEN``) it enforces Consul's ACL system (:mod:`mesh.registry.acl`).
 """
 
-from ._catalog import CRITICAL, MAINTENANCE, PASSING, WARNING
+from ._catalog import CONSUL_VERSION, CRITICAL, MAINTENANCE, PASSING, WARNING
 from ._decode import DecodeError, decode_service, format_duration, parse_duration
 from ._filter import FilterError, compile_filter
 from ._index import Indexes
@@ -15,6 +15,7 @@ from ._server import Registry
 from .acl import ACLConfig
 
 __all__ = [
+    "CONSUL_VERSION",
     "CRITICAL",
     "MAINTENANCE",
     "MAX_VALUE",
