@@ -272,8 +272,11 @@ def test_scrubbing_the_replay_moves_the_map_through_the_run(notebook):
           lambda: f"the map stayed {start} when the replay moved from its first moment to its last",
           arg=list(start.values()), timeout=10_000)
     end = nb.figure_dots("no protection")
-    # By the end the frontend is slow (red), or so busy that it fails its own health check (down).
-    assert start["frontend"] != end["frontend"] and end["frontend"] in (RED, DOWN)
+    # By the end the wave has reached the frontend: strained (amber), slow (red), or so busy that it
+    # fails its own health check (down). Which one depends on its usual p99, measured in the same
+    # run: on a busy machine that baseline is higher, and 10x it (red) may not be reached (CI saw
+    # amber twice).
+    assert start["frontend"] != end["frontend"] and end["frontend"] in (AMBER, RED, DOWN)
     nb.screenshot("replay-at-the-end")
     nb.check_clean()
 
