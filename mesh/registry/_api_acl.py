@@ -53,14 +53,18 @@ class ACLAPI:
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    @property
-    def store(self):
+    def _require_acls(self) -> None:
+        """Answer 401 "ACL support disabled" when the registry runs without ACLs, as Consul does."""
         if self.ctx.acl is None:
             raise ACLError(ACL_DISABLED, 401)
+
+    @property
+    def store(self):
+        self._require_acls()
         return self.ctx.acl
 
     def _may(self, request: web.Request, access: str) -> None:
-        self.store  # noqa: B018 -- 401 first when ACLs are off, as Consul answers
+        self._require_acls()  # before the token's check: Consul says 401 ahead of 403
         self.ctx.require(request, "acl", access)
 
     def _show_secrets(self, request: web.Request) -> bool:

@@ -22,7 +22,7 @@ from ._catalog import (
     Service,
 )
 from ._checks import check_type
-from ._context import Context, check_owner, flag, text
+from ._context import Context, check_owner, check_owners, flag, owned_by, text
 from ._decode import DecodeError, decode_check, decode_service, parse_json
 from .acl import READ, WRITE
 
@@ -159,12 +159,14 @@ class AgentAPI:
         })
 
     async def members(self, request: web.Request) -> web.Response:
-        return self.ctx.json(self.ctx.visible(request, "node", [self._member()], lambda m: m["Name"]))
+        members = self.ctx.visible(request, [self._member()], owned_by("node", lambda m: m["Name"]))
+        return self.ctx.json(members)
 
     # -- services ----------------------------------------------------------------------------
     async def services(self, request: web.Request) -> web.Response:
         dc = self.ctx.catalog.datacenter
-        services = self.ctx.visible(request, "service", self.ctx.catalog.local_services(), lambda s: s.name)
+        services = self.ctx.visible(request, self.ctx.catalog.local_services(),
+                                    owned_by("service", lambda s: s.name))
         items = {s.id: s.to_agent_json(dc) for s in services}
         keep = {s["ID"] for s in self.ctx.filtered(request, list(items.values()))}
         return self.ctx.json({k: v for k, v in items.items() if k in keep})
@@ -270,7 +272,7 @@ class AgentAPI:
             self.ctx.require(request, resource, WRITE, name)
 
     async def checks(self, request: web.Request) -> web.Response:
-        readable = self.ctx.visible_checks(request, self._local_checks())
+        readable = self.ctx.visible(request, self._local_checks(), check_owners)
         items = {c.check_id: self.ctx.catalog.check_json(c) for c in readable}
         keep = {c["CheckID"] for c in self.ctx.filtered(request, list(items.values()))}
         return self.ctx.json({k: v for k, v in items.items() if k in keep})

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from ._api_agent import build_service
 from ._catalog import CRITICAL, PASSING, WARNING, Check
-from ._context import ACL_FILTERED, Context, check_owner, flag, text
+from ._context import Context, check_owner, check_owners, flag, instance_owners, owned_by, text
 from ._decode import DecodeError, _canonical, _index, decode_check, decode_service, parse_json
-from .acl import READ, WRITE
+from .acl import WRITE
 
 _REGISTER = _index(["ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "Service",
                     "Check", "Checks", "SkipNodeUpdate"])
@@ -35,15 +35,6 @@ class CatalogAPI:
     def catalog(self):
         return self.ctx.catalog
 
-    def _readable(self, request: web.Request, instances: list) -> list:
-        """The service instances the token may read: their service, and the node each is on."""
-        authz = self.ctx.authz(request)
-        kept = [s for s in instances
-                if authz.allows("service", READ, s.name) and authz.allows("node", READ, s.node)]
-        if len(kept) < len(instances):
-            request[ACL_FILTERED] = True
-        return kept
-
     def _tables(self, name: str) -> int:
         return self.ctx.indexes.table(f"service.{name}", "nodes")
 
@@ -67,7 +58,7 @@ class CatalogAPI:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("services"))
         on_node = self._on_nodes(request)
         names: dict[str, list[str]] = {}
-        for service in self._readable(request, list(self.catalog.services.values())):
+        for service in self.ctx.visible(request, self.catalog.services.values(), instance_owners):
             if not on_node(service.node):
                 continue
             tags = names.setdefault(service.name, [])
@@ -80,7 +71,7 @@ class CatalogAPI:
         tags = request.query.getall("tag", [])
         on_node = self._on_nodes(request)
         rows = [s.to_catalog_json(self.catalog.nodes[s.node])
-                for s in self._readable(request, self.catalog.instances(name))
+                for s in self.ctx.visible(request, self.catalog.instances(name), instance_owners)
                 if all(t in s.tags for t in tags) and on_node(s.node)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
@@ -90,7 +81,7 @@ class CatalogAPI:
     async def nodes(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes"))
         on_node = self._on_nodes(request)
-        names = self.ctx.visible(request, "node", sorted(self.catalog.nodes), str)
+        names = self.ctx.visible(request, sorted(self.catalog.nodes), owned_by("node"))
         rows = [self.catalog.nodes[name].to_json() for name in names if on_node(name)]
         return self.ctx.json(self.ctx.filtered(request, rows), index)
 
@@ -98,9 +89,10 @@ class CatalogAPI:
         name = request.match_info["node"]
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("nodes", "services"))
         node = self.catalog.nodes.get(name)
-        if node is None or not self.ctx.visible(request, "node", [name], str):
+        if node is None or not self.ctx.visible(request, [name], owned_by("node")):
             return self.ctx.json(None, index)
-        services = {s.id: s.to_json() for s in self._readable(request, self.catalog.node_services(name))}
+        readable = self.ctx.visible(request, self.catalog.node_services(name), instance_owners)
+        services = {s.id: s.to_json() for s in readable}
         return self.ctx.json({"Node": node.to_json(), "Services": services}, index)
 
     async def register(self, request: web.Request) -> web.Response:
@@ -183,14 +175,15 @@ class CatalogAPI:
         passing = flag(request, "passing")
         on_node = self._on_nodes(request)
         entries = [
-            self.catalog.health_entry(s) for s in self._readable(request, self.catalog.instances(name))
+            self.catalog.health_entry(s)
+            for s in self.ctx.visible(request, self.catalog.instances(name), instance_owners)
             if all(t in s.tags for t in tags) and on_node(s.node)
             and (not passing or self.catalog.aggregate_status(s) == PASSING)
         ]
         return self.ctx.json(self.ctx.filtered(request, entries), index)
 
     def _checks_json(self, request: web.Request, checks: list[Check]) -> list[dict[str, Any]]:
-        checks = self.ctx.visible_checks(request, checks)
+        checks = self.ctx.visible(request, checks, check_owners)
         rows = [self.catalog.check_json(c) for c in sorted(checks, key=lambda c: (c.node, c.check_id))]
         return self.ctx.filtered(request, rows)
 

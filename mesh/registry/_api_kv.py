@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from ._context import Context, flag, text
+from ._context import Context, flag, owned_by, text
 from ._decode import DecodeError, _canonical, _index, parse_duration, parse_json
 from ._kv import MAX_VALUE, KVError
 from .acl import READ, WRITE, permission_denied
@@ -64,12 +64,12 @@ class KVAPI:
         if keys_only:
             listing = self.kv.keys(key, separator)
             if filtered_for is not None:
-                listing = self.ctx.visible(filtered_for, "key", listing, str)
+                listing = self.ctx.visible(filtered_for, listing, owned_by("key"))
             answer = (200, json.dumps(listing).encode()) if listing else (404, b"null")
         else:
             entries = self.kv.matching(key, recurse)
             if filtered_for is not None:
-                entries = self.ctx.visible(filtered_for, "key", entries, lambda e: e.key)
+                entries = self.ctx.visible(filtered_for, entries, owned_by("key", lambda e: e.key))
                 if not entries:
                     return 404, b""
             if not entries:
@@ -150,8 +150,9 @@ class KVAPI:
         if session is not None:
             self.ctx.require(request, "session", WRITE, session.node)
 
-    def _readable(self, request: web.Request, sessions) -> list:
-        return [s.to_json() for s in self.ctx.visible(request, "session", list(sessions), lambda s: s.node)]
+    def _readable_sessions(self, request: web.Request, sessions) -> list:
+        readable = self.ctx.visible(request, sessions, owned_by("session", lambda s: s.node))
+        return [s.to_json() for s in readable]
 
     async def session_destroy(self, request: web.Request) -> web.Response:
         self._may_write_session(request)
@@ -161,18 +162,18 @@ class KVAPI:
     async def session_info(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
         session = self.kv.sessions.get(request.match_info["session"])
-        found = self._readable(request, [session] if session else [])
+        found = self._readable_sessions(request, [session] if session else [])
         return self.ctx.json(found or None, index)
 
     async def session_list(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
-        return self.ctx.json(self._readable(request, self.kv.sessions.values()), index)
+        return self.ctx.json(self._readable_sessions(request, self.kv.sessions.values()), index)
 
     async def session_node(self, request: web.Request) -> web.Response:
         node = request.match_info["node"]
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("sessions"))
         on_node = [s for s in self.kv.sessions.values() if s.node == node]
-        return self.ctx.json(self._readable(request, on_node), index)
+        return self.ctx.json(self._readable_sessions(request, on_node), index)
 
     async def session_renew(self, request: web.Request) -> web.Response:
         self._may_write_session(request)
@@ -223,7 +224,7 @@ class MiscAPI:
     async def event_list(self, request: web.Request) -> web.Response:
         index = await self.ctx.block(request, lambda: self.ctx.indexes.table("events"))
         events = self.ctx.events.list(request.query.get("name", ""))
-        return self.ctx.json(self.ctx.visible(request, "event", events, lambda e: e["Name"]), index)
+        return self.ctx.json(self.ctx.visible(request, events, owned_by("event", lambda e: e["Name"])), index)
 
     def routes(self) -> list[web.RouteDef]:
         return [

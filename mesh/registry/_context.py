@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +25,8 @@ ACL_AUTHZ = web.RequestKey("acl_authz", Authorizer)
 ACL_FILTERED = web.RequestKey("acl_filtered", bool)
 #: What a request may do when the registry runs without ACLs: everything, as Consul without ACLs.
 UNCHECKED = Authorizer(management=True)
+#: What an item of a listing belongs to, for the ACL system: ``(resource, name)`` pairs.
+Owners = Callable[[Any], Iterable[tuple[str, str]]]
 DEFAULT_WAIT = 300.0  # Consul's default blocking wait: 5 minutes
 MAX_WAIT = 600.0      # and its maximum: 10 minutes
 
@@ -40,9 +42,23 @@ def flag(request: web.Request, name: str) -> bool:
     return request.query[name].lower() not in ("false", "0")
 
 
+def owned_by(resource: str, name_of: Callable[[Any], str] = str) -> Owners:
+    """``owners`` for :meth:`Context.visible` where every item is one ``resource`` named ``name_of(item)``."""
+    return lambda item: ((resource, name_of(item)),)
+
+
 def check_owner(check: Check) -> tuple[str, str]:
     """What a check belongs to, for the ACL system: its service's, or else its node's."""
     return ("service", check.service_name) if check.service_id else ("node", check.node)
+
+
+def check_owners(check: Check) -> tuple[tuple[str, str]]:
+    return (check_owner(check),)
+
+
+def instance_owners(instance) -> tuple[tuple[str, str], tuple[str, str]]:
+    """A service instance is readable with read on its service and on the node it runs on."""
+    return ("service", instance.name), ("node", instance.node)
 
 
 class Context:
@@ -101,13 +117,16 @@ class Context:
         if not self.authz(request).allows(resource, access, name or ""):
             raise permission_denied(self.token(request).accessor_id, resource, access, name)
 
-    def visible(self, request: web.Request, resource: str, items: list,
-                name_of: Callable[[Any], str]) -> list:
-        """Return the ``items`` the request's token may read (``name_of(item)`` names each)."""
+    def visible(self, request: web.Request, items: Iterable, owners: Owners) -> list:
+        """Return the ``items`` the request's token may read: every ``(resource, name)`` that
+        ``owners(item)`` gives must be readable (see :func:`owned_by`). A listing that left something
+        out says so in its response."""
+        items = list(items)
         authz = self.authz(request)
         if authz.management:
             return items
-        kept = [item for item in items if authz.allows(resource, READ, name_of(item))]
+        kept = [item for item in items
+                if all(authz.allows(resource, READ, name) for resource, name in owners(item))]
         if len(kept) < len(items):
             request[ACL_FILTERED] = True
         return kept
@@ -155,14 +174,6 @@ class Context:
             except asyncio.TimeoutError:
                 break
         return index_of()
-
-    def visible_checks(self, request: web.Request, checks: list[Check]) -> list[Check]:
-        """Return the ``checks`` the request's token may read (see :func:`check_owner`)."""
-        authz = self.authz(request)
-        kept = [c for c in checks if authz.allows(check_owner(c)[0], READ, check_owner(c)[1])]
-        if len(kept) < len(checks):
-            request[ACL_FILTERED] = True
-        return kept
 
     # -- responses ------------------------------------------------------------------------------
     def json(self, data: Any, index: int | None = None, status: int = 200) -> web.Response:
