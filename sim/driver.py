@@ -20,6 +20,7 @@ reason: SimPy has no lighter event and no other library runs these plans.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -167,4 +168,53 @@ class Task:
             Task(self.host, plan, ended(index), self.context)
 
 
-__all__ = ["Fork", "Host", "Task", "Timer", "after"]
+class Deadlines:
+    """Time out attempts whose instance may answer late, with one pending timer for many.
+
+    :meth:`keep` asks for ``task.timed_out`` at ``limit`` unless the task has stopped waiting for
+    ``job`` by then. Most attempts end long before their limit (a 10 s default deadline on calls of
+    milliseconds), so a timer each would be an event scheduled and popped for nothing on nearly
+    every queued call. Limits mostly come in order (``now`` plus the same timeout), so they wait in
+    a line with one timer, set for the first; when it fires, the attempts that ended are dropped
+    from the front, any due are timed out, and the timer is set for the next still waiting. A limit
+    earlier than the last in line gets a timer of its own, so every attempt times out exactly at
+    its limit, as with a timer each.
+    """
+
+    __slots__ = ("_armed", "_line", "env")
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self._line: deque[tuple[float, Task, Any]] = deque()
+        self._armed = False
+
+    def keep(self, task: Task, job: Any, limit: float) -> None:
+        line = self._line
+        if line and limit < line[-1][0]:
+            self.env.schedule(Timer(task.timed_out, job), NORMAL, limit - self.env.now)
+            return
+        line.append((limit, task, job))
+        if not self._armed:
+            self._arm(limit)
+
+    def _arm(self, limit: float) -> None:
+        self._armed = True
+        self.env.schedule(Timer(self._fire), NORMAL, limit - self.env.now)
+
+    def _fire(self, _timer: Timer) -> None:
+        line, now = self._line, self.env.now
+        self._armed = True  # while the line is walked, a retry's keep() must not set a second timer
+        while line:
+            limit, task, job = line[0]
+            if task.waiting is job:
+                if limit > now:
+                    self._arm(limit)
+                    return
+                line.popleft()
+                task.timed_out(Timer(task.timed_out, job))
+            else:
+                line.popleft()
+        self._armed = False
+
+
+__all__ = ["Deadlines", "Fork", "Host", "Task", "Timer", "after"]

@@ -31,7 +31,7 @@ from mesh.policies.plan import call_deadline, call_plan
 
 from .arrivals import Arrivals, Poisson
 from .distributions import Uniforms
-from .driver import Task, Timer
+from .driver import Deadlines, Task, Timer
 from .instances import ClientStack, Instance, Job, Request
 from .results import BreakerChange, EdgeSample, Record, Results, Sample, ServiceSample
 from .topology import Topology
@@ -91,6 +91,7 @@ class Simulation:
         self.topology = topology
         self.rng = rng
         self.env = simpy.Environment()
+        self._deadlines = Deadlines(self.env)
         # env.now without the property's frame: the policies read the clock several times a call.
         self.clock = partial(attrgetter("_now"), self.env)
         self.uniform = Uniforms(rng)
@@ -213,7 +214,7 @@ class Simulation:
     def _keep_time(self, task: Task, job: Job, limit: float) -> None:
         """Time the attempt out at ``limit``: its instance queued it or ignores deadlines."""
         if limit != INF and task.waiting is job:
-            self.env.schedule(Timer(task.timed_out, job), NORMAL, limit - self.env.now)
+            self._deadlines.keep(task, job, limit)
 
     def hand_off(self, sender: Instance, request: Request | None) -> None:
         """Send the messages a job that ended OK hands off: one by the routing row, one per publish."""
