@@ -5,6 +5,7 @@ grading still runs and says so."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import nbformat
@@ -34,6 +35,7 @@ except OSError as error:
     seen["network"] = type(error).__name__
 subprocess.Popen(["sleep", "600", "#sandbox-test-sleeper"], start_new_session=True)
 seen["pid 1 is"] = open("/proc/1/cmdline").read().split(chr(0))[0]
+seen["niceness"] = os.nice(0)
 open(PROJECT + "/pwned-uncaught.txt", "w")  # not caught: the traceback is what the grader reads
 '''
 
@@ -74,9 +76,9 @@ def test_a_notebook_in_the_sandbox_sees_and_keeps_nothing_of_the_machine(tmp_pat
     notebook = _notebook(tmp_path, prelude + LOOK_AROUND)
     expected = {"class folder": False, "masters": [], "wrote project": "OSError",
                 "wrote class": "FileNotFoundError", "scratch": "scratch", "network": "OSError",
-                "pid 1 is": "bwrap"}
+                "pid 1 is": "bwrap", "niceness": min(19, os.nice(0) + 7)}
     tests = {"seen.py": SEEN_TEST.replace("EXPECTED", json.dumps(expected).replace("false", "False"))}
-    (result,) = grade_many([(notebook, tests)], time_limit=60, hidden=(class_folder,))
+    (result,) = grade_many([(notebook, tests)], time_limit=60, hidden=(class_folder,), nice=7)
     assert result.sandboxed and not result.error, (result.error, result.log)
     assert result.tests[0]["score"] == 1, result.tests[0]["output"]
     assert not (class_folder / "pwned.txt").exists() and not (grader_module.PROJECT / "pwned.txt").exists()

@@ -110,16 +110,17 @@ def grade(notebook: Path, autograder: Path, time_limit: float = TIME_LIMIT) -> G
 
 def grade_many(submissions: list[tuple[Path, Path]], time_limit: float = TIME_LIMIT,
                parallel: int = 2, time_limits: list[float] | None = None,
-               hidden: tuple[Path, ...] = ()) -> list[Graded]:
+               hidden: tuple[Path, ...] = (), nice: int = 0) -> list[Graded]:
     """Grade each ``(notebook, autograder zip)`` pair, each in a sandbox of its own,
     ``time_limit`` seconds at most each (or its own of ``time_limits``); a notebook that cannot be
     graded (too slow, kernel died, not this exercise) comes back with its ``error`` and no scores,
-    and the others are graded all the same. ``hidden`` are folders the notebooks must not see."""
+    and the others are graded all the same. ``hidden`` are folders the notebooks must not see;
+    ``nice`` lowers the grading's CPU priority (see :func:`tools.grading.grade_many`)."""
     from tools.grading import grade_many as grade_in_sandboxes
 
     tests = {zip_path: tests_of(zip_path) for zip_path in {ag for _, ag in submissions}}
     results = grade_in_sandboxes([(nb, tests[ag]) for nb, ag in submissions], time_limit, parallel,
-                                 time_limits, hidden)
+                                 time_limits, hidden, nice)
     graded = []
     for result in results:
         common = {"seconds": result.seconds, "checksum": result.checksum, "notes": result.notes,

@@ -16,6 +16,7 @@ Every such result says so (``sandboxed=False`` and ``why_unsandboxed``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -86,9 +87,14 @@ class _Running:
 
 
 def grade_many(submissions: list[tuple[Path, dict[str, str]]], time_limit: float = 120.0, parallel: int = 2,
-               time_limits: list[float] | None = None, hidden: tuple[Path, ...] = ()) -> list[Result]:
+               time_limits: list[float] | None = None, hidden: tuple[Path, ...] = (),
+               nice: int = 0) -> list[Result]:
     """Grade each ``(notebook, tests)``, ``time_limit`` seconds each at most (or its own of
-    ``time_limits``); ``hidden`` are folders the notebooks must not see (the class folder)."""
+    ``time_limits``); ``hidden`` are folders the notebooks must not see (the class folder).
+
+    ``nice`` lowers the grading's CPU priority (``nice(1)``'s increment): grading that shares a
+    machine with work that must keep its pace then takes only the CPU time that work leaves.
+    """
     limits = time_limits or [time_limit] * len(submissions)
     why = probe()
     sandbox = Sandbox(PROJECT, tuple(hidden))
@@ -102,7 +108,8 @@ def grade_many(submissions: list[tuple[Path, dict[str, str]]], time_limit: float
                 number = pending.pop()
                 notebook, tests = submissions[number]
                 slot = min(set(range(parallel)) - {job.slot for job in running})
-                started = _start(number, notebook, tests, limits[number], sandbox, why, Path(scratch), slot)
+                started = _start(number, notebook, tests, limits[number], sandbox, why, Path(scratch), slot,
+                                 nice)
                 if isinstance(started, Result):
                     results[number] = started
                 else:
@@ -120,7 +127,7 @@ def grade_many(submissions: list[tuple[Path, dict[str, str]]], time_limit: float
 
 
 def _start(number, notebook: Path, tests: dict[str, str], limit: float, sandbox: Sandbox, why: str,
-           scratch: Path, slot: int) -> _Running | Result:
+           scratch: Path, slot: int, nice: int) -> _Running | Result:
     try:
         data = notebook.read_bytes()
         parsed = json.loads(data)
@@ -144,14 +151,19 @@ def _start(number, notebook: Path, tests: dict[str, str], limit: float, sandbox:
     job_file = scratch / f"{number}.json"
     job_file.write_text(json.dumps(job))
     out, err = (scratch / f"{number}.out").open("w+b"), (scratch / f"{number}.err").open("w+b")
+    preexec = functools.partial(_preexec, _plain_preexec if why else sandbox.preexec, nice)
     with job_file.open("rb") as stdin:
         process = subprocess.Popen(command, stdin=stdin, stdout=out, stderr=err, env=environment,
-                                   cwd=scratch if why else None,
-                                   preexec_fn=_plain_preexec if why else sandbox.preexec)
+                                   cwd=scratch if why else None, preexec_fn=preexec)
     job_file.unlink()  # the job, hidden tests and all, lives on only as the checker's open stdin
     started = time.monotonic()
     return _Running(number, process, started + 2 * limit + 30, started, out, err, mark,
                     hashlib.sha256(data).hexdigest(), slot)
+
+
+def _preexec(then, nice: int) -> None:
+    os.nice(nice)
+    then()
 
 
 def _plain_preexec() -> None:
