@@ -56,8 +56,9 @@ grade: setup
 
 # Grade a class: every exercise notebook under DIR (DIR/<student>/<exercise>.ipynb, or
 # DIR/<exercise>-<student>.ipynb), hidden tests included; writes DIR/grades.csv and DIR/grades.png.
+# GRADE_ARGS="--nice 10" grades at a lower CPU priority; "--one-at-a-time" one notebook at a time.
 grade-class: setup
-	$(BIN)/python -m tools.class_grades $(DIR)
+	$(BIN)/python -m tools.class_grades $(GRADE_ARGS) $(DIR)
 
 # Break the code on purpose, one plausible bug at a time: 12 hand-picked bugs in the call plan,
 # each of which must fail the parity test in both drivers; then mutmut over the policies, the

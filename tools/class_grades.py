@@ -23,6 +23,7 @@ is still found; else an exercise's name in the file's name. A bad file is report
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import re
@@ -84,9 +85,9 @@ def _exercise_of(path: Path, exercises: list[str]) -> tuple[str, str]:
 
 
 def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = TIME_LIMIT,
-                parallel: int = 2) -> list[dict]:
-    """Grade every submission under ``folder``, ``parallel`` at a time; write and return the rows of
-    ``grades.csv``."""
+                parallel: int = 2, nice: int = 0) -> list[dict]:
+    """Grade every submission under ``folder``, ``parallel`` at a time (at CPU priority ``nice``);
+    write and return the rows of ``grades.csv``."""
     by_name = {m.stem: m for m in masters()}
     submissions = find_submissions(folder, list(by_name))
     rows = [{"student": s.student, "exercise": "", "question": "", "points": "", "possible": "", "sha256": "",
@@ -99,7 +100,7 @@ def grade_class(folder: Path, out_csv: Path | None = None, time_limit: float = T
         assigned = dict(zip(needed, assign_many([by_name[e] for e in needed], Path(work)), strict=True))
         questions = {}
         graded = grade_many([(s.path, assigned[s.exercise].autograder) for s in gradable], time_limit,
-                            parallel=parallel, hidden=(folder, out_csv.parent))
+                            parallel=parallel, hidden=(folder, out_csv.parent), nice=nice)
         for submission, result in zip(gradable, graded, strict=True):
             if result.scores:
                 questions[submission.exercise] = [(q.question, q.possible) for q in result.scores]
@@ -172,15 +173,20 @@ def plot_class(rows: list[dict], out_png: Path):
 
 
 def main(argv: list[str]) -> int:
-    parallel = 2
-    if argv[:1] == ["--one-at-a-time"]:
-        parallel, argv = 1, argv[1:]
-    if len(argv) != 1 or not Path(argv[0]).is_dir():
-        print("usage: python -m tools.class_grades [--one-at-a-time] DIR   (a folder of submitted exercise "
-              "notebooks; two are graded at a time unless told)")
-        return 2
-    folder = Path(argv[0]).resolve()
-    rows = grade_class(folder, parallel=parallel)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.class_grades",
+        description="Grade a folder of submitted exercise notebooks into grades.csv and grades.png.")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="grade one notebook at a time (default: two)")
+    parser.add_argument("--nice", type=int, default=0, choices=range(20), metavar="N",
+                        help="grade at a lower CPU priority, nice(1)'s 0-19 (default: 0), so that other "
+                             "work on the machine keeps its pace")
+    parser.add_argument("folder", type=Path, help="the class folder")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a folder")
+    folder = args.folder.resolve()
+    rows = grade_class(folder, parallel=1 if args.one_at_a_time else 2, nice=args.nice)
     plot_class(rows, folder / "grades.png")
     problems = sorted({(r["student"], r["exercise"] or "-", r["note"]) for r in rows if r["note"]})
     students = sorted({r["student"] for r in rows})
