@@ -129,3 +129,9 @@ def test_the_grades_file_is_whole_or_as_it_was(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         class_grades._write_atomically(out, [{"student": "ada"}])
     assert out.read_text() == "the old grades\n" and [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
+
+
+@pytest.mark.parametrize("nice", [-1, 20])
+def test_a_priority_outside_nices_range_is_refused_before_anything_runs(tmp_path, nice):
+    with pytest.raises(ValueError, match="nice must be 0"):
+        grade_many([(_notebook(tmp_path, "x = 1"), {})], nice=nice)

@@ -95,6 +95,8 @@ def grade_many(submissions: list[tuple[Path, dict[str, str]]], time_limit: float
     ``nice`` lowers the grading's CPU priority (``nice(1)``'s increment): grading that shares a
     machine with work that must keep its pace then takes only the CPU time that work leaves.
     """
+    if not 0 <= nice <= 19:
+        raise ValueError(f"nice must be 0 (as the grader runs) to 19 (the lowest priority), got {nice}")
     limits = time_limits or [time_limit] * len(submissions)
     why = probe()
     sandbox = Sandbox(PROJECT, tuple(hidden))
